@@ -1,0 +1,42 @@
+# Set-up and everyday commands. `make demo` and `make test` both create .venv when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_OUT ?= out/demo
+
+.PHONY: demo test bench test-mmcv install clean
+
+install: $(STAMP)
+
+# torch first, from the CPU build on disk: a bare `torch` requirement would pull a multi-GB CUDA build.
+# open3d's CPU wheel links libusb-1.0 at import time; it is a Debian package, installed here when missing.
+$(STAMP): pyproject.toml
+	@ldconfig -p | grep -q libusb-1.0 || { \
+		echo "installing libusb-1.0 (needed by open3d)"; \
+		apt-get update -qq && apt-get install -y -qq libusb-1.0-0 >/dev/null; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip check
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/drivestack demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -x -q -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+# Builds mmcv 2.2.0 with its CPU ops once into the venv (11-14 minutes on 2 cores), then runs the cross-checks.
+test-mmcv: $(STAMP)
+	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \
+		$(PY) -m pip install -q "setuptools<81" wheel ninja && \
+		MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation -q "mmcv==2.2.0"; }
+	$(PY) -m pytest -q -m mmcv
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""LiDARTouch: self-supervised monocular depth with few-beam LiDAR."""

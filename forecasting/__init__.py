@@ -1,0 +1,1 @@
+"""CAB: context-aware multimodal motion forecasting."""

@@ -1,0 +1,1 @@
+"""LiDAR and camera perception: detection, tracking, segmentation."""

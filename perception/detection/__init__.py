@@ -1,0 +1,1 @@
+"""CenterPoint-style LiDAR 3D detection."""

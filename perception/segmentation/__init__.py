@@ -1,0 +1,1 @@
+"""MTAF multi-target unsupervised domain adaptation for semantic segmentation."""

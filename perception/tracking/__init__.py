@@ -1,0 +1,1 @@
+"""AB3DMOT-style multi-object tracking."""

@@ -1,0 +1,1 @@
+"""Pipelines wiring stages together, the drivestack CLI and distributed execution."""

@@ -1,0 +1,191 @@
+"""The `drivestack` command line (typer + rich).
+
+Every command imports its implementation lazily, so `drivestack --help` stays fast and a plain run never imports Ray.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from scenes import __version__
+
+app = typer.Typer(
+    name="drivestack",
+    help="Autonomous-driving perception and forecasting stack: detection, tracking, forecasting, depth, "
+    "segmentation and scene generation on AV2, nuScenes, KITTI or the built-in synthetic city.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+train_app = typer.Typer(help="Train one module of the stack.", no_args_is_help=True)
+finetune_app = typer.Typer(help="Sequential finetuning steps of the end-to-end stack.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(finetune_app, name="finetune")
+
+console = Console(stderr=True)
+
+DataOption = Annotated[
+    str,
+    typer.Option("--data", help="Dataset as NAME:PATH (av2:, av2-mf:, nuscenes:, kitti:, kitti-object:, cityscapes:) or 'synth'."),
+]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML config (see configs/).")]
+WorkersOption = Annotated[
+    Optional[int], typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")
+]
+AddressOption = Annotated[Optional[str], typer.Option("--address", help="Address of an existing Ray cluster.")]
+OutOption = Annotated[Path, typer.Option("--out", help="Output file or directory.")]
+
+
+class SynthFormat(str, Enum):
+    av2 = "av2"
+    av2_mf = "av2-mf"
+    kitti = "kitti"
+    nuscenes = "nuscenes"
+    cityscapes = "cityscapes"
+
+
+def not_available(command: str) -> NoReturn:
+    """Exit non-zero for a command whose capability is not part of this release."""
+    console.print(f"[bold red]drivestack {command}: not available yet[/] (this capability is not implemented in {__version__})")
+    raise typer.Exit(code=2)
+
+
+def _version_callback(show: bool) -> None:
+    if show:
+        typer.echo(f"drivestack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """drivestack command line."""
+
+
+@app.command("e2e-forecast")
+def e2e_forecast(
+    data: DataOption = "synth",
+    split: Annotated[str, typer.Option(help="Split to process.")] = "val",
+    out: OutOption = Path("submission.pkl"),
+    evaluate: Annotated[bool, typer.Option("--evaluate", help="Score with the official AV2 evaluator.")] = False,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+) -> None:
+    """Detection -> tracking -> forecasting on LiDAR logs; writes an AV2 E2E forecasting submission."""
+    not_available("e2e-forecast")
+
+
+def _train(module: str) -> None:
+    not_available(f"train {module}")
+
+
+@train_app.command("detection")
+def train_detection(
+    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+) -> None:
+    """Train the CenterPoint-style LiDAR detector."""
+    _train("detection")
+
+
+@train_app.command("tracking")
+def train_tracking(
+    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+) -> None:
+    """Fit the tracker's parameters (Kalman noise, association gates) on ground-truth tracks."""
+    _train("tracking")
+
+
+@train_app.command("forecasting")
+def train_forecasting(
+    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+) -> None:
+    """Train the CAB multimodal forecaster."""
+    _train("forecasting")
+
+
+@train_app.command("depth")
+def train_depth(
+    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+) -> None:
+    """Train LiDARTouch monocular depth with few-beam LiDAR."""
+    _train("depth")
+
+
+@train_app.command("segmentation")
+def train_segmentation(
+    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+) -> None:
+    """Train MTAF multi-target domain adaptation (Multi-Dis, MTKT)."""
+    _train("segmentation")
+
+
+@train_app.command("scenegen")
+def train_scenegen(
+    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+) -> None:
+    """Train Semantic Palette (layout GAN + layout-to-image)."""
+    _train("scenegen")
+
+
+@finetune_app.command("forecasting")
+def finetune_forecasting(
+    on_tracks: Annotated[Optional[Path], typer.Option("--on-tracks", help="Tracker outputs to finetune on.")] = None,
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+) -> None:
+    """Finetune the forecaster on tracker outputs matched to ground-truth futures."""
+    not_available("finetune forecasting")
+
+
+@app.command("generate")
+def generate(
+    num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 8,
+    proportions: Annotated[Optional[str], typer.Option(help="Class proportions, e.g. 'road=0.4,car=0.1'.")] = None,
+    out: OutOption = Path("generated"),
+) -> None:
+    """Generate synthetic urban scenes conditioned on class proportions (Semantic Palette)."""
+    not_available("generate")
+
+
+@app.command("synth")
+def synth(
+    out: OutOption = Path("synth"),
+    logs: Annotated[int, typer.Option("--logs", min=1, help="Number of logs.")] = 1,
+    seconds: Annotated[float, typer.Option("--seconds", min=0.1, help="Duration of each log.")] = 15.0,
+    format: Annotated[SynthFormat, typer.Option("--format", help="On-disk format.")] = SynthFormat.av2,
+    style: Annotated[str, typer.Option("--style", help="Domain style name.")] = "default",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 0,
+    preview: Annotated[bool, typer.Option("--preview", help="Also write a preview PNG per log.")] = False,
+) -> None:
+    """Simulate urban driving logs and write them in a real dataset format."""
+    not_available("synth")
+
+
+@app.command("evaluate")
+def evaluate(
+    task: Annotated[str, typer.Argument(help="detection | tracking | forecasting | e2e-forecasting | depth | segmentation")],
+    predictions: Annotated[Path, typer.Option("--predictions", help="Predictions file.")],
+    data: DataOption = "synth",
+) -> None:
+    """Score predictions with the official evaluator of the task (or ours where none exists)."""
+    not_available(f"evaluate {task}")
+
+
+@app.command("inspect")
+def inspect(
+    data: DataOption,
+    preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a BEV preview PNG of one frame.")] = None,
+) -> None:
+    """Summarise a dataset on disk (logs, frames, sensors, categories, time span)."""
+    not_available("inspect")
+
+
+def main() -> None:
+    app()

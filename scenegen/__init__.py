@@ -1,0 +1,1 @@
+"""Semantic Palette: class-proportion-conditioned scene generation."""

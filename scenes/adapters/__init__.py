@@ -1,0 +1,1 @@
+"""Dataset adapters: disk formats (read through the official devkits) -> scene records."""

@@ -1,0 +1,1 @@
+"""Writers of simulated logs in the AV2, KITTI, nuScenes and Cityscapes on-disk formats."""
