@@ -1,0 +1,1 @@
+"""Speed, memory and quality benchmarks. `make bench` (= `python -m benchmarks`) runs every `bench_*.py`."""
