@@ -203,14 +203,14 @@ class Sim2:
 def box_corners(center_m: npt.ArrayLike, size_lwh_m: npt.ArrayLike, yaw_rad: npt.ArrayLike) -> FloatArray:
     """Corners `(N, 8, 3)` of yawed boxes.
 
-    Order (box frame, signs of x/y/z): the 4 top corners then the 4 bottom ones, each loop
-    (+,+), (+,-), (-,-), (-,+): index 0 is front-left-top, 1 front-right-top, 4 front-left-bottom.
+    Order as AV2's `Cuboid.vertices_m` (box-frame signs of x/y/z): the front face (+x) then the rear face (-x),
+    each (+y,+z), (-y,+z), (-y,-z), (+y,-z): index 0 is front-left-top, 2 front-right-bottom, 4 rear-left-top.
     """
     center = np.asarray(center_m, dtype=np.float64).reshape(-1, 3)
     size = np.asarray(size_lwh_m, dtype=np.float64).reshape(-1, 3)
     yaw = np.asarray(yaw_rad, dtype=np.float64).reshape(-1)
     signs = np.array(
-        [[1, 1, 1], [1, -1, 1], [-1, -1, 1], [-1, 1, 1], [1, 1, -1], [1, -1, -1], [-1, -1, -1], [-1, 1, -1]],
+        [[1, 1, 1], [1, -1, 1], [1, -1, -1], [1, 1, -1], [-1, 1, 1], [-1, -1, 1], [-1, -1, -1], [-1, 1, -1]],
         dtype=np.float64,
     )
     local = 0.5 * signs[None, :, :] * size[:, None, :]
