@@ -50,7 +50,7 @@ class SynthFormat(str, Enum):
 
 def not_available(command: str) -> NoReturn:
     """Exit non-zero for a command whose capability is not part of this release."""
-    console.print(f"[bold red]drivestack {command}: not available yet[/] (this capability is not implemented in {__version__})")
+    console.print(f"[bold red]drivestack {command}: not available yet[/] (not implemented in drivestack {__version__})", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -189,3 +189,7 @@ def inspect(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Config loading: unknown keys and wrong types are errors naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scenes.config import ConfigError, StrictConfig, load_config
+
+
+class Optimizer(StrictConfig):
+    lr: float = 1e-3
+    epochs: int = 10
+
+
+class Example(StrictConfig):
+    name: str
+    optimizer: Optimizer = Optimizer()
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "example.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_and_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: a\noptimizer:\n  lr: 0.5\n")
+    config = load_config(path, Example)
+    assert config.optimizer.lr == 0.5 and config.optimizer.epochs == 10
+    assert load_config(path, Example, overrides={"optimizer.epochs": 3}).optimizer.epochs == 3
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: a\noptimizer:\n  learning_rate: 0.5\n")
+    with pytest.raises(ConfigError, match=r"example\.yaml: unknown key 'optimizer\.learning_rate'"):
+        load_config(path, Example)
+
+
+def test_wrong_type_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: a\noptimizer:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match=r"example\.yaml: key 'optimizer\.epochs'.*'many'"):
+        load_config(path, Example)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [("name: [unclosed\n", "invalid YAML"), ("- a\n- b\n", "top level must be a mapping"), ("", "key 'name'")],
+)
+def test_malformed_files(tmp_path: Path, text: str, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(write(tmp_path, text), Example)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read config"):
+        load_config(tmp_path / "missing.yaml", Example)
+
+
+def test_configs_are_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "name: a\n"), Example)
+    with pytest.raises(Exception):
+        config.name = "b"  # type: ignore[misc]
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60))
+def test_fuzzed_yaml_never_crashes_obscurely(text: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "fuzz.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_config(path, Example)
+        except ConfigError as error:
+            assert "fuzz.yaml" in str(error)

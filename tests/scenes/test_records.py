@@ -1,0 +1,289 @@
+"""Record validation (bad shape/dtype/NaN -> ValueError naming record and field) and lossless serialization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from scenes.categories import CATEGORIES
+from scenes.geometry import SE3, Sim2
+from scenes.records import (
+    Boxes3D,
+    CameraFrame,
+    DepthMap,
+    Forecasts,
+    Frame,
+    LaneGraph,
+    LidarSweep,
+    MapRaster,
+    RecordError,
+    Scenario,
+    SegMask,
+    SemanticLayout,
+    Tracks,
+    source_file,
+)
+from scenes.serialize import (
+    load_boxes_feather,
+    load_npz,
+    load_sweep_feather,
+    save_boxes_feather,
+    save_npz,
+    save_sweep_feather,
+)
+
+
+def make_boxes(n: int = 3, frame: str = "ego", seed: int = 0) -> Boxes3D:
+    rng = np.random.default_rng(seed)
+    return Boxes3D(
+        center_m=rng.normal(size=(n, 3)),
+        size_lwh_m=rng.uniform(0.5, 5, size=(n, 3)),
+        yaw_rad=rng.uniform(-np.pi, np.pi, size=n),
+        category=rng.integers(0, len(CATEGORIES), size=n),
+        score=rng.uniform(size=n).astype(np.float32),
+        velocity_m_per_s=rng.normal(size=(n, 2)),
+        track_id=np.array([f"track-{i}" for i in range(n)]),
+        num_interior_pts=rng.integers(0, 100, size=n),
+        frame=frame,  # type: ignore[arg-type]
+    )
+
+
+def make_sweep(n: int = 50) -> LidarSweep:
+    rng = np.random.default_rng(1)
+    return LidarSweep(
+        timestamp_ns=315_973_157_959_879_000,
+        points_xyz_m=rng.normal(size=(n, 3)).astype(np.float32),
+        intensity=rng.uniform(size=n).astype(np.float32),
+        laser_number=rng.integers(0, 32, size=n).astype(np.int16),
+        offset_ns=rng.integers(0, 100_000_000, size=n),
+    )
+
+
+def make_lane_graph() -> LaneGraph:
+    centerlines = np.zeros((2, 5, 3))
+    centerlines[0, :, 0] = np.linspace(0, 10, 5)
+    centerlines[1, :, 0] = np.linspace(10, 20, 5)
+    raster = MapRaster("drivable_area", np.ones((20, 30), dtype=bool), Sim2(np.eye(2), np.array([5.0, 5.0]), 1.0))
+    return LaneGraph(
+        city_name="SYN",
+        lane_ids=np.array([11, 12]),
+        centerlines_m=centerlines,
+        successors=((12,), ()),
+        left_neighbor_id=np.array([-1, -1]),
+        right_neighbor_id=np.array([-1, -1]),
+        is_intersection=np.array([False, True]),
+        drivable_areas_m=(np.array([[0.0, -5, 0], [20, -5, 0], [20, 5, 0], [0, 5, 0]]),),
+        crosswalks_m=np.zeros((1, 4, 3)),
+        rasters={"drivable_area": raster},
+    )
+
+
+def make_frame() -> Frame:
+    camera = CameraFrame(
+        timestamp_ns=10,
+        name="ring_front_center",
+        image=np.zeros((4, 6, 3), dtype=np.uint8),
+        intrinsics=np.array([[5.0, 0, 3], [0, 5, 2], [0, 0, 1]]),
+        ego_SE3_camera=SE3.from_yaw(0.1, [1.0, 0.0, 1.5]),
+        depth_m=np.ones((4, 6), dtype=np.float32),
+        semantics=np.full((4, 6), 7, dtype=np.uint8),
+    )
+    return Frame("log-a", 10, SE3.from_yaw(0.3, [1.0, 2.0, 0.0]), make_sweep(), {"ring_front_center": camera}, make_boxes())
+
+
+def assert_records_equal(a: object, b: object) -> None:
+    assert type(a) is type(b)
+    if isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape  # type: ignore[union-attr]
+        np.testing.assert_array_equal(a, b)  # type: ignore[arg-type]
+    elif isinstance(a, (SE3, Sim2)) or hasattr(a, "__dataclass_fields__"):
+        for name in a.__dataclass_fields__:  # type: ignore[attr-defined]
+            assert_records_equal(getattr(a, name), getattr(b, name))
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)  # type: ignore[arg-type]
+        for x, y in zip(a, b):  # type: ignore[call-overload]
+            assert_records_equal(x, y)
+    elif hasattr(a, "keys"):
+        assert list(a.keys()) == list(b.keys())  # type: ignore[attr-defined]
+        for key in a.keys():  # type: ignore[attr-defined]
+            assert_records_equal(a[key], b[key])  # type: ignore[index]
+    else:
+        assert a == b
+
+
+def test_boxes_validation_names_record_and_field() -> None:
+    good = make_boxes()
+    with pytest.raises(RecordError, match=r"Boxes3D\.size_lwh_m: .*shape"):
+        Boxes3D(good.center_m, np.ones((3, 2)), good.yaw_rad, good.category)
+    with pytest.raises(RecordError, match=r"Boxes3D\.yaw_rad: contains NaN"):
+        Boxes3D(good.center_m, good.size_lwh_m, np.array([0.0, np.nan, 0.0]), good.category)
+    with pytest.raises(RecordError, match=r"Boxes3D\.category: expected an integer dtype"):
+        Boxes3D(good.center_m, good.size_lwh_m, good.yaw_rad, np.array([0.5, 1.0, 2.0]))
+    with pytest.raises(RecordError, match=r"Boxes3D\.category: category ids"):
+        Boxes3D(good.center_m, good.size_lwh_m, good.yaw_rad, np.array([0, 1, 26]))
+    with pytest.raises(RecordError, match=r"Boxes3D\.size_lwh_m: sizes must be positive"):
+        Boxes3D(good.center_m, -good.size_lwh_m, good.yaw_rad, good.category)
+    with pytest.raises(RecordError, match=r"Boxes3D\.frame"):
+        Boxes3D(good.center_m, good.size_lwh_m, good.yaw_rad, good.category, frame="lidar")  # type: ignore[arg-type]
+
+
+def test_validation_error_names_source_file() -> None:
+    with source_file("/data/log/annotations.feather"):
+        with pytest.raises(RecordError, match=r"LidarSweep\.points_xyz_m: .*\(from /data/log/annotations.feather\)"):
+            LidarSweep(0, np.zeros((4, 2)), np.zeros(4), np.zeros(4, dtype=np.int16))
+    with pytest.raises(RecordError) as error:
+        LidarSweep(0, np.zeros((4, 2)), np.zeros(4), np.zeros(4, dtype=np.int16))
+    assert "from" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "pattern"),
+    [
+        (lambda: LidarSweep(-1, np.zeros((1, 3)), np.zeros(1), np.zeros(1, dtype=np.int16)), r"LidarSweep\.timestamp_ns"),
+        (lambda: LidarSweep(0, np.zeros((2, 3)), np.zeros(3), np.zeros(2, dtype=np.int16)), r"LidarSweep\.intensity"),
+        (lambda: CameraFrame(0, "cam", np.zeros((4, 4, 3), dtype=np.uint8), np.eye(3), SE3(), depth_m=np.ones((4, 5))), r"CameraFrame\.depth_m"),
+        (lambda: Frame("", 0, SE3()), r"Frame\.log_id"),
+        (lambda: Frame("log", 0, np.eye(4)), r"Frame\.city_SE3_ego"),  # type: ignore[arg-type]
+        (lambda: Frame("log", 0, SE3(), annotations=make_boxes(frame="city")), r"Frame\.annotations"),
+        (lambda: Tracks("log", np.array([2, 1]), (make_boxes(frame="city"), make_boxes(frame="city"))), r"Tracks\.timestamps_ns"),
+        (lambda: Tracks("log", np.array([1]), (make_boxes(frame="ego"),)), r"Tracks\.boxes\[0\]"),
+        (lambda: DepthMap(0, "cam", -np.ones((2, 2))), r"DepthMap\.depth_m"),
+        (lambda: SegMask(np.zeros((2, 2), dtype=np.uint8), class_table="ade20k"), r"SegMask\.class_table"),
+        (lambda: SemanticLayout(np.full((2, 2), 5, dtype=np.uint8), num_classes=3), r"SemanticLayout\.labels"),
+    ],
+)
+def test_invalid_records_raise(build, pattern: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=pattern):
+        build()
+
+
+def test_boxes_transform_and_select() -> None:
+    boxes = make_boxes()
+    city_SE3_ego = SE3.from_yaw(np.pi / 2, [10.0, 0.0, 0.0])
+    city = boxes.transformed(city_SE3_ego, "city")
+    np.testing.assert_allclose(city.center_m[:, 0], 10.0 - boxes.center_m[:, 1])
+    np.testing.assert_allclose(city.velocity_m_per_s, np.stack([-boxes.velocity_m_per_s[:, 1], boxes.velocity_m_per_s[:, 0]], 1))
+    back = city.transformed(city_SE3_ego.inverse(), "ego")
+    np.testing.assert_allclose(back.center_m, boxes.center_m, atol=1e-12)
+    np.testing.assert_allclose(np.cos(back.yaw_rad - boxes.yaw_rad), 1.0)
+    picked = boxes.select(np.array([2, 0]))
+    assert list(picked.track_id) == ["track-2", "track-0"]
+    both = Boxes3D.concatenate([boxes, picked])
+    assert len(both) == 5 and both.track_id is not None
+    assert len(Boxes3D.empty()) == 0
+
+
+def test_tracks_history() -> None:
+    frames = []
+    for t in range(4):
+        boxes = make_boxes(2, frame="city")
+        center = boxes.center_m.copy()
+        center[0] = [t, 0, 0]
+        ids = np.array(["a", "b"]) if t != 2 else np.array(["b", "c"])
+        frames.append(Boxes3D(center, boxes.size_lwh_m, boxes.yaw_rad, boxes.category, track_id=ids, frame="city"))
+    tracks = Tracks("log", np.array([0, 100, 200, 300]), tuple(frames))
+    history = tracks.history("a", 6)
+    np.testing.assert_array_equal(history.valid, [False, False, True, True, False, True])
+    np.testing.assert_array_equal(history.timestamps_ns, [0, 0, 0, 100, 200, 300])
+    np.testing.assert_allclose(history.center_m[[2, 3, 5], 0], [0, 1, 3])
+    assert list(tracks.track_ids) == ["a", "b", "c"]
+    assert tracks.history("a", 2, until_index=1).valid.tolist() == [True, True]
+
+
+def test_scenario_validation() -> None:
+    xy = np.zeros((2, 4, 2))
+    xy[1, 0] = np.nan
+    valid = np.ones((2, 4), dtype=bool)
+    valid[1, 0] = False
+    kwargs = dict(
+        scenario_id="s", city_name="SYN", timestamps_ns=np.arange(4), agent_ids=np.array(["a", "b"]),
+        category=np.array([0, 1]), xy_m=xy, heading_rad=np.zeros((2, 4)), velocity_m_per_s=np.zeros((2, 4, 2)),
+        valid=valid, current_index=2, focal_agent_ids=np.array(["a"]),
+    )
+    Scenario(**kwargs)  # NaN where not valid is fine
+    valid_everywhere = np.ones((2, 4), dtype=bool)
+    with pytest.raises(RecordError, match=r"Scenario\.xy_m: NaN or inf at a valid step"):
+        Scenario(**{**kwargs, "valid": valid_everywhere})
+    with pytest.raises(RecordError, match=r"Scenario\.focal_agent_ids"):
+        Scenario(**{**kwargs, "focal_agent_ids": np.array(["z"])})
+    with pytest.raises(RecordError, match=r"Scenario\.current_index"):
+        Scenario(**{**kwargs, "current_index": 4})
+
+
+def test_lane_graph_and_raster_lookup() -> None:
+    graph = make_lane_graph()
+    assert graph.index_of(12) == 1
+    with pytest.raises(KeyError):
+        graph.index_of(99)
+    raster = graph.rasters["drivable_area"]
+    assert raster.lookup(np.array([[0.0, 0.0], [100.0, 0.0]])).tolist() == [True, False]
+    with pytest.raises(RecordError, match=r"LaneGraph\.successors"):
+        LaneGraph("SYN", np.array([1]), np.zeros((1, 2, 3)), (), np.array([-1]), np.array([-1]), np.array([False]))
+
+
+def test_npz_round_trip_of_nested_records(tmp_path: Path) -> None:
+    forecasts = Forecasts(
+        "log", 5, np.array(["a", "b"]), np.zeros((2, 2)), np.ones((2, 5, 6, 2)), np.full((2, 5), 0.2), np.ones(2), np.array([0, 1])
+    )
+    records = [make_frame(), make_lane_graph(), forecasts, Tracks("log", np.array([1, 2]), (make_boxes(frame="city"),) * 2)]
+    for index, record in enumerate(records):
+        path = tmp_path / f"record{index}.npz"
+        save_npz(record, path)
+        assert_records_equal(load_npz(path), record)
+
+
+def test_feather_round_trips(tmp_path: Path) -> None:
+    sweep = make_sweep()
+    save_sweep_feather(sweep, tmp_path / "sweep.feather")
+    assert_records_equal(load_sweep_feather(tmp_path / "sweep.feather"), sweep)
+    boxes = make_boxes()
+    save_boxes_feather(boxes, tmp_path / "boxes.feather")
+    assert_records_equal(load_boxes_feather(tmp_path / "boxes.feather"), boxes)
+    minimal = Boxes3D(np.zeros((1, 3)), np.ones((1, 3)), np.zeros(1), np.array([3]), frame="city")
+    save_boxes_feather(minimal, tmp_path / "minimal.feather")
+    assert_records_equal(load_boxes_feather(tmp_path / "minimal.feather"), minimal)
+
+
+@given(arrays(np.float64, st.tuples(st.integers(0, 8), st.just(3)), elements=st.floats(-1e6, 1e6)), st.integers(0, 2**62))
+@settings(max_examples=25, deadline=None)
+def test_boxes_npz_round_trip_property(centers: np.ndarray, timestamp: int) -> None:
+    import tempfile
+
+    n = len(centers)
+    boxes = Boxes3D(centers, np.ones((n, 3)), np.zeros(n), np.zeros(n, dtype=np.int64), track_id=np.array([str(i) for i in range(n)], dtype=str))
+    frame = Frame("log", timestamp, SE3(), annotations=boxes)
+    with tempfile.TemporaryDirectory() as directory:
+        save_npz(frame, Path(directory) / "f.npz")
+        assert_records_equal(load_npz(Path(directory) / "f.npz"), frame)
+
+
+def test_damaged_files_raise_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(RecordError, match="broken.npz"):
+        load_npz(path)
+    feather_path = tmp_path / "broken.feather"
+    feather_path.write_bytes(b"ARROW1\x00\x00garbage")
+    with pytest.raises(RecordError, match="broken.feather"):
+        load_boxes_feather(feather_path)
+    save_sweep_feather(make_sweep(), tmp_path / "sweep.feather")
+    with pytest.raises(RecordError, match="not a drivestack.Boxes3D"):
+        load_boxes_feather(tmp_path / "sweep.feather")
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    from scenes.io import atomic_write
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as temporary:
+            temporary.write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
