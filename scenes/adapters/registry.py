@@ -1,0 +1,105 @@
+"""`--data NAME:PATH` -> a dataset object; one entry per on-disk format, plus `synth` (simulated on the fly).
+
+    open_dataset("av2:/data/av2/sensor/val")             AV2 sensor dataset (log, split or dataset dir)
+    open_dataset("av2-mf:/data/av2/motion/val")          AV2 motion-forecasting scenarios
+    open_dataset("nuscenes:/data/nuscenes", version="v1.0-mini")
+    open_dataset("kitti:/data/kitti_raw")                KITTI raw drives (+ depth ground truth when merged in)
+    open_dataset("kitti-object:/data/kitti/object")      KITTI 3D object benchmark
+    open_dataset("cityscapes:/data/cityscapes")          Cityscapes-style image/label folders
+    open_dataset("synth", logs=2, seed=0)                 the synthetic city
+
+Adapters are imported only when their dataset is opened, so importing the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from scenes.adapters.base import AdapterError, Dataset
+from scenes.records import Frame, LaneGraph
+
+# name -> (module, class) of the adapter; the path after "NAME:" is its root directory.
+ADAPTERS: Final[dict[str, tuple[str, str]]] = {
+    "av2": ("scenes.adapters.av2", "AV2SensorDataset"),
+    "av2-mf": ("scenes.adapters.av2_mf", "AV2MotionForecastingDataset"),
+    "nuscenes": ("scenes.adapters.nuscenes", "NuScenesDataset"),
+    "kitti": ("scenes.adapters.kitti", "KittiRawDataset"),
+    "kitti-object": ("scenes.adapters.kitti", "KittiObjectDataset"),
+    "cityscapes": ("scenes.adapters.cityscapes", "CityscapesDataset"),
+}
+DATASET_NAMES: Final = (*ADAPTERS, "synth")
+
+
+class SynthDataset(Dataset):
+    """The synthetic city as a dataset: log `index` is `simulate_log(config, seed, index)`, simulated when first used."""
+
+    name = "synth"
+
+    def __init__(self, *, logs: int = 1, seed: int = 0, skip_bad: bool = False, **config: Any) -> None:
+        super().__init__(Path("synth"), skip_bad=skip_bad)
+        try:
+            world = importlib.import_module("scenes.synth.world")
+        except ModuleNotFoundError as error:
+            raise AdapterError("synth", f"the synthetic city is not available ({error})") from None
+        self._simulate: Callable[..., Any] = world.simulate_log
+        self.config = world.SynthConfig(**config)
+        self.num_logs = logs
+        self.seed = seed
+        self._index_of: dict[str, int] = {}
+
+    @functools.lru_cache(maxsize=2)
+    def simulated(self, index: int) -> Any:
+        log = self._simulate(self.config, self.seed, index)
+        self._index_of[log.log_id] = index
+        return log
+
+    def logs(self) -> list[str]:
+        return [self.simulated(index).log_id for index in range(self.num_logs)]
+
+    def _log(self, log_id: str) -> Any:
+        if log_id not in self._index_of:
+            self.logs()
+        if log_id not in self._index_of:
+            raise AdapterError("synth", f"no simulated log {log_id!r}")
+        return self.simulated(self._index_of[log_id])
+
+    def frames(self, log_id: str) -> Iterator[Frame]:
+        yield from self._log(log_id).frames
+
+    def lane_graph(self, log_id: str) -> LaneGraph | None:
+        return self._log(log_id).lane_graph
+
+    def sensors(self) -> tuple[str, ...]:
+        names = set()
+        if self.config.lidar_beams is not None:
+            names.add("lidar")
+        names.update(self.config.cameras)
+        return tuple(sorted(names))
+
+
+def parse_spec(spec: str) -> tuple[str, Path | None]:
+    """"NAME:PATH" -> (NAME, PATH); "synth" -> ("synth", None)."""
+    if spec == "synth":
+        return "synth", None
+    name, separator, path = spec.partition(":")
+    if not separator or not path:
+        raise AdapterError(spec, f"expected NAME:PATH or 'synth', with NAME one of {', '.join(ADAPTERS)}")
+    if name not in ADAPTERS:
+        raise AdapterError(spec, f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")
+    return name, Path(path).expanduser()
+
+
+def open_dataset(spec: str, **options: Any) -> Dataset:
+    """Opens the dataset named by `spec`; `options` go to its adapter (e.g. `skip_bad=True`, `version=...`)."""
+    name, path = parse_spec(spec)
+    if name == "synth":
+        return SynthDataset(**options)
+    module_name, class_name = ADAPTERS[name]
+    adapter = getattr(importlib.import_module(module_name), class_name)
+    if path is None or not path.exists():
+        raise AdapterError(path, f"{name} dataset directory not found")
+    return adapter(path, **options)
