@@ -144,7 +144,7 @@ def write_png(path: Path, array: np.ndarray) -> None:
     """Lossless PNG of a uint8 (H,W) / (H,W,3) image or a uint16 (H,W) map."""
     array = np.ascontiguousarray(array)
     if array.dtype == np.uint16 and array.ndim == 2:
-        image = Image.fromarray(array.astype("<u2"), mode="I;16")
+        image = Image.fromarray(array.astype("<u2"))
     elif array.dtype == np.uint8 and array.ndim in (2, 3):
         image = Image.fromarray(array)
     else:

@@ -1,0 +1,100 @@
+"""KITTI raw-drive writer, read back with pykitti (the loader monodepth2 and LiDARTouch build on)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pykitti
+import pytest
+from PIL import Image
+
+from scenes.synth.writers.common import WriterError
+from scenes.synth.writers.kitti import kitti_date, lidar_depth, stereo_pair, write_kitti_drive
+
+
+@pytest.fixture(scope="module")
+def drive(handmade_log, tmp_path_factory) -> tuple[Path, pykitti.raw]:
+    base = tmp_path_factory.mktemp("kitti")
+    drive_dir = write_kitti_drive(handmade_log, base, drive_number=7)
+    date = kitti_date(handmade_log.frames[0].timestamp_ns)
+    assert drive_dir == base / date / f"{date}_drive_0007_sync"
+    return drive_dir, pykitti.raw(str(base), date, "0007")
+
+
+def test_calibration_matches_the_rig(handmade_log, drive):
+    _, data = drive
+    assert stereo_pair(handmade_log) == ("ring_front_center", "stereo_front_right")
+    calib = data.calib
+    camera = handmade_log.frames[0].cameras["ring_front_center"]
+    np.testing.assert_allclose(calib.K_cam2, camera.intrinsics)
+    assert calib.b_rgb == pytest.approx(0.5)
+    lidar = handmade_log.ego_SE3_sensors["up_lidar"]
+    for name, velo_to_cam in (("ring_front_center", calib.T_cam2_velo), ("stereo_front_right", calib.T_cam3_velo)):
+        expected = handmade_log.ego_SE3_sensors[name].inverse().compose(lidar).as_matrix()
+        np.testing.assert_allclose(velo_to_cam, expected, atol=1e-9)
+    np.testing.assert_allclose(calib.T_velo_imu, lidar.inverse().as_matrix(), atol=1e-9)
+
+
+def test_sensor_data_and_timestamps(handmade_log, drive):
+    _, data = drive
+    assert len(data) == len(handmade_log.frames)
+    lidar_SE3_ego = handmade_log.ego_SE3_sensors["up_lidar"].inverse()
+    for index in (0, 6):
+        frame = handmade_log.frames[index]
+        velo = data.get_velo(index)
+        np.testing.assert_allclose(velo[:, :3], lidar_SE3_ego.transform_points(frame.lidar.points_xyz_m), atol=1e-5)
+        np.testing.assert_allclose(velo[:, 3], frame.lidar.intensity)
+        np.testing.assert_array_equal(np.asarray(data.get_cam2(index)), frame.cameras["ring_front_center"].image)
+        np.testing.assert_array_equal(np.asarray(data.get_cam3(index)), frame.cameras["stereo_front_right"].image)
+        assert int(data.timestamps[index].timestamp() * 1e6) == frame.timestamp_ns // 1000
+
+
+def test_oxts_poses_are_city_poses_relative_to_the_first(handmade_log, drive):
+    _, data = drive
+    origin = handmade_log.frames[0].city_SE3_ego.translation
+    for index, frame in enumerate(handmade_log.frames):
+        pose = data.oxts[index].T_w_imu
+        np.testing.assert_allclose(pose[:3, :3], frame.city_SE3_ego.rotation, atol=1e-9)
+        np.testing.assert_allclose(pose[:3, 3], frame.city_SE3_ego.translation - origin, atol=1e-6)
+    packet = data.oxts[5].packet
+    # Hand-computed from the fixture: the ego moves at (5, 0.2) m/s in the city and turns at 0.05 rad/s.
+    assert (packet.ve, packet.vn) == (pytest.approx(5.0), pytest.approx(0.2))
+    assert packet.wz == pytest.approx(0.05) and packet.az == pytest.approx(9.81)
+    assert packet.vf == pytest.approx(np.hypot(5.0, 0.2) * np.cos(np.arctan2(0.2, 5.0) - 0.05 * 0.5))
+
+
+def test_depth_ground_truth_png(handmade_log, drive):
+    drive_dir, _ = drive
+    frame = handmade_log.frames[3]
+    camera = frame.cameras["ring_front_center"]
+    png = np.asarray(Image.open(drive_dir / "proj_depth" / "groundtruth" / "image_02" / "0000000003.png"))
+    assert png.dtype == np.uint16 and png.shape == (camera.height_px, camera.width_px)
+    decoded = png.astype(np.float32) / 256.0
+    expected = lidar_depth(frame, camera)
+    assert (decoded > 0).sum() > 10
+    np.testing.assert_array_equal(decoded > 0, expected > 0)
+    np.testing.assert_allclose(decoded, expected, atol=1 / 512)
+    # One return by hand: the nearest point that lands on its pixel.
+    points = camera.ego_SE3_camera.inverse().transform_points(frame.lidar.points_xyz_m)
+    front = points[points[:, 2] > 0.1]
+    uv = (front @ camera.intrinsics.T)[:, :2] / front[:, 2:3]
+    pixel = np.rint(uv).astype(int)
+    inside = (pixel[:, 0] >= 0) & (pixel[:, 0] < camera.width_px) & (pixel[:, 1] >= 0) & (pixel[:, 1] < camera.height_px)
+    u, v = pixel[inside][0]
+    same = np.all(pixel == [u, v], axis=1)
+    assert decoded[v, u] == pytest.approx(front[same, 2].min(), abs=1 / 512)
+
+
+def test_camera_depth_source_and_bad_arguments(handmade_log, tmp_path):
+    drive_dir = write_kitti_drive(handmade_log, tmp_path, drive_number=2, depth_source="camera")
+    png = np.asarray(Image.open(drive_dir / "proj_depth" / "groundtruth" / "image_03" / "0000000000.png"))
+    np.testing.assert_allclose(png / 256.0, handmade_log.frames[0].cameras["stereo_front_right"].depth_m, atol=1 / 512)
+    with pytest.raises(WriterError, match="drive_number"):
+        write_kitti_drive(handmade_log, tmp_path, drive_number=10_000)
+    with pytest.raises(WriterError, match="depth_source"):
+        write_kitti_drive(handmade_log, tmp_path, depth_source="stereo")  # type: ignore[arg-type]
+    no_cameras = replace(handmade_log, frames=tuple(replace(f, cameras={}) for f in handmade_log.frames))
+    with pytest.raises(WriterError, match="at least one camera"):
+        write_kitti_drive(no_cameras, tmp_path / "none")
