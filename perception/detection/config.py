@@ -1,0 +1,122 @@
+"""Configuration of the CenterPoint-style detector and of its training (validated YAML, configs/detection/)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from perception.detection.voxelize import VoxelGrid
+from scenes.categories import CATEGORY_ID
+from scenes.config import StrictConfig
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class ModelConfig(StrictConfig):
+    """Grid, input, network widths and decoding of the detector."""
+
+    range_m: tuple[float, float, float, float, float, float] = (-40.0, -40.0, -3.0, 40.0, 40.0, 3.0)
+    pillar_size_m: tuple[PositiveFloat, PositiveFloat] = (0.5, 0.5)
+    num_sweeps: Annotated[int, Field(ge=1)] = 3
+    # Class groups: one heatmap head per group (CenterPoint's class-grouped heads), names from scenes.categories.
+    tasks: tuple[tuple[str, ...], ...] = (("REGULAR_VEHICLE",), ("PEDESTRIAN",))
+    pillar_channels: Annotated[int, Field(ge=4)] = 32
+    backbone_channels: tuple[int, int] = (32, 64)
+    backbone_layers: tuple[int, int] = (3, 3)
+    head_channels: Annotated[int, Field(ge=4)] = 32
+    # Decoding: peaks kept per task, minimum score per class name (default for unnamed classes), rotated NMS.
+    max_detections_per_task: Annotated[int, Field(ge=1)] = 100
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.1
+    class_score_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    nms_iou_threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_classes(cls, tasks: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        names = [name for task in tasks for name in task]
+        unknown = sorted(set(names) - set(CATEGORY_ID))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}")
+        if len(set(names)) != len(names) or not all(tasks):
+            raise ValueError("every class must appear in exactly one non-empty task")
+        return tasks
+
+    @model_validator(mode="after")
+    def _grid_divides(self) -> ModelConfig:
+        grid = self.grid
+        _, ny, nx = grid.shape_zyx
+        if nx % 4 or ny % 4:
+            raise ValueError(f"the BEV grid ({nx} x {ny} pillars) must be divisible by 4 (backbone strides)")
+        unknown = sorted(set(self.class_score_thresholds) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"class_score_thresholds names classes outside tasks: {unknown}")
+        return self
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(name for task in self.tasks for name in task)
+
+    @property
+    def grid(self) -> VoxelGrid:
+        low_z, high_z = self.range_m[2], self.range_m[5]
+        return VoxelGrid(self.range_m, (self.pillar_size_m[0], self.pillar_size_m[1], high_z - low_z))
+
+    @property
+    def out_stride(self) -> int:
+        return 2
+
+    @property
+    def out_cell_m(self) -> tuple[float, float]:
+        return self.pillar_size_m[0] * self.out_stride, self.pillar_size_m[1] * self.out_stride
+
+    @property
+    def out_shape_hw(self) -> tuple[int, int]:
+        _, ny, nx = self.grid.shape_zyx
+        return ny // self.out_stride, nx // self.out_stride
+
+
+class TrainConfig(StrictConfig):
+    """Optimisation, targets, augmentation and data of `perception.detection.train.fit`."""
+
+    seed: int = 0
+    epochs: Annotated[int, Field(ge=1)] = 10
+    batch_size: Annotated[int, Field(ge=1)] = 4  # global batch (split over distributed workers)
+    learning_rate: PositiveFloat = 2e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-2
+    gaussian_overlap: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    min_gaussian_radius: Annotated[int, Field(ge=0)] = 2
+    max_objects: Annotated[int, Field(ge=1)] = 256
+    # Regression weights: offset x/y, z, log l/w/h, sin/cos yaw, velocity x/y.
+    code_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
+    regression_weight: PositiveFloat = 0.25
+    augment: bool = True
+    flip_probability: Annotated[float, Field(ge=0, le=1)] = 0.5
+    rotation_range_rad: Annotated[float, Field(ge=0)] = 0.3927
+    scale_range: tuple[PositiveFloat, PositiveFloat] = (0.95, 1.05)
+    min_interior_points: Annotated[int, Field(ge=0)] = 1
+    num_threads: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("code_weights")
+    @classmethod
+    def _ten_weights(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
+        if len(weights) != 10:
+            raise ValueError(f"expected 10 code weights, got {len(weights)}")
+        return weights
+
+
+class SynthDataConfig(StrictConfig):
+    """Synthetic training logs: `num_logs` logs simulated from seeds `seed`, `seed+1`, ..."""
+
+    num_logs: Annotated[int, Field(ge=1)] = 8
+    seed: int = 0
+    seconds: PositiveFloat = 15.0
+    frame_stride: Annotated[int, Field(ge=1)] = 1
+
+
+class DetectionConfig(StrictConfig):
+    """Top-level detection config (configs/detection/*.yaml)."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    synth: SynthDataConfig = Field(default_factory=SynthDataConfig)

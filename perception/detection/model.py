@@ -1,0 +1,152 @@
+"""CenterPoint-style network: pillar feature net -> BEV scatter -> 2D backbone -> class-grouped center heads.
+
+Pillar feature net (PointPillars): each point is decorated with its offset to the mean of its pillar and to the
+pillar centre, passed through Linear-BN-ReLU and max-pooled per pillar (dynamic pillars, no point limit).
+Backbone: two strided conv stages (stride 2 and 4 of the pillar grid) upsampled to stride 2 and concatenated.
+Heads (CenterPoint): per class group a shared 3x3 conv, one heatmap (one channel per class) and a shared regression of
+center offset (2), z (1), log size (3), yaw sin/cos (2) and velocity (2) at every output cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from perception.detection.config import ModelConfig
+from perception.detection.sweeps import POINT_FEATURES
+from perception.detection.voxelize import voxelize_dynamic
+
+REGRESSION_CHANNELS = 10  # dx, dy, z, log l, log w, log h, sin yaw, cos yaw, vx, vy
+HEATMAP_PRIOR = 0.01
+
+
+@dataclass(frozen=True)
+class PillarBatch:
+    """Points of a batch of samples and their pillars (dynamic voxelization), ready for `CenterPointNet`."""
+
+    points: torch.Tensor  # (N, 5) x, y, z, intensity, time lag
+    point_pillar: torch.Tensor  # (N,) global pillar index
+    pillar_coords: torch.Tensor  # (P, 3) batch index, row (y), column (x)
+    batch_size: int
+
+
+def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> PillarBatch:
+    """Voxelizes each `(N, 5)` point cloud into pillars of `cfg.grid` and stacks them into one batch."""
+    grid = cfg.grid
+    points, point_pillar, coords = [], [], []
+    offset = 0
+    for batch_index, cloud in enumerate(point_clouds):
+        if cloud.ndim != 2 or cloud.shape[1] != len(POINT_FEATURES):
+            raise ValueError(f"make_pillar_batch: expected (N, {len(POINT_FEATURES)}) points, got {cloud.shape}")
+        voxels = voxelize_dynamic(cloud, grid)
+        inside = voxels.point_voxel >= 0
+        points.append(cloud[inside])
+        point_pillar.append(voxels.point_voxel[inside].astype(np.int64) + offset)
+        pillar = np.empty((len(voxels.coords_zyx), 3), dtype=np.int64)
+        pillar[:, 0] = batch_index
+        pillar[:, 1:] = voxels.coords_zyx[:, 1:]
+        coords.append(pillar)
+        offset += len(voxels.coords_zyx)
+    return PillarBatch(
+        torch.from_numpy(np.concatenate(points)),
+        torch.from_numpy(np.concatenate(point_pillar)),
+        torch.from_numpy(np.concatenate(coords)),
+        len(point_clouds),
+    )
+
+
+class PillarFeatureNet(nn.Module):
+    """Decorated points -> Linear/BN/ReLU -> per-pillar max -> dense BEV pseudo-image."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.range_low = (cfg.range_m[0], cfg.range_m[1])
+        self.pillar_size = cfg.pillar_size_m
+        _, self.ny, self.nx = cfg.grid.shape_zyx
+        in_channels = len(POINT_FEATURES) + 3 + 2
+        self.linear = nn.Linear(in_channels, cfg.pillar_channels, bias=False)
+        self.norm = nn.BatchNorm1d(cfg.pillar_channels, eps=1e-3)
+        self.out_channels = cfg.pillar_channels
+
+    def forward(self, batch: PillarBatch) -> torch.Tensor:
+        points, index = batch.points, batch.point_pillar
+        num_pillars = batch.pillar_coords.shape[0]
+        counts = torch.zeros(num_pillars, dtype=points.dtype).index_add_(0, index, torch.ones_like(index, dtype=points.dtype))
+        sums = torch.zeros(num_pillars, 3, dtype=points.dtype).index_add_(0, index, points[:, :3])
+        mean = sums / counts.clamp(min=1)[:, None]
+        coords = batch.pillar_coords[index]
+        center_x = (coords[:, 2].to(points.dtype) + 0.5) * self.pillar_size[0] + self.range_low[0]
+        center_y = (coords[:, 1].to(points.dtype) + 0.5) * self.pillar_size[1] + self.range_low[1]
+        decorated = torch.cat(
+            [points, points[:, :3] - mean[index], (points[:, 0] - center_x)[:, None], (points[:, 1] - center_y)[:, None]],
+            dim=1,
+        )
+        features = torch.relu(self.norm(self.linear(decorated)))
+        pooled = torch.zeros(num_pillars, features.shape[1], dtype=features.dtype)
+        pooled = pooled.scatter_reduce(0, index[:, None].expand_as(features), features, reduce="amax", include_self=False)
+        canvas = torch.zeros(batch.batch_size, self.ny * self.nx, features.shape[1], dtype=features.dtype)
+        flat = batch.pillar_coords[:, 1] * self.nx + batch.pillar_coords[:, 2]
+        canvas[batch.pillar_coords[:, 0], flat] = pooled
+        return canvas.view(batch.batch_size, self.ny, self.nx, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels, eps=1e-3),
+        nn.ReLU(inplace=True),
+    )
+
+
+class BEVBackbone(nn.Module):
+    """Two downsampling stages (stride 2, 4) and their upsampled concatenation at stride 2."""
+
+    def __init__(self, in_channels: int, channels: tuple[int, int], layers: tuple[int, int]) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.stage1 = nn.Sequential(_conv(in_channels, c1, 2), *[_conv(c1, c1) for _ in range(layers[0] - 1)])
+        self.stage2 = nn.Sequential(_conv(c1, c2, 2), *[_conv(c2, c2) for _ in range(layers[1] - 1)])
+        self.up1 = nn.Sequential(nn.Conv2d(c1, c1, 1, bias=False), nn.BatchNorm2d(c1, eps=1e-3), nn.ReLU(inplace=True))
+        self.up2 = nn.Sequential(
+            nn.ConvTranspose2d(c2, c1, 2, stride=2, bias=False), nn.BatchNorm2d(c1, eps=1e-3), nn.ReLU(inplace=True)
+        )
+        self.out_channels = 2 * c1
+
+    def forward(self, bev: torch.Tensor) -> torch.Tensor:
+        x1 = self.stage1(bev)
+        x2 = self.stage2(x1)
+        return torch.cat([self.up1(x1), self.up2(x2)], dim=1)
+
+
+class CenterHead(nn.Module):
+    """One class group: a 3x3 conv shared by heatmap logits (C, H, W) and regression (10, H, W) 1x1 outputs."""
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = _conv(in_channels, channels)
+        self.heatmap = nn.Conv2d(channels, num_classes, 1)
+        self.regression = nn.Conv2d(channels, REGRESSION_CHANNELS, 1)
+        nn.init.constant_(self.heatmap.bias, float(-np.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR)))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.conv(features)
+        return self.heatmap(hidden), self.regression(hidden)
+
+
+class CenterPointNet(nn.Module):
+    """Pillars -> per-task (heatmap logits, regression) at stride 2 of the pillar grid."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.pillars = PillarFeatureNet(cfg)
+        self.backbone = BEVBackbone(self.pillars.out_channels, cfg.backbone_channels, cfg.backbone_layers)
+        self.shared = _conv(self.backbone.out_channels, cfg.head_channels)
+        self.heads = nn.ModuleList(CenterHead(cfg.head_channels, cfg.head_channels, len(task)) for task in cfg.tasks)
+
+    def forward(self, batch: PillarBatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        features = self.shared(self.backbone(self.pillars(batch)))
+        return [head(features) for head in self.heads]

@@ -1,0 +1,110 @@
+"""Track-detection association: cost matrices (centre distance or 1 - BEV IoU) and greedy / Hungarian matching.
+
+Pairs of different classes, or beyond the gate, are forbidden (cost `inf`) and never matched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from perception.detection.box_ops import bev_iou
+
+Metric = Literal["center", "iou"]
+Matcher = Literal["greedy", "hungarian"]
+FORBIDDEN = np.inf
+
+
+def center_distance_cost(
+    track_xy: np.ndarray, track_category: np.ndarray, det_xy: np.ndarray, det_category: np.ndarray, gate_m: np.ndarray
+) -> np.ndarray:
+    """`(T, D)` xy distance, `inf` across classes or beyond the per-detection gate `gate_m (D,)`."""
+    cost = np.linalg.norm(track_xy[:, None, :] - det_xy[None, :, :], axis=2)
+    cost[(track_category[:, None] != det_category[None, :]) | (cost > gate_m[None, :])] = FORBIDDEN
+    return cost
+
+
+def iou_cost(
+    track_center: np.ndarray,
+    track_size: np.ndarray,
+    track_yaw: np.ndarray,
+    track_category: np.ndarray,
+    det_center: np.ndarray,
+    det_size: np.ndarray,
+    det_yaw: np.ndarray,
+    det_category: np.ndarray,
+    min_iou: float,
+) -> np.ndarray:
+    """`(T, D)` 1 - rotated BEV IoU, `inf` across classes or below `min_iou`."""
+    iou = bev_iou(track_center[:, :2], track_size[:, :2], track_yaw, det_center[:, :2], det_size[:, :2], det_yaw)
+    cost = 1.0 - iou
+    cost[(track_category[:, None] != det_category[None, :]) | (iou < min_iou)] = FORBIDDEN
+    return cost
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Matched (track, detection) index pairs and the unmatched indices of each side."""
+
+    matches: np.ndarray  # (M, 2) int64
+    unmatched_tracks: np.ndarray
+    unmatched_detections: np.ndarray
+
+
+def _assignment(matches: list[tuple[int, int]], num_tracks: int, num_detections: int) -> Assignment:
+    pairs = np.array(sorted(matches), dtype=np.int64).reshape(-1, 2)
+    return Assignment(
+        pairs,
+        np.setdiff1d(np.arange(num_tracks), pairs[:, 0]),
+        np.setdiff1d(np.arange(num_detections), pairs[:, 1]),
+    )
+
+
+def greedy_match(cost: np.ndarray, detection_order: np.ndarray | None = None) -> Assignment:
+    """Greedy matching. With `detection_order` (e.g. by decreasing score, CenterPoint), each detection in turn takes
+    its cheapest free track; without it, pairs are taken by increasing cost (AB3DMOT's greedy)."""
+    num_tracks, num_detections = cost.shape
+    matches: list[tuple[int, int]] = []
+    if detection_order is not None:
+        taken = np.zeros(num_tracks, dtype=bool)
+        for d in detection_order:
+            column = np.where(taken, FORBIDDEN, cost[:, d])
+            if num_tracks and np.isfinite(column.min()):
+                t = int(np.argmin(column))
+                taken[t] = True
+                matches.append((t, int(d)))
+        return _assignment(matches, num_tracks, num_detections)
+    finite = np.argwhere(np.isfinite(cost))
+    order = np.argsort(cost[finite[:, 0], finite[:, 1]], kind="stable")
+    used_tracks: set[int] = set()
+    used_detections: set[int] = set()
+    for t, d in finite[order]:
+        if t in used_tracks or d in used_detections:
+            continue
+        used_tracks.add(int(t))
+        used_detections.add(int(d))
+        matches.append((int(t), int(d)))
+    return _assignment(matches, num_tracks, num_detections)
+
+
+def hungarian_match(cost: np.ndarray) -> Assignment:
+    """Minimum-total-cost matching (scipy `linear_sum_assignment`) among allowed pairs."""
+    num_tracks, num_detections = cost.shape
+    if num_tracks == 0 or num_detections == 0:
+        return _assignment([], num_tracks, num_detections)
+    finite = np.isfinite(cost)
+    big = (cost[finite].max() + 1.0) * max(num_tracks, num_detections) + 1.0 if finite.any() else 1.0
+    rows, cols = linear_sum_assignment(np.where(finite, cost, big))
+    matches = [(int(r), int(c)) for r, c in zip(rows, cols) if finite[r, c]]
+    return _assignment(matches, num_tracks, num_detections)
+
+
+def match(cost: np.ndarray, matcher: Matcher, detection_order: np.ndarray | None = None) -> Assignment:
+    if matcher == "greedy":
+        return greedy_match(cost, detection_order)
+    if matcher == "hungarian":
+        return hungarian_match(cost)
+    raise ValueError(f"unknown matcher {matcher!r} (expected 'greedy' or 'hungarian')")

@@ -1,0 +1,171 @@
+"""AB3DMOT-style multi-object tracker: per-class association of city-frame detections to Kalman-predicted tracks.
+
+Each step: predict every track to the new timestamp, associate same-class detections (centre distance or BEV IoU,
+greedy by detection score or Hungarian), update matched tracks (pose, and the detector's velocity when used), age
+the others, start a tentative track per unmatched detection, drop tracks unseen for more than `max_age` steps.
+A track is confirmed after `min_hits` detections (or while the log is younger than `min_hits` frames, AB3DMOT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from perception.tracking.associate import center_distance_cost, iou_cost, match
+from perception.tracking.config import TrackerConfig
+from perception.tracking.interpolate import TrackState, interpolate_track
+from perception.tracking.kalman import STATE_DIM, BoxKalmanFilter
+from scenes.categories import CATEGORIES
+from scenes.records import Boxes3D, Tracks
+
+
+class Tracker:
+    """Online tracker (`step`) with an offline whole-log mode (`run`: back-filling and gap interpolation)."""
+
+    def __init__(self, cfg: TrackerConfig | None = None) -> None:
+        self.cfg = cfg if cfg is not None else TrackerConfig()
+        self.filter = BoxKalmanFilter(self.cfg.motion_model, self.cfg.noise)
+        self._gates = np.array([self.cfg.gate_m(name) for name in CATEGORIES])
+        self.reset()
+
+    def reset(self) -> None:
+        self.ids: list[str] = []
+        self.category = np.zeros(0, dtype=np.int64)
+        self.state = np.zeros((0, STATE_DIM))
+        self.covariance = np.zeros((0, STATE_DIM, STATE_DIM))
+        self.hits = np.zeros(0, dtype=np.int64)
+        self.misses = np.zeros(0, dtype=np.int64)
+        self.score = np.zeros(0)
+        self.frame_count = 0
+        self.last_timestamp_ns: int | None = None
+        self._next_id = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        self.ids = [track_id for track_id, keep in zip(self.ids, mask) if keep]
+        self.category = self.category[mask]
+        self.state = self.state[mask]
+        self.covariance = self.covariance[mask]
+        self.hits = self.hits[mask]
+        self.misses = self.misses[mask]
+        self.score = self.score[mask]
+
+    def _measurements(self, detections: Boxes3D) -> tuple[np.ndarray, np.ndarray | None]:
+        pose = np.column_stack([detections.center_m, detections.yaw_rad, detections.size_lwh_m])
+        with_velocity = self.cfg.use_detection_velocity and detections.velocity_m_per_s is not None
+        return pose, (detections.velocity_m_per_s if with_velocity else None)
+
+    def step(self, detections_city: Boxes3D, timestamp_ns: int) -> Boxes3D:
+        """Advances to `timestamp_ns` with city-frame detections; returns the confirmed tracks updated now
+        (city frame, `track_id`, filtered pose, velocity, the matched detection's score)."""
+        if detections_city.frame != "city":
+            raise ValueError(f"Tracker.step: detections must be in the city frame, got {detections_city.frame!r}")
+        if self.last_timestamp_ns is not None and timestamp_ns <= self.last_timestamp_ns:
+            raise ValueError(f"Tracker.step: timestamp {timestamp_ns} is not after the previous {self.last_timestamp_ns}")
+        dt = 0.0 if self.last_timestamp_ns is None else (timestamp_ns - self.last_timestamp_ns) * 1e-9
+        self.last_timestamp_ns = timestamp_ns
+        self.frame_count += 1
+        detections = detections_city.select(detections_city.score >= self.cfg.min_score)
+        self.state, self.covariance = self.filter.predict(self.state, self.covariance, dt)
+
+        if self.cfg.metric == "center":
+            cost = center_distance_cost(
+                self.state[:, :2], self.category, detections.center_m[:, :2], detections.category, self._gates[detections.category]
+            )
+        else:
+            cost = iou_cost(
+                self.state[:, :3], self.state[:, 4:7], self.state[:, 3], self.category,
+                detections.center_m, detections.size_lwh_m, detections.yaw_rad, detections.category, self.cfg.min_iou,
+            )  # fmt: skip
+        order = np.argsort(-detections.score, kind="stable")
+        assignment = match(cost, self.cfg.matcher, order if self.cfg.matcher == "greedy" else None)
+        pose, velocity = self._measurements(detections)
+        tracks, dets = assignment.matches[:, 0], assignment.matches[:, 1]
+        measurement = pose[dets] if velocity is None else np.concatenate([pose[dets], velocity[dets]], axis=1)
+        self.state[tracks], self.covariance[tracks] = self.filter.update(
+            self.state[tracks], self.covariance[tracks], measurement, velocity is not None
+        )
+        self.hits[tracks] += 1
+        self.misses += 1
+        self.misses[tracks] = 0
+        self.score[tracks] = detections.score[dets]
+
+        new = assignment.unmatched_detections
+        if len(new):
+            new_state, new_covariance = self.filter.initial_state(pose[new], None if velocity is None else velocity[new])
+            self.ids.extend(str(self._next_id + k) for k in range(len(new)))
+            self._next_id += len(new)
+            self.category = np.concatenate([self.category, detections.category[new]])
+            self.state = np.concatenate([self.state, new_state])
+            self.covariance = np.concatenate([self.covariance, new_covariance])
+            self.hits = np.concatenate([self.hits, np.ones(len(new), dtype=np.int64)])
+            self.misses = np.concatenate([self.misses, np.zeros(len(new), dtype=np.int64)])
+            self.score = np.concatenate([self.score, detections.score[new].astype(np.float64)])
+        self._keep(self.misses <= self.cfg.max_age)
+        return self._output(self.misses == 0, confirmed_only=True)
+
+    def confirmed(self) -> npt.NDArray[np.bool_]:
+        return (self.hits >= self.cfg.min_hits) | (self.frame_count <= self.cfg.min_hits)
+
+    def _output(self, mask: npt.NDArray[np.bool_], confirmed_only: bool) -> Boxes3D:
+        if confirmed_only:
+            mask = mask & self.confirmed()
+        index = np.flatnonzero(mask)
+        state = self.state[index]
+        return Boxes3D(
+            state[:, :3],
+            np.maximum(state[:, 4:7], 1e-3),
+            state[:, 3],
+            self.category[index],
+            self.score[index].astype(np.float32),
+            self.filter.velocity_xy(state),
+            np.array([self.ids[i] for i in index], dtype=str),
+            frame="city",
+        )
+
+    def run(self, log_id: str, detections_city: Sequence[Boxes3D], timestamps_ns: npt.ArrayLike) -> Tracks:
+        """Tracks of a whole log: every frame stepped in order, then (offline) tentative frames of tracks that got
+        confirmed are kept and gaps of at most `max_age` frames are linearly interpolated."""
+        stamps = np.asarray(timestamps_ns, dtype=np.int64)
+        if len(stamps) != len(detections_city):
+            raise ValueError(f"Tracker.run: {len(detections_city)} detection frames but {len(stamps)} timestamps")
+        self.reset()
+        observed: dict[str, dict[int, TrackState]] = {}
+        confirmed: set[str] = set()
+        for frame, (boxes, stamp) in enumerate(zip(detections_city, stamps)):
+            self.step(boxes, int(stamp))
+            updated = self._output(self.misses == 0, confirmed_only=not self.cfg.backfill_tentative)
+            for k, track_id in enumerate(updated.track_id):  # type: ignore[union-attr]
+                observed.setdefault(str(track_id), {})[frame] = TrackState(
+                    updated.center_m[k], updated.size_lwh_m[k], float(updated.yaw_rad[k]),
+                    updated.velocity_m_per_s[k], int(updated.category[k]), float(updated.score[k]),  # type: ignore[index]
+                )  # fmt: skip
+            confirmed.update(self.ids[i] for i in np.flatnonzero(self.confirmed() & (self.misses == 0)))
+        rows: list[list[tuple[str, TrackState]]] = [[] for _ in stamps]
+        for track_id, states in observed.items():
+            if track_id not in confirmed:
+                continue
+            if self.cfg.interpolate_gaps:
+                states = {**states, **interpolate_track(states, stamps, self.cfg.max_age)}
+            for frame, state in states.items():
+                rows[frame].append((track_id, state))
+        return Tracks(log_id, stamps, tuple(_boxes(frame_rows) for frame_rows in rows))
+
+
+def _boxes(rows: list[tuple[str, TrackState]]) -> Boxes3D:
+    if not rows:
+        return Boxes3D.empty(frame="city", with_tracks=True)
+    return Boxes3D(
+        np.array([s.center_m for _, s in rows]),
+        np.array([s.size_lwh_m for _, s in rows]),
+        np.array([s.yaw_rad for _, s in rows]),
+        np.array([s.category for _, s in rows], dtype=np.int64),
+        np.array([s.score for _, s in rows], dtype=np.float32),
+        np.array([s.velocity_m_per_s for _, s in rows]),
+        np.array([track_id for track_id, _ in rows], dtype=str),
+        frame="city",
+    )
