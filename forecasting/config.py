@@ -1,0 +1,70 @@
+"""Configuration of the forecaster: input features, network, training objective (plain, CAB, Reweight, RUBiZ), optimiser."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from scenes.config import StrictConfig
+
+Objective = Literal["plain", "cab", "reweight", "rubiz"]
+
+
+class FeatureConfig(StrictConfig):
+    """What the network sees of one agent, in its own frame at the prediction time."""
+
+    history_steps: int = Field(5, ge=1, description="observed steps, the current one included")
+    horizon_steps: int = Field(6, ge=1, description="predicted steps")
+    step_s: float = Field(0.5, gt=0, description="time between two steps of history and forecast")
+    max_neighbors: int = Field(8, ge=0)
+    neighbor_radius_m: float = Field(30.0, gt=0)
+    max_lanes: int = Field(12, ge=0, description="lane segments kept around the agent")
+    lane_points: int = Field(8, ge=2, description="points per lane segment")
+    lane_segment_length_m: float = Field(12.0, gt=0)
+    lane_radius_m: float = Field(40.0, gt=0)
+    position_scale_m: float = Field(10.0, gt=0, description="positions are divided by this before the network")
+
+
+class ModelConfig(StrictConfig):
+    """Sizes of the encoders and of the categorical-latent decoder."""
+
+    hidden_dim: int = Field(64, ge=8)
+    category_dim: int = Field(8, ge=1)
+    num_modes: int = Field(5, ge=1, le=25, description="values of the categorical latent z = predicted modes")
+    min_log_scale: float = Field(-3.0, description="lower clamp of the Laplace log-scale (log metres)")
+
+
+class ObjectiveConfig(StrictConfig):
+    """Training objective. `cab`: L + blind_weight * L_blind - kl_weight * KL[p(z|X,C) || sg p(z|X,~C)]."""
+
+    method: Objective = "cab"
+    blind_weight: float = Field(1.0, ge=0, description="lambda: weight of the blind branch's loss")
+    kl_weight: float = Field(5.0, ge=0, description="lambda_KL: weight of the (negated) KL term of CAB")
+    reweight_floor: float = Field(0.1, ge=0, description="Reweight: smallest relative weight of a sample")
+
+
+class OptimConfig(StrictConfig):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(128, ge=1, description="global batch size (split across distributed workers)")
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    grad_clip_norm: float = Field(5.0, gt=0)
+
+
+class SynthDataConfig(StrictConfig):
+    """Synthetic-city training data (`--data synth`): logs simulated without sensors."""
+
+    train_logs: int = Field(8, ge=1)
+    seconds: float = Field(30.0, gt=0)
+    seed: int = 0
+    sample_every_steps: int = Field(1, ge=1, description="prediction times are this many forecast steps apart")
+
+
+class ForecastingConfig(StrictConfig):
+    seed: int = 0
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    optim: OptimConfig = OptimConfig()
+    synth: SynthDataConfig = SynthDataConfig()

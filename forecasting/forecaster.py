@@ -1,0 +1,99 @@
+"""Forecasters as pipeline stages: `run(tracks, lane_graph, index=-1) -> Forecasts` in the city frame.
+
+`run` works on tracker outputs as well as ground truth: the agents present at `tracks.timestamps_ns[index]` are
+forecast from whatever history the tracks hold on the forecaster's time grid (short or gappy histories are padded
+and masked), and modes come out sorted by decreasing score.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from forecasting.config import FeatureConfig, ForecastingConfig
+from forecasting.dataset import FeatureBatch, LaneSegments, encode_scenario, scenario_from_tracks
+from forecasting.model import ForecastNet
+from forecasting.train import build_network, load_checkpoint
+from scenes.records import Forecasts, LaneGraph, Tracks
+
+__all__ = ["GridForecaster", "Forecaster"]
+
+
+class GridForecaster(ABC):
+    """A forecaster over agent-centric feature batches; `run` adapts it to `Tracks` records."""
+
+    def __init__(self, features: FeatureConfig) -> None:
+        self.features = features
+        self._segments: tuple[int, LaneSegments] | None = None
+
+    @abstractmethod
+    def predict(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+        """City-frame trajectories `(B, K, T, 2)` and mode scores `(B, K)` (summing to 1), best mode first."""
+
+    def lane_segments(self, lane_graph: LaneGraph | None) -> LaneSegments:
+        key = id(lane_graph)
+        if self._segments is None or self._segments[0] != key:
+            segments = LaneSegments.from_lane_graph(lane_graph, self.features.lane_segment_length_m, self.features.lane_points)
+            self._segments = (key, segments)
+        return self._segments[1]
+
+    def run(self, tracks: Tracks, lane_graph: LaneGraph | None, index: int = -1) -> Forecasts:
+        """Forecasts of every agent present at `tracks.timestamps_ns[index]`."""
+        scenario = scenario_from_tracks(tracks, lane_graph, index, self.features)
+        timestamp_ns = int(tracks.timestamps_ns[index])
+        boxes = tracks.boxes[index]
+        if not len(scenario.agent_ids):
+            return Forecasts(
+                tracks.log_id, timestamp_ns, np.zeros(0, dtype=str), np.zeros((0, 2)),
+                np.zeros((0, 1, self.features.horizon_steps, 2)), np.zeros((0, 1)), np.zeros(0), np.zeros(0, dtype=np.int64),
+            )  # fmt: skip
+        batch = encode_scenario(scenario, self.lane_segments(lane_graph), self.features)
+        trajectories, scores = self.predict(batch)
+        lookup = {agent: row for row, agent in enumerate(boxes.track_id.tolist())}
+        rows = np.array([lookup[agent] for agent in scenario.agent_ids.tolist()], dtype=np.int64)
+        assert boxes.score is not None
+        return Forecasts(
+            tracks.log_id,
+            timestamp_ns,
+            scenario.agent_ids,
+            batch.origin_xy_m,
+            trajectories,
+            scores,
+            boxes.score[rows].astype(np.float64),
+            boxes.category[rows],
+        )
+
+
+class Forecaster(GridForecaster):
+    """The trained categorical-latent forecaster (plain, CAB, Reweight or RUBiZ training; same inference)."""
+
+    def __init__(self, cfg: ForecastingConfig, network: ForecastNet | None = None) -> None:
+        super().__init__(cfg.features)
+        self.cfg = cfg
+        self.network = network if network is not None else build_network(cfg)
+        self.network.eval()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> Forecaster:
+        payload = load_checkpoint(path)
+        cfg = ForecastingConfig.model_validate(payload["config"])
+        network = build_network(cfg)
+        try:
+            network.load_state_dict(payload["state_dict"])
+        except RuntimeError as error:
+            raise ValueError(f"{path}: state dict does not match its config ({error})") from None
+        return cls(cfg, network)
+
+    @torch.no_grad()
+    def predict(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+        prediction, _ = self.network(batch.to_torch())
+        scores = torch.softmax(prediction.logits, dim=-1).double().numpy()
+        trajectories = batch.to_city(prediction.trajectories_m.double().numpy())
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return (
+            np.take_along_axis(trajectories, order[:, :, None, None], axis=1),
+            np.take_along_axis(scores, order, axis=1),
+        )

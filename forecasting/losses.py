@@ -1,0 +1,45 @@
+"""Likelihood of a future under the categorical-latent model, and the KL divergence between two latent priors."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["mixture_nll", "categorical_kl", "min_ade_per_sample"]
+
+
+def mixture_nll(
+    log_prior: torch.Tensor,
+    trajectories_m: torch.Tensor,
+    log_scale: torch.Tensor,
+    future_m: torch.Tensor,
+    future_valid: torch.Tensor,
+) -> torch.Tensor:
+    """Per-sample `-log sum_z p(z) prod_t Laplace(y_t | mu_zt, b_zt)`, divided by the number of observed steps.
+
+    `log_prior (B, K)`, `trajectories_m (B, K, T, 2)`, `log_scale (B, K, T)` (log b, same b for x and y),
+    `future_m (B, T, 2)`, `future_valid (B, T)`. Returns `(B,)`.
+    """
+    error = (trajectories_m - future_m[:, None]).abs().sum(dim=-1)  # (B, K, T)
+    log_density = -error * torch.exp(-log_scale) - 2.0 * log_scale - 2.0 * math.log(2.0)
+    valid = future_valid[:, None].to(log_density.dtype)
+    log_likelihood = (log_density * valid).sum(dim=-1)  # (B, K)
+    steps = future_valid.sum(dim=-1).clamp(min=1).to(log_density.dtype)
+    return -torch.logsumexp(log_prior + log_likelihood, dim=-1) / steps
+
+
+def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """`KL[p || q]` per sample between categorical distributions given by logits `(B, K)`."""
+    log_p = F.log_softmax(p_logits, dim=-1)
+    log_q = F.log_softmax(q_logits, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+
+
+def min_ade_per_sample(trajectories_m: torch.Tensor, future_m: torch.Tensor, future_valid: torch.Tensor) -> torch.Tensor:
+    """Smallest average displacement error over the modes, per sample `(B,)`."""
+    error = torch.linalg.norm(trajectories_m - future_m[:, None], dim=-1)  # (B, K, T)
+    valid = future_valid[:, None].to(error.dtype)
+    ade = (error * valid).sum(dim=-1) / valid.sum(dim=-1).clamp(min=1)
+    return ade.min(dim=-1).values

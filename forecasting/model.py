@@ -1,0 +1,99 @@
+"""The forecasting network: a categorical-latent (CVAE-style) multimodal decoder over history, neighbours and map.
+
+The latent `z` takes `K = num_modes` values. The prior `p(z | X, C)` is a softmax head over the fused encoding of the
+agent's history `X` and context `C` (interaction and map encodings); the decoder maps `(encoding, z)` to a trajectory
+with a per-step Laplace scale, so every value of `z` is one predicted mode and `p(z | X, C)` is its score. With `K`
+small the likelihood is marginalised exactly, `log p(Y | X, C) = log sum_z p(z | X, C) p(Y | X, C, z)`: this is the
+CVAE's evidence lower bound with the exact posterior `q(z | X, C, Y) ∝ p(z | X, C) p(Y | X, C, z)` in place of a
+learned one, so the bound is tight and no posterior network is needed.
+
+The blind pass (CAB, `forecasting.cab`) runs the same weights with the context encodings replaced by zeros (the null
+context `~C`) and the history encoding detached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from forecasting.config import FeatureConfig, ModelConfig
+from forecasting.encoders import HistoryEncoder, InteractionEncoder, LaneEncoder
+from scenes.categories import CATEGORIES
+
+
+@dataclass(frozen=True)
+class Context:
+    """Encodings of one batch: the agent (history + category), its interactions and its map, each `(B, D)`."""
+
+    agent: torch.Tensor
+    interaction: torch.Tensor
+    map: torch.Tensor
+
+    def blind(self) -> Context:
+        """The null context `~C` of CAB's blind branch: context encodings zeroed, history encoding detached."""
+        return Context(self.agent.detach(), torch.zeros_like(self.interaction), torch.zeros_like(self.map))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Prior logits of `z` `(B, K)`, mode trajectories `(B, K, T, 2)` (agent frame, m), Laplace log-scales `(B, K, T)`."""
+
+    logits: torch.Tensor
+    trajectories_m: torch.Tensor
+    log_scale: torch.Tensor
+    hidden: torch.Tensor
+
+
+class ForecastNet(nn.Module):
+    """Encoders + categorical latent prior + per-mode trajectory decoder."""
+
+    def __init__(self, model: ModelConfig, features: FeatureConfig, *, blind_prior_head: bool = False) -> None:
+        super().__init__()
+        hidden = model.hidden_dim
+        self.num_modes = model.num_modes
+        self.horizon_steps = features.horizon_steps
+        self.position_scale_m = features.position_scale_m
+        self.min_log_scale = model.min_log_scale
+        self.history = HistoryEncoder(hidden)
+        self.category = nn.Embedding(len(CATEGORIES), model.category_dim)
+        self.agent = nn.Sequential(nn.Linear(hidden + model.category_dim, hidden), nn.ReLU())
+        self.interaction = InteractionEncoder(hidden)
+        self.lanes = LaneEncoder(hidden)
+        self.trunk = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.prior = nn.Linear(hidden, model.num_modes)
+        self.mode_embedding = nn.Embedding(model.num_modes, hidden)
+        self.decoder = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 3 * features.horizon_steps))
+        # RUBiZ keeps a separate latent head for its blind branch (its own p(z | X)); CAB shares every weight.
+        self.blind_prior = (
+            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, model.num_modes)) if blind_prior_head else None
+        )
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> Context:
+        history = self.history(batch["history"])
+        agent = self.agent(torch.cat([history, self.category(batch["category"])], dim=-1))
+        interaction = self.interaction(agent, batch["neighbors"], batch["neighbor_mask"])
+        lanes = self.lanes(agent, batch["lanes"], batch["lane_mask"])
+        return Context(agent, interaction, lanes)
+
+    def heads(self, context: Context) -> Prediction:
+        hidden = self.trunk(torch.cat([context.agent, context.interaction, context.map], dim=-1))
+        batch = hidden.shape[0]
+        modes = self.mode_embedding.weight[None].expand(batch, -1, -1)
+        decoded = self.decoder(torch.cat([hidden[:, None].expand(-1, self.num_modes, -1), modes], dim=-1))
+        decoded = decoded.reshape(batch, self.num_modes, self.horizon_steps, 3)
+        trajectories = torch.cumsum(decoded[..., :2], dim=2) * self.position_scale_m
+        log_scale = decoded[..., 2].clamp(min=self.min_log_scale, max=5.0)
+        return Prediction(self.prior(hidden), trajectories, log_scale, hidden)
+
+    def forward(self, batch: dict[str, torch.Tensor], with_blind: bool = False) -> tuple[Prediction, Prediction | None]:
+        """The full prediction and, when asked, the blind one (same weights, null context, detached history)."""
+        context = self.encode(batch)
+        full = self.heads(context)
+        if not with_blind:
+            return full, None
+        blind = self.heads(context.blind())
+        if self.blind_prior is not None:
+            blind = Prediction(self.blind_prior(blind.hidden), blind.trajectories_m, blind.log_scale, blind.hidden)
+        return full, blind

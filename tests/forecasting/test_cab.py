@@ -1,0 +1,109 @@
+"""Losses by hand and the gradient flow of CAB's blind branch and KL term."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from forecasting.cab import objective_loss
+from forecasting.config import ObjectiveConfig
+from forecasting.losses import categorical_kl, mixture_nll
+from forecasting.train import build_network
+
+from .conftest import tiny_config, tiny_samples
+
+
+def test_mixture_nll_and_kl_by_hand() -> None:
+    future = torch.tensor([[[1.0, 0.0], [2.0, 0.0]]])
+    modes = torch.tensor([[[[1.0, 0.0], [2.0, 0.0]], [[1.0, 1.0], [2.0, 1.0]]]])  # exact, 1 m to the left
+    log_scale = torch.zeros(1, 2, 2)  # b = 1
+    log_prior = torch.log(torch.tensor([[0.25, 0.75]]))
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    # Per step log Laplace2D = -|dx| - |dy| - 2 log 2; mode 0: -4 log 2, mode 1: -2 - 4 log 2 over two steps.
+    expected = -math.log(0.25 * math.exp(-4 * math.log(2)) + 0.75 * math.exp(-2 - 4 * math.log(2))) / 2
+    assert mixture_nll(log_prior, modes, log_scale, future, valid).item() == pytest.approx(expected, rel=1e-6)
+    half = torch.tensor([[True, False]])  # only the first step observed
+    expected_half = -math.log(0.25 * math.exp(-2 * math.log(2)) + 0.75 * math.exp(-1 - 2 * math.log(2)))
+    assert mixture_nll(log_prior, modes, log_scale, future, half).item() == pytest.approx(expected_half, rel=1e-6)
+    p = torch.log(torch.tensor([[0.5, 0.5]]))
+    q = torch.log(torch.tensor([[0.9, 0.1]]))
+    assert categorical_kl(p, q).item() == pytest.approx(0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1))
+    assert categorical_kl(p, p).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def _grads(network: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    network.zero_grad(set_to_none=True)
+    loss.backward(retain_graph=True)
+    return {name: parameter.grad for name, parameter in network.named_parameters()}
+
+
+def _nonzero(grads: dict[str, torch.Tensor | None], prefix: str) -> bool:
+    return any(g is not None and g.abs().sum() > 0 for name, g in grads.items() if name.startswith(prefix))
+
+
+def test_blind_branch_detaches_history_and_nulls_context() -> None:
+    cfg = tiny_config("cab")
+    torch.manual_seed(0)
+    network = build_network(cfg)
+    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    full, blind = network(batch, with_blind=True)
+    assert blind is not None
+    blind_loss = mixture_nll(
+        torch.log_softmax(blind.logits, -1), blind.trajectories_m, blind.log_scale, batch["future_m"], batch["future_valid"]
+    ).mean()
+    grads = _grads(network, blind_loss)
+    for encoder in ("history.", "category.", "agent.", "interaction.", "lanes."):
+        assert not _nonzero(grads, encoder), f"L_blind reached the {encoder} encoder"
+    for head in ("trunk.", "prior.", "decoder.", "mode_embedding."):
+        assert _nonzero(grads, head), f"L_blind does not train the shared {head} head"
+    # The blind prediction does not depend on the context: changing the map and the neighbours leaves it unchanged.
+    altered = dict(batch, lanes=batch["lanes"] + 1.0, neighbors=batch["neighbors"] * 2.0)
+    _, blind_altered = network(altered, with_blind=True)
+    assert blind_altered is not None
+    torch.testing.assert_close(blind_altered.trajectories_m, blind.trajectories_m)
+
+
+def test_kl_term_only_moves_the_context_aware_distribution() -> None:
+    cfg = tiny_config("cab")
+    torch.manual_seed(0)
+    network = build_network(cfg)
+    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    full, blind = network(batch, with_blind=True)
+    assert blind is not None
+    full.logits.retain_grad()
+    blind.logits.retain_grad()
+    cab = ObjectiveConfig(method="cab", blind_weight=0.0, kl_weight=5.0)
+    loss, parts = objective_loss(full, blind, batch, cab)
+    plain_nll = objective_loss(full, None, batch, ObjectiveConfig(method="plain"))[0]
+    kl = categorical_kl(full.logits, blind.logits).mean()
+    assert parts["kl"].item() == pytest.approx(kl.item(), rel=1e-6)
+    assert loss.item() == pytest.approx((plain_nll - 5.0 * kl).item(), abs=1e-5)
+    loss.backward(retain_graph=True)
+    assert blind.logits.grad is None or blind.logits.grad.abs().sum() == 0  # blind distribution detached
+    with_kl = full.logits.grad.clone()
+    full.logits.grad = None
+    plain_nll.backward()
+    kl_gradient = with_kl - full.logits.grad
+    # The KL term's gradient on the context-aware logits is -5 d/dlogits KL[p || sg q].
+    expected = torch.autograd.grad(-5.0 * categorical_kl(full.logits, blind.logits.detach()).mean(), full.logits)[0]
+    torch.testing.assert_close(kl_gradient, expected, rtol=1e-4, atol=1e-7)
+    assert expected.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["plain", "cab", "reweight", "rubiz"])
+def test_every_objective_gives_a_finite_loss_and_gradients(method: str) -> None:
+    cfg = tiny_config(method)
+    torch.manual_seed(0)
+    network = build_network(cfg)
+    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    full, blind = network(batch, with_blind=method != "plain")
+    loss, parts = objective_loss(full, blind, batch, cfg.objective)
+    assert torch.isfinite(loss)
+    grads = _grads(network, loss)
+    assert _nonzero(grads, "lanes.") and _nonzero(grads, "interaction.")
+    if method == "rubiz":
+        assert _nonzero(grads, "blind_prior.")
+    if method == "plain":
+        assert set(parts) == {"nll"}

@@ -1,0 +1,105 @@
+"""fit: overfitting a tiny batch, determinism by seed, checkpoints (save, load, resume) and the stage interface."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from forecasting import ConstantVelocityForecaster, Forecaster
+from forecasting.forecaster import GridForecaster
+from forecasting.metrics import min_ade_k
+from forecasting.train import fit, load_checkpoint
+from scenes.records import Tracks
+
+from .conftest import crossing_lane_graph, straight_tracks, tiny_config, tiny_samples
+
+
+def _min_ade(forecaster: Forecaster, samples) -> float:
+    trajectories, scores = forecaster.predict(samples)
+    truth = samples.to_city(samples.future_m[:, None].astype(np.float64))[:, 0]
+    return min_ade_k(trajectories, scores, truth, 3)
+
+
+def test_overfits_a_tiny_batch(tmp_path: Path) -> None:
+    cfg = tiny_config("cab", epochs=150, learning_rate=1e-2)
+    samples = tiny_samples(cfg).select(slice(0, 8))
+    before = _min_ade(Forecaster(cfg), samples)
+    losses: list[float] = []
+    path = fit(cfg, samples, tmp_path, on_checkpoint=lambda metrics, _: losses.append(metrics["nll"]), progress=False)
+    after = _min_ade(Forecaster.from_checkpoint(path), samples)
+    assert losses[-1] < losses[0] - 3.0
+    assert after < 0.3 < before
+
+
+def test_fit_is_deterministic_and_resumes_exactly(tmp_path: Path) -> None:
+    cfg = tiny_config("rubiz", epochs=3)
+    samples = tiny_samples(cfg)
+    first = load_checkpoint(fit(cfg, samples, tmp_path / "a", progress=False))
+    second = load_checkpoint(fit(cfg, samples, tmp_path / "b", progress=False))
+    for name, tensor in first["state_dict"].items():
+        torch.testing.assert_close(second["state_dict"][name], tensor, rtol=0, atol=0)
+    # Stop after one epoch, then resume from last.pt up to three: the same weights as the uninterrupted run.
+    calls: list[Path | None] = []
+    fit(cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"epochs": 1})}), samples, tmp_path / "c", progress=False)
+    resumed = load_checkpoint(fit(cfg, samples, tmp_path / "c", on_checkpoint=lambda _, p: calls.append(p), progress=False))
+    assert len(calls) == 2 and all(p is not None for p in calls)
+    for name, tensor in first["state_dict"].items():
+        torch.testing.assert_close(resumed["state_dict"][name], tensor, rtol=1e-6, atol=1e-7)
+    other_seed = load_checkpoint(fit(cfg.model_copy(update={"seed": 1}), samples, tmp_path / "d", progress=False))
+    assert not torch.equal(other_seed["state_dict"]["prior.weight"], first["state_dict"]["prior.weight"])
+
+
+def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"weights": 1}, bogus)
+    with pytest.raises(ValueError, match="bogus.pt"):
+        Forecaster.from_checkpoint(bogus)
+    with pytest.raises(ValueError, match="missing.pt"):
+        Forecaster.from_checkpoint(tmp_path / "missing.pt")
+
+
+def _noisy_short_tracks() -> Tracks:
+    """Tracker-like output: the last 1.2 s only, one frame dropped for car1, jittered positions, car3 just born."""
+    tracks = straight_tracks(num_agents=4, seconds=3.0)
+    rng = np.random.default_rng(1)
+    boxes = []
+    for index, frame in enumerate(tracks.boxes[-12:]):
+        keep = np.ones(len(frame), bool)
+        if index == 5:
+            keep[1] = False
+        if index < 11:
+            keep[3] = False
+        jitter = np.concatenate([rng.normal(0, 0.1, (len(frame), 2)), np.zeros((len(frame), 1))], axis=1)
+        boxes.append(replace(frame, center_m=frame.center_m + jitter, velocity_m_per_s=None).select(keep))
+    return Tracks(tracks.log_id, tracks.timestamps_ns[-12:], tuple(boxes))
+
+
+@pytest.mark.parametrize("forecaster_kind", ["model", "constant_velocity"])
+def test_run_on_short_noisy_tracks(forecaster_kind: str) -> None:
+    cfg = tiny_config("cab")
+    forecaster: GridForecaster = Forecaster(cfg) if forecaster_kind == "model" else ConstantVelocityForecaster(6, 0.5, 3)
+    tracks = _noisy_short_tracks()
+    forecasts = forecaster.run(tracks, crossing_lane_graph(), index=-1)
+    assert forecasts.timestamp_ns == tracks.timestamps_ns[-1]
+    assert sorted(forecasts.agent_ids.tolist()) == ["car0", "car1", "car2", "car3"]
+    assert forecasts.trajectories_m.shape == (4, 3, 6, 2)
+    assert np.all(np.diff(forecasts.mode_scores, axis=1) <= 0)
+    np.testing.assert_allclose(forecasts.mode_scores.sum(axis=1), 1.0)
+    row = forecasts.agent_ids.tolist().index("car2")
+    np.testing.assert_allclose(forecasts.detection_score[row], tracks.boxes[-1].score[2], rtol=1e-6)
+    np.testing.assert_allclose(forecasts.current_xy_m[row], tracks.boxes[-1].center_m[2, :2])
+
+
+def test_constant_velocity_by_hand() -> None:
+    tracks = straight_tracks(num_agents=2, seconds=3.0)
+    forecasts = ConstantVelocityForecaster(horizon_steps=6, step_s=0.5, num_modes=1).run(tracks, None, index=-1)
+    for agent, path in zip(forecasts.agent_ids.tolist(), forecasts.trajectories_m[:, 0]):
+        column = int(agent[-1])
+        speed = tracks.boxes[-1].velocity_m_per_s[column, 0]
+        start = tracks.boxes[-1].center_m[column, :2]
+        expected = start + np.outer(0.5 * np.arange(1, 7), [speed, 0.0])
+        np.testing.assert_allclose(path, expected, atol=1e-9)
