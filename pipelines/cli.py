@@ -77,9 +77,16 @@ def e2e_forecast(
     evaluate: Annotated[bool, typer.Option("--evaluate", help="Score with the official AV2 evaluator.")] = False,
     workers: WorkersOption = None,
     address: AddressOption = None,
+    config: ConfigOption = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="BEV PNG of one frame (default: beside --out).")] = None,
 ) -> None:
     """Detection -> tracking -> forecasting on LiDAR logs; writes an AV2 E2E forecasting submission."""
-    not_available("e2e-forecast")
+    if workers is not None or address is not None:
+        console.print("[bold red]drivestack e2e-forecast: --workers/--address are not supported[/] (the job runs in one process)")
+        raise typer.Exit(code=2)
+    from pipelines.e2e_forecast import run_job
+
+    run_job(data=data, split=split, out=out, evaluate=evaluate, config=config, plot=plot, console=console)
 
 
 def _train(module: str) -> None:

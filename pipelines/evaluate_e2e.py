@@ -31,11 +31,12 @@ import numpy as np
 from av2.evaluation.forecasting import eval as av2_forecasting_eval
 from av2.evaluation.forecasting.constants import AV2_CATEGORIES, VELOCITY_TYPES
 from rich.console import Console
+from scipy.ndimage import distance_transform_edt
 from rich.table import Table
 
 from scenes.geometry import bev_box_corners
 from scenes.io import atomic_write_text
-from scenes.records import MapRaster
+from scenes.records import LaneGraph, MapRaster
 from scenes.submissions.av2_e2e_forecasting import ForecastSequences, Sequences, SubmissionError, validate_submission
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 TOP_K_SUPPORTED: Final = (1, 5)
 DEFAULT_MAX_RANGE_M: Final = 50
 METRICS: Final = ("mAP_F", "ADE", "FDE")
+ROI_DILATION_M: Final = 5.0  # av2.map.map_api.ROI_ISOCONTOUR_M
 
 
 class RegionOfInterest(Protocol):
@@ -63,6 +65,18 @@ class RasterRegionOfInterest:
     """ROI from a boolean raster layer (e.g. the synthetic city's `roi` layer) with its city->pixel Sim(2)."""
 
     raster: MapRaster
+
+    @classmethod
+    def from_lane_graph(cls, lane_graph: LaneGraph, dilation_m: float = ROI_DILATION_M) -> RasterRegionOfInterest | None:
+        """The `roi` layer of a map, else its `drivable_area` layer dilated by `dilation_m` (as AV2 builds its ROI)."""
+        if "roi" in lane_graph.rasters:
+            return cls(lane_graph.rasters["roi"])
+        if "drivable_area" not in lane_graph.rasters:
+            return None
+        drivable = lane_graph.rasters["drivable_area"]
+        metres_per_pixel = 1.0 / abs(drivable.img_Sim2_city.scale)
+        distance_m = distance_transform_edt(~drivable.values.astype(bool)) * metres_per_pixel
+        return cls(MapRaster("roi", distance_m <= dilation_m, drivable.img_Sim2_city))
 
     def contains_xy(self, points_xy_city_m: np.ndarray) -> np.ndarray:
         return self.raster.lookup(points_xy_city_m, outside=0).astype(bool)
@@ -134,6 +148,21 @@ def _corrected_filters(rois: Mapping[str, RegionOfInterest] | None) -> Iterator[
         av2_forecasting_eval.filter_max_dist, av2_forecasting_eval.filter_drivable_area = original
 
 
+def _no_progress_bar(iterable: Any, *args: Any, **kwargs: Any) -> Any:
+    return iterable
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """The official evaluator draws tqdm bars on stderr at every call; our callers print their own table instead."""
+    original = av2_forecasting_eval.tqdm
+    av2_forecasting_eval.tqdm = _no_progress_bar
+    try:
+        yield
+    finally:
+        av2_forecasting_eval.tqdm = original
+
+
 @dataclass(frozen=True)
 class E2EForecastingScores:
     """Official per-(profile, category) metrics plus their NaN-means (as the official CLI reports them)."""
@@ -177,21 +206,26 @@ class E2EForecastingScores:
         return Path(path)
 
     def table(self, title: str = "AV2 end-to-end forecasting") -> Table:
-        table = Table(title=f"{title} (top-{self.top_k}, {self.max_range_m} m{', ROI' if self.roi_filtered else ''})")
+        """One row per evaluated (category, profile), then the per-profile means."""
+        roi = ", ROI" if self.roi_filtered else ""
+        table = Table(title=f"{title} (top-{self.top_k}, {self.max_range_m} m{roi})")
         table.add_column("category")
-        for profile in VELOCITY_TYPES:
-            for metric in METRICS:
-                table.add_column(f"{profile}\n{metric}", justify="right")
+        table.add_column("profile")
+        for metric in METRICS:
+            table.add_column(metric if metric == "mAP_F" else f"{metric} (m)", justify="right")
 
         def fmt(value: float) -> str:
             return "-" if math.isnan(value) else f"{value:.3f}"
 
         for category in self.evaluated_categories():
-            table.add_row(category, *(fmt(self.per_profile[p][category][m]) for p in VELOCITY_TYPES for m in METRICS))
+            for profile in VELOCITY_TYPES:
+                cell = self.per_profile[profile][category]
+                if not math.isnan(cell["mAP_F"]):
+                    table.add_row(category, profile, *(fmt(cell[m]) for m in METRICS))
         table.add_section()
-        means = {(p, m): _nanmean([self.per_profile[p][c][m] for c in AV2_CATEGORIES]) for p in VELOCITY_TYPES for m in METRICS}
-        table.add_row("mean", *(fmt(means[(p, m)]) for p in VELOCITY_TYPES for m in METRICS))
-        table.caption = " ".join(f"mean {metric} = {fmt(self.mean(metric))}" for metric in METRICS)
+        for profile in VELOCITY_TYPES:
+            table.add_row("mean", profile, *(fmt(_nanmean([self.per_profile[profile][c][m] for c in AV2_CATEGORIES])) for m in METRICS))
+        table.add_row("mean", "all", *(fmt(self.mean(m)) for m in METRICS), style="bold")
         return table
 
     def print(self, console: Console | None = None, title: str = "AV2 end-to-end forecasting") -> None:
@@ -228,7 +262,7 @@ def evaluate_submission(
         raise SubmissionError(f"submission lacks {len(missing)} evaluated (log, timestamp) key(s), e.g. {missing[:3]}")
     predictions = copy.deepcopy(submission)
     labels = copy.deepcopy(ground_truth)
-    with _corrected_filters(rois):
+    with _corrected_filters(rois), _quiet_progress_bars():
         results = av2_forecasting_eval.evaluate(
             predictions, labels, top_k, max_range_m, "region-of-interest" if rois is not None else None
         )

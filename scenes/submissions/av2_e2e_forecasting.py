@@ -168,6 +168,8 @@ def ground_truth_from_av2_log(log_dir: str | os.PathLike[str]) -> list[dict[str,
 def submission_agents(forecasts: Forecasts, boxes_city: Boxes3D) -> list[dict[str, Any]]:
     """Agent dicts of one (log, timestamp) from forecasts and the tracked boxes they start from (size, yaw)."""
     where = f"{forecasts.log_id}@{forecasts.timestamp_ns}"
+    if not len(forecasts):
+        return []
     if forecasts.trajectories_m.shape[1:] != (NUM_MODES, NUM_STEPS, 2):
         raise SubmissionError(
             f"{where}: Forecasts.trajectories_m must be (A, {NUM_MODES}, {NUM_STEPS}, 2) "

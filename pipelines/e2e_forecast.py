@@ -1,0 +1,371 @@
+"""End-to-end forecasting (Valeo4Cast): LiDAR frames -> detection -> tracking -> forecasting -> AV2 submission.
+
+Frames of each log stream through the stages in time order: the detector gives ego-frame boxes, which go to the city
+frame and into the tracker; at every 2 Hz evaluation timestamp the forecaster predicts K=5 trajectories of 6 steps
+(0.5 s apart) for every confirmed track, from the tracker's recent history. Static categories optionally get the
+static mode (`pipelines.e2e_postprocess`). The result is an AV2 E2E forecasting submission with a key for every
+evaluated (log, timestamp), the ground truth built from the annotations, and per-stage latencies.
+
+Stages are chosen in `E2EForecastConfig`: the LiDAR detector (shipped or given checkpoint) or the oracle detector
+(ground truth, optionally degraded), the tracker or the oracle tracker (ground-truth identities), the learned
+forecaster (shipped or given checkpoint, e.g. after sequential finetuning) or the constant-velocity baseline. A frame
+without a sweep on disk (the real AV2 sample holds one sweep of a log annotated at every timestamp) is skipped by the
+LiDAR detector; its annotations still enter the ground truth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+import numpy as np
+from pydantic import Field
+from rich.progress import Progress
+
+from pipelines.e2e_postprocess import apply_static_mode
+from pipelines.evaluate_e2e import (
+    Av2MapRegionOfInterest,
+    E2EForecastingScores,
+    RasterRegionOfInterest,
+    RegionOfInterest,
+    evaluate_submission,
+)
+from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig, OracleTracker
+from scenes.config import StrictConfig
+from scenes.records import Boxes3D, Forecasts, Frame, LaneGraph, Tracks
+from scenes.submissions.av2_e2e_forecasting import (
+    ForecastSequences,
+    Sequences,
+    build_submission,
+    evaluation_timestamps,
+    ground_truth_from_frames,
+)
+
+__all__ = [
+    "SynthSplitConfig",
+    "E2EForecastConfig",
+    "StageTimings",
+    "LogResult",
+    "E2EResult",
+    "run_e2e",
+    "open_e2e_dataset",
+    "build_stages",
+    "load_e2e_config",
+    "plot_result_frame",
+    "run_job",
+]
+
+STAGES: Final = ("detection", "tracking", "forecasting")
+SHIPPED_DIR: Final = Path(__file__).resolve().parent / "checkpoints"
+
+
+class DetectorStage(Protocol):
+    def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D: ...
+
+
+class TrackerStage(Protocol):
+    def step(self, detections_city: Boxes3D, timestamp_ns: int) -> Boxes3D: ...
+
+
+class ForecasterStage(Protocol):
+    def run(self, tracks: Tracks, lane_graph: LaneGraph | None, index: int = -1) -> Forecasts: ...
+
+
+Stages = tuple[DetectorStage, Callable[[], TrackerStage], ForecasterStage]
+
+
+class SynthSplitConfig(StrictConfig):
+    """The synthetic split used when no `--data` is given (held out from training by its seed)."""
+
+    logs: int = Field(2, ge=1)
+    seconds: float = Field(12.0, gt=0)
+    seed: int = Field(1000, description="training uses other seeds; this split is never trained on")
+    lidar_beams: int | None = 32
+
+
+class E2EForecastConfig(StrictConfig):
+    """Which stages run and how the submission is post-processed and scored."""
+
+    detector: Literal["lidar", "oracle"] = "oracle"
+    detector_checkpoint: Path | None = Field(None, description="LiDAR detector checkpoint; None: the shipped one")
+    oracle: OracleDetectorConfig = OracleDetectorConfig()
+    tracker: Literal["tracker", "oracle"] = "oracle"
+    tracker_checkpoint: Path | None = Field(None, description="fitted tracker parameters; None: the defaults")
+    forecaster: Literal["learned", "constant_velocity"] = "constant_velocity"
+    forecaster_checkpoint: Path | None = Field(None, description="forecaster checkpoint; None: the shipped one")
+    past_sweeps: int = Field(1, ge=0, description="previous frames handed to the detector (multi-sweep input)")
+    track_window_s: float = Field(3.0, gt=0, description="tracker history kept for the forecaster")
+    static_mode: bool = True
+    top_k: Literal[1, 5] = 5
+    max_range_m: int = Field(50, gt=0)
+    roi_filter: bool = True
+    synth: SynthSplitConfig = SynthSplitConfig()
+
+
+@dataclass
+class StageTimings:
+    """Wall time spent in each stage, and on how many calls."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @contextmanager
+    def time(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
+            self.calls[stage] += 1
+
+    def mean_ms(self, stage: str) -> float:
+        return 1000.0 * self.seconds[stage] / max(1, self.calls[stage])
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {stage: {"total_s": self.seconds[stage], "calls": self.calls[stage], "mean_ms": self.mean_ms(stage)} for stage in self.seconds}
+
+
+@dataclass(frozen=True)
+class LogResult:
+    """What the stack produced on one log (kept for plots and finetuning)."""
+
+    log_id: str
+    lane_graph: LaneGraph | None
+    tracks: Tracks | None
+    forecasts: dict[int, Forecasts]
+    annotated: tuple[Frame, ...]
+
+
+@dataclass(frozen=True)
+class E2EResult:
+    submission: ForecastSequences
+    ground_truth: Sequences
+    rois: dict[str, RegionOfInterest] | None
+    logs: tuple[LogResult, ...]
+    timings: StageTimings
+    num_sweeps: int
+
+    def evaluate(self, cfg: E2EForecastConfig) -> E2EForecastingScores:
+        return evaluate_submission(self.submission, self.ground_truth, rois=self.rois, top_k=cfg.top_k, max_range_m=cfg.max_range_m)
+
+
+def _shipped(name: str) -> Path:
+    path = SHIPPED_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: shipped checkpoint not found; pass a checkpoint path in the config")
+    return path
+
+
+def build_stages(cfg: E2EForecastConfig) -> Stages:
+    """The detector, a tracker factory (one tracker per log) and the forecaster named by `cfg`."""
+    detector: DetectorStage
+    if cfg.detector == "oracle":
+        detector = OracleDetector(cfg.oracle)
+    else:
+        from perception.detection.detector import Detector
+
+        detector = Detector.from_checkpoint(cfg.detector_checkpoint or _shipped("detector.pt"))
+    make_tracker: Callable[[], TrackerStage]
+    if cfg.tracker == "oracle":
+        make_tracker = OracleTracker
+    else:
+        from perception.tracking.tracker import Tracker, TrackerConfig
+
+        tracker_cfg = TrackerConfig.from_file(cfg.tracker_checkpoint) if cfg.tracker_checkpoint else TrackerConfig()
+
+        def make_tracker() -> TrackerStage:
+            return Tracker(tracker_cfg)
+
+    forecaster: ForecasterStage
+    if cfg.forecaster == "constant_velocity":
+        from forecasting.baselines import ConstantVelocityForecaster
+
+        forecaster = ConstantVelocityForecaster(horizon_steps=6, step_s=0.5, num_modes=5)
+    else:
+        from forecasting.forecaster import Forecaster
+
+        forecaster = Forecaster.from_checkpoint(cfg.forecaster_checkpoint or _shipped("forecaster.pt"))
+    return detector, make_tracker, forecaster
+
+
+def open_e2e_dataset(data: str | None, split: str, cfg: E2EForecastConfig) -> Any:
+    """`--data av2:PATH` (a split, log or dataset directory) or, with no data, the synthetic split of `cfg.synth`."""
+    from scenes.adapters.registry import open_dataset
+
+    if data is None or data == "synth":
+        return open_dataset(
+            "synth", logs=cfg.synth.logs, seed=cfg.synth.seed, seconds=cfg.synth.seconds,
+            lidar_beams=cfg.synth.lidar_beams if cfg.detector == "lidar" else None, cameras=(),
+        )  # fmt: skip
+    if not data.startswith("av2:"):
+        raise ValueError(f"--data {data!r}: end-to-end forecasting reads AV2 sensor logs ('av2:PATH') or 'synth'")
+    return open_dataset(data, split=split)
+
+
+def _region_of_interest(dataset: Any, log_id: str, lane_graph: LaneGraph | None) -> RegionOfInterest | None:
+    if hasattr(dataset, "log_dir"):
+        map_dir = Path(dataset.log_dir(log_id)) / "map"
+        if map_dir.is_dir():
+            return Av2MapRegionOfInterest(map_dir)
+    return RasterRegionOfInterest.from_lane_graph(lane_graph) if lane_graph is not None else None
+
+
+def _run_log(
+    cfg: E2EForecastConfig,
+    log_id: str,
+    frames: Sequence[Frame],
+    lane_graph: LaneGraph | None,
+    stages: Stages,
+    timings: StageTimings,
+    progress: Progress,
+) -> tuple[LogResult, int]:
+    detector, make_tracker, forecaster = stages
+    tracker = make_tracker()
+    forecast_at = set(evaluation_timestamps([f.timestamp_ns for f in frames]).tolist())
+    stamps: list[int] = []
+    tracked: list[Boxes3D] = []
+    forecasts: dict[int, Forecasts] = {}
+    processed: list[Frame] = []
+    sweeps = 0
+    task = progress.add_task(f"log {log_id[:8]}", total=len(frames))
+    for frame in frames:
+        progress.advance(task)
+        if cfg.detector == "lidar" and frame.lidar is None:
+            continue
+        sweeps += 1
+        with timings.time("detection"):
+            detections = detector.run(frame, processed[-cfg.past_sweeps :] if cfg.past_sweeps else ())
+        processed.append(frame)
+        if len(processed) > cfg.past_sweeps:
+            processed.pop(0)
+        with timings.time("tracking"):
+            boxes = tracker.step(detections.transformed(frame.city_SE3_ego, "city"), frame.timestamp_ns)
+        stamps.append(frame.timestamp_ns)
+        tracked.append(boxes)
+        if frame.timestamp_ns not in forecast_at:
+            continue
+        with timings.time("forecasting"):
+            window_start = np.searchsorted(stamps, frame.timestamp_ns - int(cfg.track_window_s * 1e9))
+            window = Tracks(log_id, np.array(stamps[window_start:], dtype=np.int64), tuple(tracked[window_start:]))
+            prediction = forecaster.run(window, lane_graph, index=-1)
+            if cfg.static_mode:
+                prediction = apply_static_mode(prediction)
+        forecasts[frame.timestamp_ns] = prediction
+    progress.remove_task(task)
+    tracks = Tracks(log_id, np.array(stamps, dtype=np.int64), tuple(tracked)) if stamps else None
+    annotated = tuple(replace(f, lidar=None, cameras={}) for f in frames if f.annotations is not None)
+    return LogResult(log_id, lane_graph, tracks, forecasts, annotated), sweeps
+
+
+def run_e2e(
+    cfg: E2EForecastConfig,
+    dataset: Any,
+    *,
+    stages: Stages | None = None,
+    progress: bool = True,
+    log_ids: Sequence[str] | None = None,
+) -> E2EResult:
+    """Runs the stack on every log of `dataset` (an adapter from `scenes.adapters.registry`).
+
+    `stages` (detector, tracker factory, forecaster) overrides the ones named by `cfg`, e.g. a freshly trained model.
+    """
+    stages = stages if stages is not None else build_stages(cfg)
+    timings = StageTimings()
+    results: list[LogResult] = []
+    ground_truth: Sequences = {}
+    rois: dict[str, RegionOfInterest] = {}
+    entries: list[tuple[Forecasts, Boxes3D]] = []
+    sweeps = 0
+    with Progress(disable=not progress, transient=True) as bar:
+        for log_id in log_ids if log_ids is not None else dataset.logs():
+            frames = sorted(dataset.frames(log_id), key=lambda f: f.timestamp_ns)
+            if not frames:
+                continue
+            lane_graph = dataset.lane_graph(log_id)
+            result, log_sweeps = _run_log(cfg, log_id, frames, lane_graph, stages, timings, bar)
+            sweeps += log_sweeps
+            results.append(result)
+            if result.annotated:
+                ground_truth.update(ground_truth_from_frames(result.annotated))
+                roi = _region_of_interest(dataset, log_id, lane_graph) if cfg.roi_filter else None
+                if roi is not None:
+                    rois[log_id] = roi
+            if result.tracks is not None:
+                by_stamp = dict(zip(result.tracks.timestamps_ns.tolist(), result.tracks.boxes))
+                entries.extend((forecast, by_stamp[ts]) for ts, forecast in result.forecasts.items())
+    required = {log_id: [frame["timestamp_ns"] for frame in frames] for log_id, frames in ground_truth.items()}
+    submission = build_submission(entries, required)
+    use_rois = cfg.roi_filter and ground_truth and all(log_id in rois for log_id in ground_truth)
+    return E2EResult(submission, ground_truth, rois if use_rois else None, tuple(results), timings, sweeps)
+
+
+def load_e2e_config(path: Path | None) -> E2EForecastConfig:
+    """The YAML config at `path` (errors name the file and the key), else the defaults."""
+    from scenes.config import load_config
+
+    return load_config(path, E2EForecastConfig) if path is not None else E2EForecastConfig()
+
+
+def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
+    """The BEV plot of the busiest forecast frame of the first log that has forecasts."""
+    from pipelines.e2e_plot import busiest_timestamp, plot_forecasts_bev
+
+    for log in result.logs:
+        if not log.forecasts or log.tracks is None:
+            continue
+        timestamp_ns = busiest_timestamp(log.forecasts)
+        tracked = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes))[timestamp_ns]
+        frames = {frame.timestamp_ns: frame for frame in log.annotated}
+        ego_xy = frames[timestamp_ns].city_SE3_ego.translation[:2] if timestamp_ns in frames else log.forecasts[timestamp_ns].current_xy_m.mean(0)
+        ground_truth = _ground_truth_tracks(log.annotated) if log.annotated else None
+        return plot_forecasts_bev(path, log.forecasts[timestamp_ns], tracked, ego_xy, lane_graph=log.lane_graph, ground_truth=ground_truth)
+    return None
+
+
+def _ground_truth_tracks(frames: Sequence[Frame]) -> Tracks:
+    boxes = [frame.annotations.transformed(frame.city_SE3_ego, "city") for frame in frames if frame.annotations is not None]
+    stamps = np.array([frame.timestamp_ns for frame in frames if frame.annotations is not None], dtype=np.int64)
+    return Tracks(frames[0].log_id, stamps, tuple(boxes))
+
+
+def run_job(
+    *,
+    data: str | None,
+    split: str,
+    out: Path,
+    evaluate: bool,
+    config: Path | None = None,
+    plot: Path | None = None,
+    console: Any = None,
+) -> E2EResult:
+    """`drivestack e2e-forecast`: runs the stack, writes the submission, the BEV plot and, with `evaluate`, the scores."""
+    from rich.console import Console
+
+    from scenes.submissions.av2_e2e_forecasting import write_submission
+
+    console = console or Console(stderr=True)
+    cfg = load_e2e_config(config)
+    dataset = open_e2e_dataset(data, split, cfg)
+    result = run_e2e(cfg, dataset)
+    write_submission(out, result.submission)
+    agents = sum(len(agents) for log in result.submission.values() for agents in log.values())
+    keys = sum(len(log) for log in result.submission.values())
+    console.print(f"wrote {out}: {len(result.submission)} log(s), {keys} (log, timestamp) keys, {agents} forecast agents")
+    stages = ", ".join(f"{stage} {result.timings.mean_ms(stage):.1f} ms/call" for stage in STAGES if result.timings.calls[stage])
+    console.print(f"{result.num_sweeps} sweeps processed; {stages}")
+    plot_path = plot or out.with_name(f"{out.stem}_bev.png")
+    if plot_result_frame(result, plot_path) is not None:
+        console.print(f"wrote {plot_path}")
+    if evaluate:
+        if not result.ground_truth:
+            raise ValueError(f"--evaluate: {data} has no annotations to build ground truth from")
+        scores = result.evaluate(cfg)
+        scores.print(console)
+        json_path = scores.save_json(out.with_name(f"{out.stem}_scores.json"))
+        console.print(f"wrote {json_path}")
+    return result
