@@ -189,9 +189,27 @@ def evaluate(
 def inspect(
     data: DataOption,
     preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a BEV preview PNG of one frame.")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", help="nuScenes version, e.g. v1.0-mini.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad frames/logs instead of failing.")] = False,
 ) -> None:
     """Summarise a dataset on disk (logs, frames, sensors, categories, time span)."""
-    not_available("inspect")
+    from scenes.adapters.base import AdapterError
+    from scenes.adapters.preview import preview_frame, summary_table, write_bev_preview
+    from scenes.adapters.registry import open_dataset
+
+    options: dict[str, object] = {"skip_bad": skip_bad}
+    if version is not None:
+        options["version"] = version
+    try:
+        dataset = open_dataset(data, **options)
+        Console().print(summary_table(dataset.summary()))
+        if preview is not None:
+            frame, lane_graph = preview_frame(dataset)
+            write_bev_preview(frame, lane_graph, preview)
+            console.print(f"BEV preview of {frame.log_id} @ {frame.timestamp_ns} written to {preview}")
+    except (AdapterError, TypeError) as error:
+        console.print(f"[bold red]drivestack inspect: {error}[/]")
+        raise typer.Exit(code=1) from None
 
 
 def main() -> None:

@@ -240,6 +240,9 @@ class KittiObjectDataset(Dataset):
     def logs(self) -> list[str]:
         return list(self._splits)
 
+    def notes(self) -> tuple[str, ...]:
+        return ("KITTI object frames carry no time stamp: timestamp_ns is the frame index",)
+
     def split_dir(self, log_id: str) -> Path:
         if log_id not in self._splits:
             raise AdapterError(self.root, f"no split {log_id!r}; splits: {list(self._splits)}")
