@@ -1,0 +1,133 @@
+"""Simulate N logs and write them in one on-disk format (the body of `drivestack synth`), with a rich progress bar.
+
+Log `i` is `simulate_log(config, seed, index=i)`, so the same arguments give byte-identical files. Output layout:
+
+| format | where the logs go under `out` |
+|---|---|
+| `av2` | `<split>/<log_id>/` (AV2 sensor dataset) |
+| `av2-mf` | `<split>/<scenario_id>/` (AV2 motion forecasting, 11 s scenarios) |
+| `kitti` | `<date>/<date>_drive_<NNNN>_sync/` with NNNN = i + 1 (KITTI raw + depth ground truth) |
+| `nuscenes` | `v1.0-synth/` tables, `samples/`, `sweeps/`, `maps/`; scenes listed under split `synth_<split>` in splits.json |
+| `cityscapes` | `<style>/{leftImg8bit,gtFine,camera}/<split>/<city>/`, sequence number i |
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from scenes.synth.world import SynthConfig, SynthLog, simulate_log
+from scenes.synth.writers.common import SimulatedLog, WriterError
+from scenes.synth.writers.nuscenes import NuScenesWriter
+
+__all__ = ["FORMATS", "SynthFormatName", "synth_config_for", "write_synthetic_dataset"]
+
+SynthFormatName = Literal["av2", "av2-mf", "kitti", "nuscenes", "cityscapes"]
+FORMATS: Final[tuple[str, ...]] = ("av2", "av2-mf", "kitti", "nuscenes", "cityscapes")
+NUSCENES_VERSION: Final = "v1.0-synth"
+
+# Sensors each format needs from the simulator: (LiDAR beams or None, cameras).
+_SENSORS: Final[dict[str, tuple[int | None, tuple[str, ...]]]] = {
+    "av2": (32, ("ring_front_center",)),
+    "av2-mf": (None, ()),
+    "kitti": (32, ("stereo_front_left", "stereo_front_right")),
+    "nuscenes": (32, ("ring_front_center",)),
+    "cityscapes": (None, ("ring_front_center",)),
+}
+
+
+def synth_config_for(format_name: str, *, seconds: float, style: str) -> SynthConfig:
+    """The simulator configuration that gives `format_name` every sensor it writes, and nothing more."""
+    if format_name not in _SENSORS:
+        raise WriterError(f"format: {format_name!r} is not one of {list(FORMATS)}")
+    beams, cameras = _SENSORS[format_name]
+    return SynthConfig(seconds=seconds, lidar_beams=beams, cameras=cameras, style=style)
+
+
+def _preview_writer() -> Callable[[SynthLog, Path], object] | None:
+    try:
+        module = importlib.import_module("scenes.synth.preview")
+    except ModuleNotFoundError:
+        return None
+    return getattr(module, "write_preview", None)
+
+
+def write_synthetic_dataset(
+    format_name: str,
+    out: Path,
+    *,
+    logs: int = 1,
+    seconds: float = 15.0,
+    style: str = "default",
+    seed: int = 0,
+    split: str = "train",
+    preview: bool = False,
+    console: Console | None = None,
+) -> list[Path]:
+    """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths."""
+    if logs < 1:
+        raise WriterError(f"logs: must be >= 1, got {logs}")
+    if not split or "/" in split:
+        raise WriterError(f"split: {split!r} is not a usable directory name")
+    config = synth_config_for(format_name, seconds=seconds, style=style)
+    preview_writer = _preview_writer() if preview else None
+    if preview and preview_writer is None:
+        raise WriterError("preview: scenes.synth.preview.write_preview is not available in this installation")
+    out = Path(out)
+    frames_per_log = max(1, round(seconds * config.rate_hz))
+    written: list[Path] = []
+
+    nuscenes = NuScenesWriter(out, NUSCENES_VERSION) if format_name == "nuscenes" else None
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(f"synth {format_name}", total=logs * frames_per_log)
+        for index in range(logs):
+            progress.update(task, description=f"simulating log {index + 1}/{logs}")
+            log = simulate_log(config, seed, index)
+            progress.update(task, description=f"writing log {index + 1}/{logs} ({format_name})")
+
+            def advance() -> None:
+                progress.advance(task)
+
+            written += _write_one(format_name, log, out, index, split, nuscenes, advance)
+            if preview_writer is not None:
+                preview_writer(log, out / "preview" / f"{log.log_id}.png")
+            progress.update(task, completed=(index + 1) * frames_per_log)
+    if nuscenes is not None:
+        written.append(nuscenes.close())
+    return written
+
+
+def _write_one(
+    format_name: str, log: SimulatedLog, out: Path, index: int, split: str, nuscenes: NuScenesWriter | None, advance: Callable[[], None]
+) -> list[Path]:
+    if format_name == "av2":
+        from scenes.synth.writers.av2 import write_av2_log
+
+        return [write_av2_log(log, out / split, on_frame=advance)]
+    if format_name == "av2-mf":
+        from scenes.synth.writers.av2_mf import write_av2_scenarios
+
+        return write_av2_scenarios(log, out / split, on_frame=advance)
+    if format_name == "kitti":
+        from scenes.synth.writers.kitti import write_kitti_drive
+
+        return [write_kitti_drive(log, out, drive_number=index + 1, on_frame=advance)]
+    if format_name == "nuscenes":
+        assert nuscenes is not None
+        nuscenes.add(log, f"synth_{split}", on_frame=advance)
+        return []
+    from scenes.synth.writers.cityscapes import write_cityscapes
+
+    return [write_cityscapes(log, out, split=split, sequence=index, on_frame=advance)]
