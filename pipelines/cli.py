@@ -5,9 +5,10 @@ Every command imports its implementation lazily, so `drivestack --help` stays fa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -91,6 +92,26 @@ def e2e_forecast(
 
 def _train(module: str) -> None:
     not_available(f"train {module}")
+
+
+def run_training(
+    command: str, fit_fn: Callable[..., Path], cfg: Any, dataset: Any, out_dir: Path, workers: Optional[int], address: Optional[str]
+) -> Path:
+    """Runs a module's `fit` in this process or, with `--workers N` (and `--address`), under Ray Train.
+
+    `dataset` may be a `pipelines.distributed.RegistryDataset`, which each Ray worker opens itself.
+    """
+    from pipelines.distributed import DistributedError, run_fit
+
+    where = "in-process" if workers is None else f"on {workers} Ray Train worker(s)" + (f" at {address}" if address else "")
+    console.print(f"drivestack {command}: training {where}, checkpoints in {out_dir}")
+    try:
+        final = run_fit(fit_fn, cfg, dataset, out_dir, workers=workers, address=address)
+    except (ValueError, DistributedError) as error:
+        console.print(f"[bold red]drivestack {command}:[/] {error}")
+        raise typer.Exit(code=2) from None
+    console.print(f"wrote {final} (metrics per epoch: {out_dir / 'run_metrics.json'}, curve: {out_dir / 'run_metrics.png'})")
+    return final
 
 
 @train_app.command("detection")
@@ -187,9 +208,22 @@ def synth(
     style: Annotated[str, typer.Option("--style", help="Domain style name.")] = "default",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 0,
     preview: Annotated[bool, typer.Option("--preview", help="Also write a preview PNG per log.")] = False,
+    split: Annotated[
+        str, typer.Option("--split", help="Split folder (av2, av2-mf, cityscapes); nuScenes lists the scenes as split synth_<split>.")
+    ] = "train",
 ) -> None:
     """Simulate urban driving logs and write them in a real dataset format."""
-    not_available("synth")
+    from scenes.synth.writers.common import WriterError
+    from scenes.synth.writers.export import write_synthetic_dataset
+
+    try:
+        written = write_synthetic_dataset(
+            format.value, out, logs=logs, seconds=seconds, style=style, seed=seed, split=split, preview=preview, console=console
+        )
+    except (WriterError, ValueError) as error:
+        console.print(f"[bold red]drivestack synth:[/] {error}")
+        raise typer.Exit(code=1) from None
+    console.print(f"wrote {len(written)} {format.value} item(s) under {out}")
 
 
 @app.command("evaluate")
