@@ -1,0 +1,102 @@
+"""Argoverse 2 3D detection: detection and ground-truth tables in the evaluator's format (FORMATS §2.5).
+
+Both are pandas DataFrames, one row per box, ego frame at the sweep timestamp, box centre:
+`log_id, timestamp_ns, category, tx_m, ty_m, tz_m, length_m, width_m, height_m, qw, qx, qy, qz` plus `score`
+(detections) or `num_interior_pts` (ground truth). Written as feather (the format of `annotations.feather`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+
+from scenes.geometry import yaw_to_quat_wxyz
+from scenes.io import atomic_write
+from scenes.records import Boxes3D, Frame
+
+BOX_COLUMNS: Final = ("tx_m", "ty_m", "tz_m", "length_m", "width_m", "height_m", "qw", "qx", "qy", "qz")
+DETECTION_COLUMNS: Final = ("log_id", "timestamp_ns", "category", *BOX_COLUMNS, "score")
+GROUND_TRUTH_COLUMNS: Final = ("log_id", "timestamp_ns", "category", *BOX_COLUMNS, "num_interior_pts")
+
+
+class DetectionFormatError(ValueError):
+    """Boxes that cannot be written in the AV2 detection format."""
+
+
+def _rows(log_id: str, timestamp_ns: int, boxes: Boxes3D) -> pd.DataFrame:
+    if boxes.frame != "ego":
+        raise DetectionFormatError(f"{log_id}@{timestamp_ns}: AV2 detection boxes must be in the ego frame, got {boxes.frame!r}")
+    quat = yaw_to_quat_wxyz(boxes.yaw_rad).reshape(-1, 4)
+    return pd.DataFrame(
+        {
+            "log_id": np.full(len(boxes), log_id, dtype=object),
+            "timestamp_ns": np.full(len(boxes), timestamp_ns, dtype=np.int64),
+            "category": boxes.category_names.astype(object),
+            "tx_m": boxes.center_m[:, 0],
+            "ty_m": boxes.center_m[:, 1],
+            "tz_m": boxes.center_m[:, 2],
+            "length_m": boxes.size_lwh_m[:, 0],
+            "width_m": boxes.size_lwh_m[:, 1],
+            "height_m": boxes.size_lwh_m[:, 2],
+            "qw": quat[:, 0],
+            "qx": quat[:, 1],
+            "qy": quat[:, 2],
+            "qz": quat[:, 3],
+        }
+    )
+
+
+def detections_table(items: Iterable[tuple[str, int, Boxes3D]]) -> pd.DataFrame:
+    """Detections `(log_id, timestamp_ns, ego-frame boxes with scores)` -> the evaluator's `dts` table."""
+    parts = []
+    for log_id, timestamp_ns, boxes in items:
+        rows = _rows(log_id, timestamp_ns, boxes)
+        rows["score"] = boxes.score.astype(np.float64)  # type: ignore[union-attr]
+        parts.append(rows)
+    if not parts:
+        return pd.DataFrame({column: [] for column in DETECTION_COLUMNS})
+    return pd.concat(parts, ignore_index=True).loc[:, list(DETECTION_COLUMNS)]
+
+
+def ground_truth_table(frames: Iterable[Frame]) -> pd.DataFrame:
+    """Annotated frames -> the evaluator's `gts` table (boxes without interior counts are given 1 point)."""
+    parts = []
+    for frame in frames:
+        if frame.annotations is None:
+            continue
+        rows = _rows(frame.log_id, frame.timestamp_ns, frame.annotations)
+        counts = frame.annotations.num_interior_pts
+        rows["num_interior_pts"] = counts if counts is not None else np.ones(len(frame.annotations), dtype=np.int64)
+        parts.append(rows)
+    if not parts:
+        return pd.DataFrame({column: [] for column in GROUND_TRUTH_COLUMNS})
+    return pd.concat(parts, ignore_index=True).loc[:, list(GROUND_TRUTH_COLUMNS)]
+
+
+def write_table(path: str | os.PathLike[str], table: pd.DataFrame) -> Path:
+    """Writes a detection or ground-truth table as feather, atomically."""
+    columns = set(table.columns)
+    if not (columns >= set(DETECTION_COLUMNS) or columns >= set(GROUND_TRUTH_COLUMNS)):
+        raise DetectionFormatError(f"{path}: table lacks the AV2 detection columns; has {sorted(columns)}")
+    with atomic_write(path) as temporary:
+        feather.write_feather(pa.Table.from_pandas(table.reset_index(drop=True), preserve_index=False), temporary)
+    return Path(path)
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Reads a table written by `write_table` (or an AV2 `annotations.feather` with a `log_id` column)."""
+    table_path = Path(path)
+    if not table_path.is_file():
+        raise FileNotFoundError(f"{table_path}: detection table not found")
+    table = feather.read_feather(table_path)
+    missing = [c for c in ("log_id", "timestamp_ns", "category", *BOX_COLUMNS) if c not in table.columns]
+    if missing:
+        raise DetectionFormatError(f"{table_path}: missing column(s) {missing}")
+    return table
