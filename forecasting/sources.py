@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.progress import track
 
 from forecasting.config import ForecastingConfig
 from forecasting.dataset import FeatureBatch, build_samples, resample_scenario, scenarios_from_tracks
-from forecasting.train import fit
-from scenes.config import load_config
-from scenes.io import atomic_write
 from scenes.records import Scenario
 
 
@@ -37,35 +32,3 @@ def training_samples(cfg: ForecastingConfig, data: str, *, progress: bool = True
         scenarios = [resample_scenario(scenario, cfg.features) for scenario in dataset.scenarios()]
     return build_samples(scenarios, cfg.features, progress=progress)
 
-
-def plot_training_curve(history: list[dict[str, float]], path: Path) -> None:
-    """Per-epoch loss terms as a PNG (matplotlib, Agg backend), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
-    epochs = [entry["epoch"] for entry in history]
-    for name in ("loss", "nll", "nll_blind", "kl"):
-        if history and name in history[0]:
-            axis.plot(epochs, [entry[name] for entry in history], marker="o", label=name)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("value (nll per step)")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_write(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
-
-
-def train_from_config(config_path: Path | None, data: str, out_dir: Path, *, progress: bool = True) -> Path:
-    """`drivestack train forecasting`: loads the config, builds the samples of `data`, fits, plots the curve."""
-    cfg = load_config(config_path, ForecastingConfig) if config_path is not None else ForecastingConfig()
-    samples = training_samples(cfg, data, progress=progress)
-    history: list[dict[str, float]] = []
-    final = fit(cfg, samples, out_dir, on_checkpoint=lambda metrics, _: history.append(metrics), progress=progress)
-    if history:
-        plot_training_curve(history, out_dir / "training_curve.png")
-    return final

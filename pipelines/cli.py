@@ -141,18 +141,19 @@ def train_forecasting(
     ),
 ) -> None:
     """Train the CAB multimodal forecaster (plain, CAB, Reweight or RUBiZ objective, see configs/forecasting/)."""
-    if workers is not None or address is not None:
-        not_available("train forecasting --workers")
-    from forecasting.sources import train_from_config
+    from forecasting.config import ForecastingConfig
+    from forecasting.sources import training_samples
+    from forecasting.train import fit
     from scenes.adapters.base import AdapterError
-    from scenes.config import ConfigError
+    from scenes.config import ConfigError, load_config
 
     try:
-        final = train_from_config(config, data, out)
+        cfg = load_config(config, ForecastingConfig) if config is not None else ForecastingConfig()
+        samples = training_samples(cfg, data)
     except (ConfigError, AdapterError, ValueError) as error:
         console.print(f"[bold red]drivestack train forecasting:[/] {error}")
         raise typer.Exit(code=2) from None
-    console.print(f"wrote {final} (loss curve: {out / 'training_curve.png'})")
+    run_training("train forecasting", fit, cfg, samples, out, workers, address)
 
 
 @train_app.command("depth")
