@@ -49,7 +49,7 @@ def synth_config_for(format_name: str, *, seconds: float, style: str) -> SynthCo
     return SynthConfig(seconds=seconds, lidar_beams=beams, cameras=cameras, style=style)
 
 
-def _preview_writer() -> Callable[[SynthLog, Path], object] | None:
+def _preview_writer() -> Callable[[SynthLog, int, Path], object] | None:
     try:
         module = importlib.import_module("scenes.synth.preview")
     except ModuleNotFoundError:
@@ -69,7 +69,10 @@ def write_synthetic_dataset(
     preview: bool = False,
     console: Console | None = None,
 ) -> list[Path]:
-    """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths."""
+    """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths.
+
+    With `preview`, `scenes.synth.preview.write_preview` draws each log's middle frame to `out/preview/<log_id>.png`.
+    """
     if logs < 1:
         raise WriterError(f"logs: must be >= 1, got {logs}")
     if not split or "/" in split:
@@ -102,7 +105,7 @@ def write_synthetic_dataset(
 
             written += _write_one(format_name, log, out, index, split, nuscenes, advance)
             if preview_writer is not None:
-                preview_writer(log, out / "preview" / f"{log.log_id}.png")
+                preview_writer(log, len(log.frames) // 2, out / "preview" / f"{log.log_id}.png")
             progress.update(task, completed=(index + 1) * frames_per_log)
     if nuscenes is not None:
         written.append(nuscenes.close())
