@@ -1,7 +1,8 @@
 """The synthetic city's entry point: `simulate_log(config, seed, index) -> SynthLog`.
 
-A log is deterministic in `(config, seed, index)`: the city layout, the traffic and every sensor's noise come from one
-`numpy.random.Generator` seeded with `(seed, index)`.
+A log is deterministic in `(config, seed, index)`: the city, the traffic, the LiDAR noise and the camera noise each
+draw from their own stream of one `numpy.random.SeedSequence((seed, index))`, so switching a sensor off does not
+change the rest of the log.
 """
 
 from __future__ import annotations
@@ -9,31 +10,105 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
+from rich.progress import Progress
+from scipy.spatial import cKDTree
 
-from scenes.categories import CATEGORY_ID
 from scenes.config import StrictConfig
-from scenes.geometry import SE3
-from scenes.records import Boxes3D, Frame, LaneGraph, Tracks
+from scenes.geometry import SE3, points_in_box_mask
+from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks
+from scenes.synth.agents import TrafficConfig, Trajectories, simulate_traffic
+from scenes.synth.camera import CAMERA_MOUNTS, ego_SE3_camera, render_camera
+from scenes.synth.lidar import FrameScene, LidarModel, beam_elevations_deg, simulate_sweep
+from scenes.synth.meshes import Mesh, build_agent_mesh, build_city_mesh
+from scenes.synth.roads import RoadNetwork, build_road_network
+from scenes.synth.styles import STYLES, Style, get_style
 
-__all__ = ["SynthConfig", "SynthLog", "simulate_log"]
+__all__ = ["EgoMotion", "SynthConfig", "SynthLog", "simulate_log", "LIDAR_NAME"]
+
+LIDAR_NAME: Final = "up_lidar"
+EGO_SE3_LIDAR: Final = SE3(np.eye(3), np.array([1.35, 0.0, 1.95]))
+# First timestamp of log `index` (nanoseconds): logs of one seed never overlap in time.
+START_NS: Final = 1_700_000_000 * 10**9
+LOG_SPACING_NS: Final = 3600 * 10**9
 
 
 class SynthConfig(StrictConfig):
-    """How one synthetic log is simulated (durations in seconds, distances in metres)."""
+    """How one synthetic log is simulated (durations in seconds, distances in metres, images in pixels)."""
 
     seconds: float = Field(15.0, gt=0)
-    rate_hz: float = Field(10.0, gt=0)
-    lidar_beams: int | None = 32
+    rate_hz: float = Field(10.0, gt=0, le=100)
+    lidar_beams: int | None = Field(32, ge=1, le=256)
+    lidar_azimuth_steps: int = Field(1800, ge=16)
+    lidar_max_range_m: float = Field(200.0, gt=0)
+    lidar_range_noise_m: float = Field(0.02, ge=0)
+    lidar_dropout: float = Field(0.05, ge=0, lt=1)
     cameras: tuple[str, ...] = ("ring_front_center",)
+    image_width_px: int = Field(320, ge=16, le=4096)
+    image_height_px: int = Field(192, ge=16, le=4096)
     style: str = "default"
+    annotation_range_m: float = Field(100.0, gt=0)
+    render_range_m: float = Field(150.0, gt=0)
+    num_vehicles: int | None = Field(None, ge=0)
+    num_pedestrians: int | None = Field(None, ge=0)
+    num_cyclists: int | None = Field(None, ge=0)
+    num_static_objects: int | None = Field(None, ge=0)
+    warmup_s: float = Field(2.0, ge=0)
+    progress: bool = False
+
+    @field_validator("style")
+    @classmethod
+    def _known_style(cls, value: str) -> str:
+        if value not in STYLES:
+            raise ValueError(f"unknown style {value!r}; known: {', '.join(STYLES)}")
+        return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _known_cameras(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in CAMERA_MOUNTS]
+        if unknown:
+            raise ValueError(f"unknown cameras {unknown}; known: {', '.join(CAMERA_MOUNTS)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"a camera is listed twice: {list(value)}")
+        return value
+
+    def lidar_model(self) -> LidarModel | None:
+        if self.lidar_beams is None:
+            return None
+        return LidarModel(
+            beam_elevations_deg(self.lidar_beams),
+            self.lidar_azimuth_steps,
+            self.lidar_max_range_m,
+            range_noise_std_m=self.lidar_range_noise_m,
+            dropout=self.lidar_dropout,
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class EgoMotion:
+    """IMU/OXTS-like ego stream at the frame timestamps, ego frame (x forward, y left, z up).
+
+    `acceleration_m_per_s2` is the kinematic acceleration (longitudinal, centripetal), without gravity.
+    """
+
+    timestamps_ns: np.ndarray
+    city_SE3_ego: tuple[SE3, ...]
+    velocity_m_per_s: np.ndarray
+    acceleration_m_per_s2: np.ndarray
+    angular_rate_rad_per_s: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class SynthLog:
-    """One simulated drive: per-LiDAR-timestamp frames, the city's lane graph and the sensor calibration."""
+    """One simulated drive: per-LiDAR-timestamp frames, the city's lane graph and the sensor calibration.
+
+    `agents` holds every simulated agent (ego at `agents.ego_index`, unannotated ones too) and `network`/`city_mesh`
+    the static world, so any frame's scene can be rebuilt (`frame_scene`).
+    """
 
     log_id: str
     city_name: str
@@ -41,6 +116,16 @@ class SynthLog:
     frames: tuple[Frame, ...]
     lane_graph: LaneGraph
     ego_SE3_sensors: Mapping[str, SE3]
+    agents: Trajectories | None = None
+    network: RoadNetwork | None = None
+    city_mesh: Mesh | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def timestamps_ns(self) -> np.ndarray:
+        return np.array([frame.timestamp_ns for frame in self.frames], dtype=np.int64)
 
     def ground_truth_tracks(self) -> Tracks:
         """City-frame boxes of every annotated agent, one `Boxes3D` per frame."""
@@ -48,53 +133,132 @@ class SynthLog:
         for frame in self.frames:
             annotations = frame.annotations if frame.annotations is not None else Boxes3D.empty(with_tracks=True)
             boxes.append(annotations.transformed(frame.city_SE3_ego, "city"))
-        timestamps = np.array([frame.timestamp_ns for frame in self.frames], dtype=np.int64)
-        return Tracks(self.log_id, timestamps, tuple(boxes))
+        return Tracks(self.log_id, self.timestamps_ns, tuple(boxes))
+
+    def ego_motion(self) -> EgoMotion:
+        """Velocity, acceleration and yaw rate of the ego vehicle at every frame (from the simulated dynamics)."""
+        if self.agents is None:
+            raise ValueError(f"SynthLog {self.log_id}: no agent states to derive the ego motion from")
+        speed = self.agents.ego_speed_m_per_s
+        yaw_rate = self.agents.ego_yaw_rate_rad_per_s
+        zeros = np.zeros_like(speed)
+        return EgoMotion(
+            self.timestamps_ns,
+            tuple(frame.city_SE3_ego for frame in self.frames),
+            np.stack([speed, zeros, zeros], axis=1),
+            np.stack([self.agents.ego_acceleration_m_per_s2, speed * yaw_rate, zeros], axis=1),
+            np.stack([zeros, zeros, yaw_rate], axis=1),
+        )
+
+    def frame_scene(self, index: int) -> FrameScene:
+        """The ray-casting scene (city and every agent but the ego) of frame `index`."""
+        if self.agents is None or self.network is None or self.city_mesh is None:
+            raise ValueError(f"SynthLog {self.log_id}: the static world and agents are needed to rebuild a scene")
+        others = np.flatnonzero(np.arange(self.agents.num_agents) != self.agents.ego_index)
+        return FrameScene(self.network, self.city_mesh, build_agent_mesh(self.agents, index, others))
 
 
-def _straight_road(city_name: str) -> LaneGraph:
-    xs = np.linspace(-500.0, 500.0, 11)
-    lanes = np.stack([np.stack([xs, np.full_like(xs, y), np.zeros_like(xs)], axis=1) for y in (-1.75, 1.75)])
-    lanes[1] = lanes[1][::-1]
-    return LaneGraph(
-        city_name,
-        np.array([0, 1]),
-        lanes,
-        ((), ()),
-        np.array([-1, -1]),
-        np.array([-1, -1]),
-        np.array([False, False]),
-        drivable_areas_m=(np.array([[-500.0, -3.5, 0.0], [500.0, -3.5, 0.0], [500.0, 3.5, 0.0], [-500.0, 3.5, 0.0]]),),
-    )
+def _uuid(rng: np.random.Generator) -> str:
+    return str(uuid.UUID(int=int(rng.integers(0, 2**62)) << 64 | int(rng.integers(0, 2**62)), version=4))
+
+
+def _city_SE3_ego(agents: Trajectories, frame_index: int) -> SE3:
+    """Ego frame: origin on the ground below the rear axle (a wheelbase of 0.6 box lengths), x forward."""
+    ego = agents.ego_index
+    yaw = float(agents.yaw_rad[frame_index, ego])
+    rear_offset = 0.3 * agents.size_lwh_m[ego, 0]
+    center = agents.center_m[frame_index, ego, :2]
+    rear = center - rear_offset * np.array([np.cos(yaw), np.sin(yaw)])
+    ground = agents.center_m[frame_index, ego, 2] - 0.5 * agents.size_lwh_m[ego, 2]
+    return SE3.from_yaw(yaw, [rear[0], rear[1], ground])
+
+
+def _count_interior_points(points_ego_m: np.ndarray, boxes: Boxes3D) -> np.ndarray:
+    """Number of sweep points inside each box (boundary included), candidates found with a k-d tree."""
+    counts = np.zeros(len(boxes), dtype=np.int64)
+    if not len(points_ego_m) or not len(boxes):
+        return counts
+    tree = cKDTree(points_ego_m)
+    radii = 0.5 * np.linalg.norm(boxes.size_lwh_m, axis=1) + 1e-6
+    for index, candidates in enumerate(tree.query_ball_point(boxes.center_m, radii)):
+        if candidates:
+            inside = points_in_box_mask(points_ego_m[candidates], boxes.center_m[index], boxes.size_lwh_m[index], boxes.yaw_rad[index])
+            counts[index] = int(inside.sum())
+    return counts
+
+
+def _agent_colors(style: Style, agents: Trajectories) -> np.ndarray:
+    colors = np.asarray(style.vehicle_colors, dtype=np.float64) / 255.0
+    return colors[agents.color_index % len(colors)]
 
 
 def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
     """Simulates one log: deterministic in `(config, seed, index)`."""
-    rng = np.random.default_rng([seed, index])
-    log_id = str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63)), version=4))
-    city_name = "SYN"
-    num_agents = 8
-    lane_y = np.where(rng.random(num_agents) < 0.5, -1.75, 1.75)
-    speed = rng.uniform(5.0, 12.0, num_agents) * np.where(lane_y < 0, 1.0, -1.0)
-    start_x = rng.uniform(-80.0, 80.0, num_agents)
-    track_ids = np.array([str(uuid.UUID(int=int(rng.integers(0, 2**63)), version=4)) for _ in range(num_agents)])
+    style = get_style(config.style)
+    map_seq, traffic_seq, lidar_seq, camera_seq, id_seq = np.random.SeedSequence((seed, index)).spawn(5)
+    ids = np.random.default_rng(id_seq)
+    log_id = _uuid(ids)
+    network = build_road_network(style.layout)
+    city_mesh = build_city_mesh(network, np.random.default_rng(map_seq))
+    lane_graph = network.lane_graph(style.city_code)
+    num_frames = max(1, int(round(config.seconds * config.rate_hz)))
+    start_ns = START_NS + index * LOG_SPACING_NS
+    timestamps_ns = start_ns + np.round(np.arange(num_frames) / config.rate_hz * 1e9).astype(np.int64)
+    traffic = TrafficConfig(
+        num_vehicles=config.num_vehicles,
+        num_pedestrians=config.num_pedestrians,
+        num_cyclists=config.num_cyclists,
+        num_static_objects=config.num_static_objects,
+        warmup_s=config.warmup_s,
+        physics_hz=max(config.rate_hz, 10.0),
+    )
+    agents = simulate_traffic(network, traffic, (timestamps_ns - start_ns) / 1e9, np.random.default_rng(traffic_seq))
+    lidar_model = config.lidar_model()
+    lidar_rng, camera_rng = np.random.default_rng(lidar_seq), np.random.default_rng(camera_seq)
+    colors = _agent_colors(style, agents)
+    sensors: dict[str, SE3] = {name: ego_SE3_camera(name) for name in config.cameras}
+    if lidar_model is not None:
+        sensors[LIDAR_NAME] = EGO_SE3_LIDAR
+    not_ego = np.arange(agents.num_agents) != agents.ego_index
     frames = []
-    ego_speed = 8.0
-    for step in range(int(round(config.seconds * config.rate_hz))):
-        t = step / config.rate_hz
-        city_SE3_ego = SE3.from_yaw(0.0, [ego_speed * t, -1.75, 0.0])
-        centers = np.stack([start_x + speed * t, lane_y, np.full(num_agents, 0.8)], axis=1)
-        yaw = np.where(speed > 0, 0.0, np.pi)
-        boxes_city = Boxes3D(
-            centers,
-            np.tile([4.5, 1.9, 1.6], (num_agents, 1)),
-            yaw,
-            np.full(num_agents, CATEGORY_ID["REGULAR_VEHICLE"]),
-            velocity_m_per_s=np.stack([speed, np.zeros(num_agents)], axis=1),
-            track_id=track_ids,
-            frame="city",
-        )
-        frames.append(
-            Frame(log_id, int(round(t * 1e9)) + 1_000_000_000, city_SE3_ego, annotations=boxes_city.transformed(city_SE3_ego.inverse(), "ego"))
-        )
-    return SynthLog(log_id, city_name, config.style, tuple(frames), _straight_road(city_name), {})
+    with Progress(disable=not config.progress, transient=True) as progress:
+        task = progress.add_task(f"simulating log {index} ({config.style})", total=num_frames)
+        for frame_index, timestamp_ns in enumerate(timestamps_ns.tolist()):
+            city_SE3_ego = _city_SE3_ego(agents, frame_index)
+            ego_xy = city_SE3_ego.translation[:2]
+            distance = np.linalg.norm(agents.center_m[frame_index, :, :2] - ego_xy, axis=1)
+            annotated = np.flatnonzero(not_ego & (distance <= config.annotation_range_m))
+            boxes = Boxes3D(
+                agents.center_m[frame_index, annotated],
+                agents.size_lwh_m[annotated],
+                agents.yaw_rad[frame_index, annotated],
+                agents.category[annotated],
+                velocity_m_per_s=agents.velocity_m_per_s[frame_index, annotated],
+                track_id=agents.track_ids[annotated],
+                frame="city",
+            ).transformed(city_SE3_ego.inverse(), "ego")
+            sweep = None
+            cameras: dict[str, CameraFrame] = {}
+            if lidar_model is not None or config.cameras:
+                rendered = np.flatnonzero(not_ego & (distance <= config.render_range_m))
+                scene = FrameScene(network, city_mesh, build_agent_mesh(agents, frame_index, rendered))
+                if lidar_model is not None:
+                    sweep, _ = simulate_sweep(scene, lidar_model, city_SE3_ego, EGO_SE3_LIDAR, timestamp_ns, lidar_rng, network.marking)
+                    boxes = Boxes3D(
+                        boxes.center_m,
+                        boxes.size_lwh_m,
+                        boxes.yaw_rad,
+                        boxes.category,
+                        boxes.score,
+                        boxes.velocity_m_per_s,
+                        boxes.track_id,
+                        _count_interior_points(sweep.points_xyz_m.astype(np.float64), boxes),
+                        "ego",
+                    )
+                for name in config.cameras:
+                    cameras[name] = render_camera(
+                        scene, name, city_SE3_ego, config.image_width_px, config.image_height_px, timestamp_ns, style, camera_rng, colors, network.marking
+                    )
+            frames.append(Frame(log_id, timestamp_ns, city_SE3_ego, sweep, cameras, boxes))
+            progress.advance(task)
+    return SynthLog(log_id, style.city_code, config.style, tuple(frames), lane_graph, sensors, agents, network, city_mesh)

@@ -1,0 +1,547 @@
+"""Traffic of the synthetic city: vehicles and cyclists on the lane graph, pedestrians on sidewalks, static objects.
+
+Vehicles follow a route of lanes (a random successor at each intersection, so futures are multimodal and shaped by
+the map) with pure-pursuit steering of a kinematic bicycle model; their speed follows the Intelligent Driver Model
+(IDM, Treiber et al. 2000) behind the nearest obstacle on their path: another agent, a red light's stop line, or the
+stop line of a left turn that must yield to oncoming traffic. They change lanes when the neighbour lane has room.
+Pedestrians walk a graph of sidewalk corners and cross at crosswalks while the crossed road has a red light.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from scenes.categories import CATEGORY_ID
+from scenes.synth.roads import ARMS, RoadNetwork
+
+__all__ = ["AgentKind", "TrafficConfig", "Trajectories", "simulate_traffic", "signal_is_green"]
+
+SIGNAL_PERIOD_S: Final = 26.0
+SIGNAL_GREEN_S: Final = 11.0
+LOOKAHEAD_M: Final = 45.0
+ROUTE_HORIZON_M: Final = 70.0
+TURN_SPEED_M_PER_S: Final = 6.0
+MAX_STEER_RAD: Final = 0.6
+MIN_GAP_M: Final = 2.0
+TIME_HEADWAY_S: Final = 1.3
+COMFORT_DECEL_M_PER_S2: Final = 2.5
+MAX_DECEL_M_PER_S2: Final = 8.0
+
+
+class AgentKind:
+    """Mesh/behaviour kinds of simulated agents (index into the templates of `lidar.py`)."""
+
+    CAR: Final = 0
+    VAN: Final = 1
+    TRUCK: Final = 2
+    BUS: Final = 3
+    CYCLIST: Final = 4
+    PEDESTRIAN: Final = 5
+    CONE: Final = 6
+    BOLLARD: Final = 7
+    SIGN: Final = 8
+
+
+# kind -> (category name, length range, width range, height range)
+_SIZES: Final = {
+    AgentKind.CAR: ("REGULAR_VEHICLE", (4.2, 5.0), (1.8, 2.0), (1.45, 1.8)),
+    AgentKind.VAN: ("LARGE_VEHICLE", (5.4, 6.4), (2.0, 2.2), (2.2, 2.7)),
+    AgentKind.TRUCK: ("BOX_TRUCK", (7.0, 9.0), (2.4, 2.5), (3.2, 3.6)),
+    AgentKind.BUS: ("BUS", (11.0, 12.5), (2.5, 2.6), (3.0, 3.3)),
+    AgentKind.CYCLIST: ("BICYCLIST", (1.7, 1.9), (0.6, 0.8), (1.65, 1.85)),
+    AgentKind.PEDESTRIAN: ("PEDESTRIAN", (0.55, 0.75), (0.55, 0.75), (1.55, 1.9)),
+    AgentKind.CONE: ("CONSTRUCTION_CONE", (0.35, 0.45), (0.35, 0.45), (0.65, 0.8)),
+    AgentKind.BOLLARD: ("BOLLARD", (0.25, 0.35), (0.25, 0.35), (0.9, 1.1)),
+    AgentKind.SIGN: ("SIGN", (0.15, 0.25), (0.7, 0.9), (2.3, 2.8)),
+}
+_VEHICLE_MIX: Final = ((AgentKind.CAR, 0.8), (AgentKind.VAN, 0.09), (AgentKind.TRUCK, 0.06), (AgentKind.BUS, 0.05))
+_TURN_WEIGHTS: Final = {"straight": 0.5, "left": 0.25, "right": 0.25}
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """Agent counts (None: from the style's layout statistics) and the simulation clock."""
+
+    num_vehicles: int | None = None
+    num_pedestrians: int | None = None
+    num_cyclists: int | None = None
+    num_static_objects: int | None = None
+    parked_fraction: float | None = None
+    warmup_s: float = 2.0
+    physics_hz: float = 20.0
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectories:
+    """City-frame states of every agent (ego included, at `ego_index`) at every recorded timestamp.
+
+    Arrays are indexed `[t, agent]`; `center_m` is the box centre (z included), velocities are city-frame.
+    """
+
+    timestamps_s: np.ndarray
+    track_ids: np.ndarray
+    kind: np.ndarray
+    category: np.ndarray
+    size_lwh_m: np.ndarray
+    color_index: np.ndarray
+    center_m: np.ndarray
+    yaw_rad: np.ndarray
+    velocity_m_per_s: np.ndarray
+    ego_index: int
+    ego_speed_m_per_s: np.ndarray
+    ego_acceleration_m_per_s2: np.ndarray
+    ego_yaw_rate_rad_per_s: np.ndarray
+
+    @property
+    def num_agents(self) -> int:
+        return int(self.track_ids.shape[0])
+
+
+def signal_is_green(network: RoadNetwork, offsets_s: np.ndarray, node: tuple[int, int], axis: str, time_s: float) -> bool:
+    """Traffic light of `node` for traffic along `axis` ("EW" or "NS"): EW green, all red, NS green, all red."""
+    if not network.is_signalised(node):
+        return True
+    phase = (time_s + offsets_s[node]) % SIGNAL_PERIOD_S
+    half = SIGNAL_PERIOD_S / 2.0
+    if axis == "EW":
+        return phase < SIGNAL_GREEN_S
+    return half <= phase < half + SIGNAL_GREEN_S
+
+
+def _axis(heading: tuple[float, float] | np.ndarray) -> str:
+    return "EW" if abs(heading[0]) > abs(heading[1]) else "NS"
+
+
+def _uuid(rng: np.random.Generator) -> str:
+    return str(uuid.UUID(int=int(rng.integers(0, 2**62)) << 64 | int(rng.integers(0, 2**62)), version=4))
+
+
+def _sizes(kind: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    _, length, width, height = _SIZES[kind]
+    return np.stack([rng.uniform(*length, count), rng.uniform(*width, count), rng.uniform(*height, count)], axis=1)
+
+
+class _Route:
+    """A vehicle's lanes ahead as one polyline with arc length; lanes behind the vehicle are dropped."""
+
+    def __init__(self, network: RoadNetwork, lane_ids: list[int]) -> None:
+        self.network = network
+        self.lane_ids = lane_ids
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        parts = [self.network.lane(lane_id).polyline_m for lane_id in self.lane_ids]
+        points = np.concatenate([parts[0]] + [part[1:] for part in parts[1:]])
+        self.points = points
+        self.arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        ends = np.cumsum([self.network.lane(lane_id).length_m for lane_id in self.lane_ids])
+        self.lane_end_s = ends
+
+    def extend(self, rng: np.random.Generator, allow_turns: bool) -> None:
+        while self.arc[-1] < ROUTE_HORIZON_M or len(self.lane_ids) < 3:
+            last = self.lane_ids[-1]
+            options = list(self.network.successors[self.network.index_of(last)])
+            turns = [self.network.lane(o).turn for o in options]
+            weights = np.array([_TURN_WEIGHTS.get(t, 1.0) if (allow_turns or t in ("straight", "none")) else 1e-3 for t in turns])
+            self.lane_ids.append(options[int(rng.choice(len(options), p=weights / weights.sum()))])
+            self._rebuild()
+
+    def project(self, xy: np.ndarray) -> float:
+        distances = np.linalg.norm(self.points - xy, axis=1)
+        k = int(np.argmin(distances))
+        k = min(k, len(self.points) - 2)
+        segment = self.points[k + 1] - self.points[k]
+        t = float(np.clip((xy - self.points[k]) @ segment / max(segment @ segment, 1e-12), 0.0, 1.0))
+        return float(self.arc[k] + t * (self.arc[k + 1] - self.arc[k]))
+
+    def drop_passed(self, s: float) -> float:
+        """Drops lanes fully behind arc length `s`; returns `s` in the new route."""
+        dropped = 0.0
+        while len(self.lane_ids) > 1 and s - dropped > self.lane_end_s[0] + 1.0:
+            dropped_len = self.lane_end_s[0]
+            self.lane_ids.pop(0)
+            self._rebuild()
+            dropped = dropped_len
+            s -= dropped_len
+            dropped = 0.0
+        return s
+
+    def point_at(self, s: np.ndarray | float) -> np.ndarray:
+        s = np.clip(s, 0.0, self.arc[-1])
+        return np.stack([np.interp(s, self.arc, self.points[:, 0]), np.interp(s, self.arc, self.points[:, 1])], axis=-1)
+
+
+class _Traffic:
+    def __init__(self, network: RoadNetwork, config: TrafficConfig, rng: np.random.Generator) -> None:
+        self.network = network
+        self.rng = rng
+        layout = network.layout
+        self.signal_offset_s = rng.uniform(0.0, SIGNAL_PERIOD_S, (layout.blocks_x + 1, layout.blocks_y + 1))
+        segment_lanes = [lane for lane in network.lanes if not lane.is_intersection]
+        lane_km = sum(lane.length_m for lane in segment_lanes) / 1000.0
+        road_km = lane_km / (2 * layout.lanes_per_direction)
+        blocks = layout.blocks_x * layout.blocks_y
+        num_vehicles = config.num_vehicles if config.num_vehicles is not None else int(round(layout.vehicles_per_km_lane * lane_km))
+        num_cyclists = config.num_cyclists if config.num_cyclists is not None else int(round(layout.cyclists_per_km * road_km))
+        num_peds = config.num_pedestrians if config.num_pedestrians is not None else int(round(layout.pedestrians_per_block * blocks))
+        num_static = (
+            config.num_static_objects if config.num_static_objects is not None else int(round(layout.static_objects_per_block * blocks))
+        )
+        parked_fraction = config.parked_fraction if config.parked_fraction is not None else layout.parked_fraction
+        self._spawn_vehicles(segment_lanes, num_vehicles, num_cyclists)
+        self._spawn_pedestrians(num_peds)
+        self._spawn_parked_and_static(parked_fraction, num_static)
+
+    # ---- spawning ----------------------------------------------------------------------------------------------
+    def _spawn_vehicles(self, segment_lanes: list, num_vehicles: int, num_cyclists: int) -> None:
+        rng, network = self.rng, self.network
+        layout = network.layout
+        center = np.array([network.grid_x_m[-1], network.grid_y_m[-1]]) / 2.0
+        mids = np.array([lane.polyline_m[len(lane.polyline_m) // 2] for lane in segment_lanes])
+        near_center = np.argsort(np.linalg.norm(mids - center, axis=1))[: max(1, len(segment_lanes) // 6)]
+        ego_lane = segment_lanes[int(rng.choice(near_center))]
+        kinds = [AgentKind.CAR]
+        mix_kinds, mix_p = zip(*_VEHICLE_MIX)
+        kinds += list(rng.choice(mix_kinds, size=num_vehicles, p=np.array(mix_p)))
+        kinds += [AgentKind.CYCLIST] * num_cyclists
+        self.v_kind = np.array(kinds, dtype=np.int64)
+        count = len(kinds)
+        self.v_size = np.concatenate([_sizes(int(k), 1, rng) for k in kinds])
+        self.v_size[0] = [4.9, 2.0, 1.75]
+        outer_lanes = [lane for lane in segment_lanes if lane.lane_index == layout.lanes_per_direction - 1]
+        lengths = np.array([lane.length_m for lane in segment_lanes])
+        occupied: dict[int, list[float]] = {}
+        self.routes: list[_Route] = []
+        self.v_xy = np.zeros((count, 2))
+        self.v_yaw = np.zeros(count)
+        self.v_speed = np.zeros(count)
+        self.v_s = np.zeros(count)
+        for index, kind in enumerate(kinds):
+            for _attempt in range(50):
+                if index == 0:
+                    lane = ego_lane
+                elif kind == AgentKind.CYCLIST:
+                    lane = outer_lanes[int(rng.integers(len(outer_lanes)))]
+                else:
+                    lane = segment_lanes[int(rng.choice(len(segment_lanes), p=lengths / lengths.sum()))]
+                margin = 0.5 * self.v_size[index, 0] + 1.0
+                if lane.length_m <= 2 * margin:
+                    continue
+                s = float(rng.uniform(margin, lane.length_m - margin)) if index else 0.3 * lane.length_m
+                taken = occupied.setdefault(lane.lane_id, [])
+                if all(abs(s - other) > 0.5 * self.v_size[index, 0] + 8.0 for other in taken):
+                    taken.append(s)
+                    break
+            route = _Route(self.network, [lane.lane_id])
+            route.extend(rng, allow_turns=True)
+            xy = route.point_at(s)
+            tangent = route.point_at(s + 0.5) - xy
+            self.routes.append(route)
+            self.v_xy[index] = xy
+            self.v_yaw[index] = np.arctan2(tangent[1], tangent[0])
+            self.v_s[index] = s
+        limit = layout.speed_limit_m_per_s
+        self.v_desired = np.where(self.v_kind == AgentKind.CYCLIST, rng.uniform(3.5, 6.5, count), rng.uniform(0.8, 1.1, count) * limit)
+        self.v_desired[0] = limit
+        self.v_desired[self.v_kind == AgentKind.BUS] *= 0.85
+        self.v_accel = np.where(np.isin(self.v_kind, [AgentKind.TRUCK, AgentKind.BUS]), 1.0, 1.8)
+        self.v_speed = self.v_desired * rng.uniform(0.3, 0.9, count)
+        self.v_lane_change_rate = np.where(self.v_kind == AgentKind.CYCLIST, 0.0, 0.04)
+        self.v_ids = [_uuid(rng) for _ in range(count)]
+
+    def _corner(self, key: tuple[int, int, int, int]) -> np.ndarray:
+        i, j, sx, sy = key
+        offset = self.network.road_half_width_m + 0.5 * self.network.layout.sidewalk_width_m
+        return self.network.node_center_m((i, j)) + offset * np.array([sx, sy], dtype=np.float64)
+
+    def _spawn_pedestrians(self, count: int) -> None:
+        rng, network = self.rng, self.network
+        nx, ny = network.layout.blocks_x, network.layout.blocks_y
+        edges: dict[tuple, list[tuple[tuple, tuple[int, int] | None, str | None]]] = {}
+
+        def connect(a: tuple, b: tuple, node: tuple[int, int] | None = None, axis: str | None = None) -> None:
+            edges.setdefault(a, []).append((b, node, axis))
+            edges.setdefault(b, []).append((a, node, axis))
+
+        for i in range(nx + 1):
+            for j in range(ny + 1):
+                arms = network.arms((i, j))
+                for s in (-1, 1):
+                    if i < nx:
+                        connect((i, j, 1, s), (i + 1, j, -1, s))
+                    if j < ny:
+                        connect((i, j, s, 1), (i, j + 1, s, -1))
+                for arm, a, b in (("E", (1, 1), (1, -1)), ("W", (-1, 1), (-1, -1)), ("N", (1, 1), (-1, 1)), ("S", (1, -1), (-1, -1))):
+                    crossing = arm in arms
+                    connect((i, j, *a), (i, j, *b), (i, j) if crossing else None, _axis(ARMS[arm]) if crossing else None)
+        self.ped_edges = edges
+        keys = list(edges)
+        self.p_from = [keys[int(rng.integers(len(keys)))] for _ in range(count)]
+        self.p_to = []
+        for start in self.p_from:
+            choices = [edge for edge in edges[start] if edge[1] is None]
+            self.p_to.append(choices[int(rng.integers(len(choices)))])
+        self.p_progress = rng.uniform(0.0, 0.9, count)
+        self.p_speed = rng.uniform(1.0, 1.6, count) * (rng.random(count) > 0.15)
+        self.p_offset = rng.uniform(-0.9, 0.9, count)
+        self.p_size = _sizes(AgentKind.PEDESTRIAN, count, rng)
+        self.p_still_yaw = rng.uniform(-np.pi, np.pi, count)
+        self.p_ids = [_uuid(rng) for _ in range(count)]
+        self.p_xy = np.zeros((count, 2))
+        self.p_yaw = np.zeros(count)
+        self._place_pedestrians()
+
+    def _place_pedestrians(self) -> None:
+        for k in range(len(self.p_from)):
+            a, b = self._corner(self.p_from[k]), self._corner(self.p_to[k][0])
+            direction = (b - a) / max(np.linalg.norm(b - a), 1e-9)
+            normal = np.array([-direction[1], direction[0]])
+            self.p_xy[k] = a + (b - a) * self.p_progress[k] + normal * self.p_offset[k]
+            self.p_yaw[k] = np.arctan2(direction[1], direction[0]) if self.p_speed[k] > 0 else self.p_still_yaw[k]
+
+    def _spawn_parked_and_static(self, parked_fraction: float, num_static: int) -> None:
+        rng, network = self.rng, self.network
+        layout = network.layout
+        positions, yaws, kinds = [], [], []
+        free_slots: list[tuple[np.ndarray, np.ndarray]] = []
+        kerb_offset = layout.lanes_per_direction * layout.lane_width_m + 0.5 * layout.parking_width_m
+        for lane in network.lanes:
+            if lane.is_intersection or lane.lane_index != 0 or layout.parking_width_m < 2.0:
+                continue
+            heading = np.asarray(lane.heading_in)
+            right = np.array([heading[1], -heading[0]])
+            start = lane.polyline_m[0] - right * (0.5 * layout.lane_width_m) + right * kerb_offset
+            for slot in np.arange(6.0, lane.length_m - 8.0, 6.5):
+                if rng.random() < parked_fraction:
+                    positions.append(start + heading * slot + right * rng.uniform(-0.15, 0.15))
+                    yaws.append(np.arctan2(heading[1], heading[0]) + rng.normal(0.0, 0.03))
+                    kinds.append(AgentKind.CAR if rng.random() < 0.9 else AgentKind.VAN)
+                else:
+                    free_slots.append((start + heading * slot, heading))
+        # Static objects: cones in free parking slots, bollards and signs at sidewalk corners.
+        corner_keys = list(self.ped_edges)
+        for _ in range(num_static):
+            choice = rng.random()
+            if choice < 0.4 and free_slots:
+                base, heading = free_slots.pop(int(rng.integers(len(free_slots))))
+                for offset in (-2.0, 0.0, 2.0):
+                    positions.append(base + heading * offset + rng.normal(0.0, 0.1, 2))
+                    yaws.append(float(rng.uniform(-np.pi, np.pi)))
+                    kinds.append(AgentKind.CONE)
+                continue
+            corner = self._corner(corner_keys[int(rng.integers(len(corner_keys)))])
+            positions.append(corner + rng.uniform(-1.0, 1.0, 2))
+            yaws.append(float(rng.uniform(-np.pi, np.pi)))
+            kinds.append(AgentKind.BOLLARD if choice < 0.7 else AgentKind.SIGN)
+        if positions:
+            self.s_xy = np.array(positions)
+            self.s_yaw = np.array(yaws)
+            self.s_kind = np.array(kinds, dtype=np.int64)
+        else:
+            self.s_xy, self.s_yaw, self.s_kind = np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=np.int64)
+        self.s_size = np.concatenate([_sizes(int(k), 1, rng) for k in self.s_kind]) if len(self.s_kind) else np.zeros((0, 3))
+        self.s_ids = [_uuid(rng) for _ in range(len(self.s_kind))]
+        self.s_on_road = network.on_drivable_area(self.s_xy) if len(self.s_xy) else np.zeros(0, dtype=bool)
+
+    # ---- dynamics ----------------------------------------------------------------------------------------------
+    def _obstacles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, half widths, half lengths and city velocities of everything a vehicle may have to follow."""
+        v_velocity = self.v_speed[:, None] * np.stack([np.cos(self.v_yaw), np.sin(self.v_yaw)], axis=1)
+        p_velocity = self.p_speed[:, None] * np.stack([np.cos(self.p_yaw), np.sin(self.p_yaw)], axis=1)
+        on_road = self.s_on_road
+        xy = np.concatenate([self.v_xy, self.p_xy, self.s_xy[on_road]])
+        half_w = 0.5 * np.concatenate([self.v_size[:, 1], self.p_size[:, 1], self.s_size[on_road, 1]])
+        half_l = 0.5 * np.concatenate([self.v_size[:, 0], self.p_size[:, 0], self.s_size[on_road, 0]])
+        velocity = np.concatenate([v_velocity, p_velocity, np.zeros((int(on_road.sum()), 2))])
+        return xy, half_w, half_l, velocity
+
+    def _stop_line_gap(self, index: int, time_s: float) -> float:
+        """Distance to the stop line the vehicle must respect (inf when none)."""
+        route, s = self.routes[index], self.v_s[index]
+        first = self.network.lane(route.lane_ids[0])
+        if first.is_intersection or len(route.lane_ids) < 2:
+            return np.inf
+        connector = self.network.lane(route.lane_ids[1])
+        distance = route.lane_end_s[0] - s
+        if distance > LOOKAHEAD_M:
+            return np.inf
+        node = connector.node
+        assert node is not None
+        must_stop = not signal_is_green(self.network, self.signal_offset_s, node, _axis(connector.heading_in), time_s)
+        if not must_stop and connector.turn == "left":
+            must_stop = self._oncoming(node, np.asarray(connector.heading_in))
+        if must_stop and distance > self.v_speed[index] ** 2 / (2 * MAX_DECEL_M_PER_S2) - 0.5:
+            return distance
+        return np.inf
+
+    def _oncoming(self, node: tuple[int, int], heading: np.ndarray) -> bool:
+        center = self.network.node_center_m(node)
+        relative = self.v_xy - center
+        along = relative @ heading
+        lateral = relative @ np.array([-heading[1], heading[0]])
+        facing = np.stack([np.cos(self.v_yaw), np.sin(self.v_yaw)], axis=1) @ heading < -0.7
+        half = self.network.road_half_width_m
+        approaching = (along > -half) & (along < half + 35.0) & (lateral > 0) & (lateral < half) & facing & (self.v_speed > 1.0)
+        return bool(np.any(approaching))
+
+    def _try_lane_change(self, index: int) -> None:
+        route = self.routes[index]
+        lane = self.network.lane(route.lane_ids[0])
+        if lane.is_intersection or route.lane_end_s[0] - self.v_s[index] < 30.0:
+            return
+        lane_index = self.network.index_of(lane.lane_id)
+        options = [n for n in (self.network.left_neighbor[lane_index], self.network.right_neighbor[lane_index]) if n >= 0]
+        if not options:
+            return
+        target = self.network.lane(int(options[int(self.rng.integers(len(options)))]))
+        new_route = _Route(self.network, [target.lane_id])
+        s_new = new_route.project(self.v_xy[index])
+        others = np.delete(np.arange(len(self.v_xy)), index)
+        distance_to_lane = np.linalg.norm(target.polyline_m[None, :, :] - self.v_xy[others, None, :], axis=2).min(axis=1)
+        on_target = others[distance_to_lane < 1.5]
+        for other in on_target:
+            if abs(new_route.project(self.v_xy[other]) - s_new) < 15.0:
+                return
+        new_route.extend(self.rng, allow_turns=self.v_kind[index] != AgentKind.CYCLIST)
+        self.routes[index] = new_route
+        self.v_s[index] = s_new
+
+    def step_vehicles(self, dt: float, time_s: float) -> tuple[np.ndarray, np.ndarray]:
+        xy, half_w, half_l, velocity = self._obstacles()
+        count = len(self.v_xy)
+        acceleration = np.zeros(count)
+        steer = np.zeros(count)
+        for index in range(count):
+            route = self.routes[index]
+            if self.rng.random() < self.v_lane_change_rate[index] * dt:
+                self._try_lane_change(index)
+                route = self.routes[index]
+            self.v_s[index] = route.drop_passed(route.project(self.v_xy[index]))
+            route.extend(self.rng, allow_turns=self.v_kind[index] != AgentKind.CYCLIST)
+            s = self.v_s[index]
+            samples = s + np.arange(1.0, LOOKAHEAD_M, 1.0)
+            ahead = route.point_at(samples)
+            nearby = np.flatnonzero(np.abs(xy - self.v_xy[index]).max(axis=1) < LOOKAHEAD_M + 2.0)
+            nearby = nearby[nearby != index]
+            offsets = ahead[:, None, :] - xy[None, nearby, :]
+            hits = np.einsum("pad,pad->pa", offsets, offsets) < (half_w[index] + half_w[None, nearby] + 0.3) ** 2
+            gap, leader_speed = np.inf, 0.0
+            if hits.any():
+                first_row = int(np.argmax(hits.any(axis=1)))
+                blocker = int(nearby[np.flatnonzero(hits[first_row])[0]])
+                gap = samples[first_row] - s - half_l[index] - half_l[blocker]
+                tangent = ahead[min(first_row + 1, len(ahead) - 1)] - ahead[max(first_row - 1, 0)]
+                tangent /= max(np.linalg.norm(tangent), 1e-9)
+                leader_speed = max(0.0, float(velocity[blocker] @ tangent))
+            stop = self._stop_line_gap(index, time_s) - half_l[index]
+            if stop < gap:
+                gap, leader_speed = stop, 0.0
+            desired = self.v_desired[index]
+            lane = self.network.lane(route.lane_ids[0])
+            upcoming_turn = len(route.lane_ids) > 1 and self.network.lane(route.lane_ids[1]).turn in ("left", "right")
+            if (lane.is_intersection and lane.turn in ("left", "right")) or (upcoming_turn and route.lane_end_s[0] - s < 15.0):
+                desired = min(desired, TURN_SPEED_M_PER_S)
+            speed = self.v_speed[index]
+            accel_max = self.v_accel[index]
+            free = 1.0 - (speed / max(desired, 0.1)) ** 4
+            interaction = 0.0
+            if np.isfinite(gap):
+                wanted = MIN_GAP_M + speed * TIME_HEADWAY_S + speed * (speed - leader_speed) / (2.0 * np.sqrt(accel_max * COMFORT_DECEL_M_PER_S2))
+                interaction = (max(wanted, 0.0) / max(gap, 0.1)) ** 2
+            acceleration[index] = np.clip(accel_max * (free - interaction), -MAX_DECEL_M_PER_S2, accel_max)
+            # Pure pursuit towards the route point one look-ahead distance ahead of the rear axle.
+            wheelbase = 0.6 * self.v_size[index, 0]
+            lookahead = float(np.clip(3.0 + 0.6 * speed, 4.0, 15.0))
+            rear = self.v_xy[index] - 0.5 * wheelbase * np.array([np.cos(self.v_yaw[index]), np.sin(self.v_yaw[index])])
+            target = route.point_at(route.project(rear) + lookahead)
+            alpha = np.arctan2(target[1] - rear[1], target[0] - rear[0]) - self.v_yaw[index]
+            steer[index] = np.clip(np.arctan2(2.0 * wheelbase * np.sin(alpha), lookahead), -MAX_STEER_RAD, MAX_STEER_RAD)
+        # Kinematic bicycle (reference point: box centre, slip angle from the steering at the front axle).
+        wheelbase = 0.6 * self.v_size[:, 0]
+        speed = np.maximum(self.v_speed + acceleration * dt, 0.0)
+        beta = np.arctan(0.5 * np.tan(steer))
+        yaw_rate = speed * np.cos(beta) * np.tan(steer) / wheelbase
+        self.v_xy += dt * speed[:, None] * np.stack([np.cos(self.v_yaw + beta), np.sin(self.v_yaw + beta)], axis=1)
+        self.v_yaw = (self.v_yaw + yaw_rate * dt + np.pi) % (2 * np.pi) - np.pi
+        actual = (speed - self.v_speed) / dt
+        self.v_speed = speed
+        return actual, yaw_rate
+
+    def step_pedestrians(self, dt: float, time_s: float) -> None:
+        for k in range(len(self.p_from)):
+            if self.p_speed[k] <= 0:
+                continue
+            target, node, axis = self.p_to[k]
+            a, b = self._corner(self.p_from[k]), self._corner(target)
+            length = max(np.linalg.norm(b - a), 1e-6)
+            if node is not None and self.p_progress[k] <= 0.0:
+                crossed_is_red = not signal_is_green(self.network, self.signal_offset_s, node, axis, time_s) and not signal_is_green(
+                    self.network, self.signal_offset_s, node, axis, time_s + length / self.p_speed[k]
+                )
+                if not crossed_is_red and self.network.is_signalised(node):
+                    continue
+            self.p_progress[k] += self.p_speed[k] * dt / length
+            if self.p_progress[k] >= 1.0:
+                arrived = target
+                choices = [edge for edge in self.ped_edges[arrived] if edge[0] != self.p_from[k]] or self.ped_edges[arrived]
+                self.p_from[k] = arrived
+                self.p_to[k] = choices[int(self.rng.integers(len(choices)))]
+                self.p_progress[k] = 0.0
+        self._place_pedestrians()
+
+
+def simulate_traffic(network: RoadNetwork, config: TrafficConfig, timestamps_s: np.ndarray, rng: np.random.Generator) -> Trajectories:
+    """Runs the traffic from `timestamps_s[0] - warmup_s` and records every agent at `timestamps_s`."""
+    traffic = _Traffic(network, config, rng)
+    dt = 1.0 / config.physics_hz
+    start = float(timestamps_s[0]) - config.warmup_s
+    steps_to = np.round((np.asarray(timestamps_s, dtype=np.float64) - start) / dt).astype(np.int64)
+    num_v, num_p, num_s = len(traffic.v_xy), len(traffic.p_from), len(traffic.s_kind)
+    total = num_v + num_p + num_s
+    frames = len(steps_to)
+    center = np.zeros((frames, total, 3))
+    yaw = np.zeros((frames, total))
+    velocity = np.zeros((frames, total, 2))
+    ego_speed, ego_accel, ego_yaw_rate = np.zeros(frames), np.zeros(frames), np.zeros(frames)
+    kind = np.concatenate([traffic.v_kind, np.full(num_p, AgentKind.PEDESTRIAN), traffic.s_kind]).astype(np.int64)
+    size = np.concatenate([traffic.v_size, traffic.p_size, traffic.s_size])
+    previous_p = traffic.p_xy.copy()
+    accel = np.zeros(num_v)
+    yaw_rate = np.zeros(num_v)
+    recorded = 0
+    for step in range(int(steps_to[-1]) + 1):
+        time_s = start + step * dt
+        if recorded < frames and step == steps_to[recorded]:
+            xy = np.concatenate([traffic.v_xy, traffic.p_xy, traffic.s_xy])
+            ground = network.ground_height_m(xy)
+            center[recorded, :, :2] = xy
+            center[recorded, :, 2] = ground + 0.5 * size[:, 2]
+            yaw[recorded] = np.concatenate([traffic.v_yaw, traffic.p_yaw, traffic.s_yaw])
+            v_velocity = traffic.v_speed[:, None] * np.stack([np.cos(traffic.v_yaw), np.sin(traffic.v_yaw)], axis=1)
+            velocity[recorded, :num_v] = v_velocity
+            velocity[recorded, num_v : num_v + num_p] = (traffic.p_xy - previous_p) / dt
+            ego_speed[recorded], ego_accel[recorded], ego_yaw_rate[recorded] = traffic.v_speed[0], accel[0], yaw_rate[0]
+            recorded += 1
+        previous_p = traffic.p_xy.copy()
+        accel, yaw_rate = traffic.step_vehicles(dt, time_s)
+        traffic.step_pedestrians(dt, time_s)
+    category = np.array([CATEGORY_ID[_SIZES[int(k)][0]] for k in kind], dtype=np.int64)
+    return Trajectories(
+        timestamps_s=np.asarray(timestamps_s, dtype=np.float64),
+        track_ids=np.array(traffic.v_ids + traffic.p_ids + traffic.s_ids),
+        kind=kind,
+        category=category,
+        size_lwh_m=size,
+        color_index=rng.integers(0, 1 << 16, total),
+        center_m=center,
+        yaw_rad=yaw,
+        velocity_m_per_s=velocity,
+        ego_index=0,
+        ego_speed_m_per_s=ego_speed,
+        ego_acceleration_m_per_s2=ego_accel,
+        ego_yaw_rate_rad_per_s=ego_yaw_rate,
+    )

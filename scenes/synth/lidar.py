@@ -1,0 +1,180 @@
+"""LiDAR simulation by ray casting (open3d `RaycastingScene`) against the city and the agents at one timestamp.
+
+A spinning LiDAR fires `beams` lasers at fixed elevation angles, `azimuth_steps` times per revolution. Each ray
+returns its first hit; the range gets Gaussian noise, returns drop out at random (more often on dark, far or grazing
+surfaces) and beyond the maximum range. Points are expressed in the ego frame at the sweep's timestamp (the sweep is
+simulated as instantaneous, i.e. already motion-compensated), with intensity from the surface's reflectivity and the
+incidence angle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import open3d as o3d
+
+from scenes.geometry import SE3
+from scenes.records import LidarSweep
+from scenes.synth.meshes import Mesh, surface_label
+from scenes.synth.roads import RoadNetwork
+from scenes.synth.styles import CityscapesLabel as L
+
+__all__ = ["Hits", "FrameScene", "LidarModel", "beam_elevations_deg", "simulate_sweep"]
+
+# Velodyne HDL-64E (KITTI) and VLP-32C elevation tables, degrees.
+HDL64_ELEVATIONS_DEG: Final = np.linspace(2.0, -24.8, 64)
+VLP32C_ELEVATIONS_DEG: Final = np.array(
+    [-25.0, -15.639, -11.31, -8.843, -7.254, -6.148, -5.333, -4.667, -4.0, -3.667, -3.333, -3.0, -2.667, -2.333, -2.0, -1.667,
+     -1.333, -1.0, -0.667, -0.333, 0.0, 0.333, 0.667, 1.0, 1.333, 1.667, 2.333, 3.333, 4.667, 7.0, 10.333, 15.0]
+)
+REFLECTIVITY: Final = {
+    L.ROAD: 0.12,
+    L.SIDEWALK: 0.25,
+    L.BUILDING: 0.35,
+    L.POLE: 0.4,
+    L.TRAFFIC_LIGHT: 0.3,
+    L.TRAFFIC_SIGN: 0.95,
+    L.VEGETATION: 0.3,
+    L.TERRAIN: 0.2,
+    L.STATIC: 0.85,
+    L.PERSON: 0.25,
+    L.RIDER: 0.25,
+    L.CAR: 0.45,
+    L.TRUCK: 0.5,
+    L.BUS: 0.5,
+    L.BICYCLE: 0.3,
+    L.UNLABELED: 0.08,
+}
+MARKING_REFLECTIVITY: Final = 0.6
+_REFLECTIVITY_TABLE: Final = np.array([REFLECTIVITY.get(label, 0.3) for label in range(256)])
+
+
+def beam_elevations_deg(beams: int) -> np.ndarray:
+    """Elevation angles of a `beams`-laser LiDAR: HDL-64E for 64, VLP-32C for 32, 4 evenly spaced HDL-64E lasers for
+    4 (the few-beam setting of LiDARTouch), otherwise evenly spaced over [-25, 15] degrees."""
+    if beams < 1:
+        raise ValueError(f"lidar beams must be >= 1, got {beams}")
+    if beams == 64:
+        return HDL64_ELEVATIONS_DEG.copy()
+    if beams == 32:
+        return VLP32C_ELEVATIONS_DEG[::-1].copy()
+    if beams == 4:
+        return HDL64_ELEVATIONS_DEG[[8, 20, 32, 44]].copy()
+    return np.linspace(15.0, -25.0, beams)
+
+
+@dataclass(frozen=True, eq=False)
+class Hits:
+    """First hits of a batch of rays: distance along the (unnormalised) ray, surface label, owner, unit normal."""
+
+    t: np.ndarray
+    label: np.ndarray
+    owner: np.ndarray
+    normal: np.ndarray
+    albedo: np.ndarray
+    points: np.ndarray
+
+    @property
+    def hit(self) -> np.ndarray:
+        return np.isfinite(self.t)
+
+
+class FrameScene:
+    """The world at one timestamp (static city + agent meshes) ready for ray casting."""
+
+    def __init__(self, network: RoadNetwork, city: Mesh, agents: Mesh) -> None:
+        self.network = network
+        self.meshes = (city, agents)
+        self.scene = o3d.t.geometry.RaycastingScene()
+        for mesh in self.meshes:
+            if len(mesh.triangles):
+                self.scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.triangles))
+        self._geometry = [index for index, mesh in enumerate(self.meshes) if len(mesh.triangles)]
+
+    def cast(self, origins: np.ndarray, directions: np.ndarray) -> Hits:
+        """Casts rays `origins + t * directions` (city frame) and resolves what each hit."""
+        rays = np.hstack([np.broadcast_to(origins, directions.shape), directions]).astype(np.float32)
+        result = self.scene.cast_rays(o3d.core.Tensor(rays))
+        t = result["t_hit"].numpy().astype(np.float64)
+        geometry = result["geometry_ids"].numpy().astype(np.int64)
+        primitive = result["primitive_ids"].numpy().astype(np.int64)
+        normal = result["primitive_normals"].numpy().astype(np.float64)
+        hit = np.isfinite(t)
+        label = np.full(len(t), L.SKY, dtype=np.uint8)
+        owner = np.full(len(t), -1, dtype=np.int32)
+        albedo = np.ones(len(t), dtype=np.float32)
+        points = np.asarray(origins, dtype=np.float64) + np.where(hit, t, 0.0)[:, None] * directions
+        for slot, mesh_index in enumerate(self._geometry):
+            mesh = self.meshes[mesh_index]
+            chosen = hit & (geometry == slot)
+            triangles = primitive[chosen]
+            label[chosen] = mesh.label[triangles]
+            owner[chosen] = mesh.owner[triangles]
+            albedo[chosen] = mesh.albedo[triangles]
+        ground = hit & (owner < 0) & np.isin(label, (L.ROAD, L.SIDEWALK)) & (normal[:, 2] > 0.9)
+        label[ground] = surface_label(self.network, points[ground, :2])
+        facing = np.sum(normal * directions, axis=1) > 0
+        normal[facing] *= -1.0
+        return Hits(t, label, owner, normal, albedo, points)
+
+
+@dataclass(frozen=True)
+class LidarModel:
+    """A spinning LiDAR: elevation angles, azimuth resolution, range limits and noise."""
+
+    elevations_deg: np.ndarray
+    azimuth_steps: int = 1800
+    max_range_m: float = 200.0
+    min_range_m: float = 1.0
+    range_noise_std_m: float = 0.02
+    dropout: float = 0.05
+
+    def unit_directions(self) -> np.ndarray:
+        """Sensor-frame unit directions `(beams * azimuth_steps, 3)`, beam-major."""
+        elevation = np.radians(self.elevations_deg)[:, None]
+        azimuth = np.linspace(-np.pi, np.pi, self.azimuth_steps, endpoint=False)[None, :]
+        directions = np.stack(
+            np.broadcast_arrays(np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)), axis=-1
+        )
+        return directions.reshape(-1, 3)
+
+    @property
+    def rays_per_sweep(self) -> int:
+        return len(self.elevations_deg) * self.azimuth_steps
+
+
+def simulate_sweep(
+    scene: FrameScene,
+    model: LidarModel,
+    city_SE3_ego: SE3,
+    ego_SE3_lidar: SE3,
+    timestamp_ns: int,
+    rng: np.random.Generator,
+    marking: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[LidarSweep, Hits]:
+    """One sweep in the ego frame, and the ray hits it came from (for the points kept, in the same order)."""
+    city_SE3_lidar = city_SE3_ego.compose(ego_SE3_lidar)
+    directions_city = model.unit_directions() @ city_SE3_lidar.rotation.T
+    hits = scene.cast(city_SE3_lidar.translation, directions_city)
+    beam = np.repeat(np.arange(len(model.elevations_deg), dtype=np.int16), model.azimuth_steps)
+    reflectivity = _REFLECTIVITY_TABLE[hits.label] * hits.albedo
+    if marking is not None:
+        road = hits.hit & (hits.label == L.ROAD) & (hits.owner < 0)
+        painted = np.zeros(len(road), dtype=bool)
+        painted[road] = marking(hits.points[road, :2])
+        reflectivity = np.where(painted, MARKING_REFLECTIVITY, reflectivity)
+    cos_incidence = np.abs(np.sum(hits.normal * directions_city, axis=1))
+    # Weak returns (dark, far, grazing) drop out more often.
+    strength = reflectivity * np.maximum(cos_incidence, 0.05) / (1.0 + (hits.t / 80.0) ** 2)
+    keep_probability = (1.0 - model.dropout) * np.clip(strength / 0.01, 0.0, 1.0)
+    keep = hits.hit & (hits.t >= model.min_range_m) & (hits.t <= model.max_range_m) & (rng.random(len(hits.t)) < keep_probability)
+    noisy_t = hits.t[keep] + rng.normal(0.0, model.range_noise_std_m, int(keep.sum())) if model.range_noise_std_m > 0 else hits.t[keep]
+    points_city = city_SE3_lidar.translation + noisy_t[:, None] * directions_city[keep]
+    points_ego = city_SE3_ego.inverse().transform_points(points_city).astype(np.float32)
+    intensity = np.clip(reflectivity[keep] * (0.35 + 0.65 * cos_incidence[keep]) + rng.normal(0.0, 0.01, int(keep.sum())), 0.0, 1.0)
+    sweep = LidarSweep(timestamp_ns, points_ego, intensity.astype(np.float32), beam[keep])
+    kept = Hits(hits.t[keep], hits.label[keep], hits.owner[keep], hits.normal[keep], hits.albedo[keep], hits.points[keep])
+    return sweep, kept
