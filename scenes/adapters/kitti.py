@@ -338,13 +338,13 @@ class KittiRawDataset(Dataset):
 
     name = "kitti"
 
-    def __init__(self, root: Path, *, cameras: tuple[str, ...] = ("image_02", "image_03"), skip_bad: bool = False) -> None:
+    def __init__(self, root: Path, *, cameras: tuple[str, ...] | None = None, skip_bad: bool = False) -> None:
         super().__init__(root, skip_bad=skip_bad)
         require_dir(self.root, "KITTI raw directory")
-        unknown = set(cameras) - set(CAMERAS)
+        unknown = set(cameras or ()) - set(CAMERAS)
         if unknown:
             raise AdapterError(self.root, f"unknown KITTI camera(s) {sorted(unknown)}; expected {sorted(CAMERAS)}")
-        self.cameras = tuple(cameras)
+        self.requested_cameras = None if cameras is None else tuple(cameras)
         self._drives = {
             drive.name: drive
             for date in sorted(self.root.iterdir())
@@ -363,8 +363,14 @@ class KittiRawDataset(Dataset):
             raise AdapterError(self.root, f"no drive {log_id!r}")
         return self._drives[log_id]
 
+    def cameras(self, log_id: str) -> tuple[str, ...]:
+        """The requested cameras, or by default those the drive has on disk."""
+        if self.requested_cameras is not None:
+            return self.requested_cameras
+        return tuple(camera for camera in CAMERAS if (self.drive_dir(log_id) / camera / "data").is_dir())
+
     def sensors(self) -> tuple[str, ...]:
-        return ("velodyne", *self.cameras)
+        return tuple(sorted({"velodyne", *(camera for log_id in self._drives for camera in self.cameras(log_id))}))
 
     @functools.lru_cache(maxsize=4)
     def calibration(self, log_id: str) -> tuple[SE3, dict[str, tuple[np.ndarray, SE3]]]:
@@ -374,10 +380,11 @@ class KittiRawDataset(Dataset):
         velo = read_calib_file(velo_path, ("R", "T"))
         cam0_SE3_velo = _rigid(velo_path, "R|T", np.hstack([_matrix(velo_path, velo, "R", (3, 3)), _matrix(velo_path, velo, "T", (3, 1))]))
         cam_path = date_dir / "calib_cam_to_cam.txt"
-        cam = read_calib_file(cam_path, ("R_rect_00", *CAMERAS.values()))
+        keys = {camera: CAMERAS[camera] for camera in self.cameras(log_id)}
+        cam = read_calib_file(cam_path, ("R_rect_00", *keys.values()))
         rect_SE3_velo = _rigid(cam_path, "R_rect_00", np.pad(_matrix(cam_path, cam, "R_rect_00", (3, 3)), ((0, 0), (0, 1)))).compose(cam0_SE3_velo)
         cameras = {}
-        for camera, key in CAMERAS.items():
+        for camera, key in keys.items():
             intrinsics, offset = camera_from_projection(cam_path, key, _matrix(cam_path, cam, key, (3, 4)))
             cameras[camera] = (intrinsics, SE3(np.eye(3), offset).compose(rect_SE3_velo).inverse())
         imu_path = date_dir / "calib_imu_to_velo.txt"
@@ -430,7 +437,7 @@ class KittiRawDataset(Dataset):
         lidar = read_velodyne(drive / "velodyne_points" / "data" / f"{index:010d}.bin", timestamp_ns)
         _, calibration = self.calibration(log_id)
         cameras = {}
-        for camera in self.cameras:
+        for camera in self.cameras(log_id):
             image_path = drive / camera / "data" / f"{index:010d}.png"
             image = read_image(image_path)
             depth_path = drive / "proj_depth" / "groundtruth" / camera / f"{index:010d}.png"
