@@ -1,0 +1,211 @@
+"""Targets/decoding round trip, losses, multi-sweep input, augmentation, overfitting, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from perception.detection.augment import flip_y, rotate_scale
+from perception.detection.box_ops import count_points_in_boxes
+from perception.detection.config import DetectionConfig, ModelConfig
+from perception.detection.decode import decode
+from perception.detection.detector import Detector, load_checkpoint
+from perception.detection.losses import focal_loss
+from perception.detection.sweeps import accumulate_sweeps
+from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
+from perception.detection.train import Sample, fit
+from scenes.categories import CATEGORY_ID
+from scenes.config import ConfigError, load_config
+from scenes.geometry import SE3
+from scenes.records import Boxes3D, Frame, LidarSweep
+
+REPO = Path(__file__).resolve().parents[2]
+RV, PED = CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]
+TINY_MODEL = {
+    "range_m": (-16.0, -16.0, -3.0, 16.0, 16.0, 3.0),
+    "pillar_size_m": (0.5, 0.5),
+    "num_sweeps": 1,
+    "pillar_channels": 16,
+    "backbone_channels": (16, 32),
+    "backbone_layers": (2, 2),
+    "head_channels": 16,
+}
+
+
+def _scene(seed: int, timestamp_ns: int = 1_000) -> Frame:
+    """Boxes filled with points on a flat ground plane, in the ego frame."""
+    rng = np.random.default_rng(seed)
+    n = 6
+    center = np.column_stack([rng.uniform(-12, 12, n), rng.uniform(-12, 12, n), np.full(n, 0.8)])
+    size = np.tile([4.5, 1.9, 1.6], (n, 1))
+    size[::2] = [0.7, 0.7, 1.7]
+    category = np.where(np.arange(n) % 2 == 0, PED, RV)
+    yaw = rng.uniform(-np.pi, np.pi, n)
+    parts = []
+    for k in range(n):
+        local = rng.uniform(-0.5, 0.5, (150, 3)) * size[k]
+        c, s = np.cos(yaw[k]), np.sin(yaw[k])
+        local[:, :2] = local[:, :2] @ np.array([[c, -s], [s, c]]).T
+        parts.append(local + center[k])
+    parts.append(np.column_stack([rng.uniform(-16, 16, (3000, 2)), np.zeros(3000)]))
+    points = np.concatenate(parts).astype(np.float32)
+    sweep = LidarSweep(timestamp_ns, points, np.ones(len(points), np.float32), np.zeros(len(points), np.int16))
+    velocity = rng.normal(0, 2, (n, 2))
+    boxes = Boxes3D(center, size, yaw, category, velocity_m_per_s=velocity)
+    return Frame("log", timestamp_ns, SE3.identity(), sweep, annotations=boxes)
+
+
+def test_gaussian_radius_and_peak() -> None:
+    # CornerNet radius of a 10x10 box at IoU 0.7 (hand-solved quadratics: min of the three roots).
+    r = gaussian_radius(10.0, 10.0, 0.7)
+    b1, c1 = 20.0, 100 * 0.3 / 1.7
+    b3, c3 = -2 * 0.7 * 20, (0.7 - 1) * 100
+    expected = min((b1 + math.sqrt(b1**2 - 4 * c1)) / 2, (40 + math.sqrt(1600 - 16 * 30)) / 2, (b3 + math.sqrt(b3**2 - 4 * 2.8 * c3)) / 2)
+    assert r == pytest.approx(expected)
+    heatmap = np.zeros((7, 9), dtype=np.float32)
+    draw_gaussian(heatmap, (0, 3), 2)
+    assert heatmap[3, 0] == 1.0 and heatmap.argmax() == 3 * 9
+    sigma = 5 / 6
+    assert heatmap[3, 1] == pytest.approx(math.exp(-1 / (2 * sigma**2)), rel=1e-6)
+    assert heatmap[3, 3] == 0.0
+
+
+def test_encode_decode_round_trip() -> None:
+    cfg = ModelConfig(**TINY_MODEL, score_threshold=0.5)
+    truth = _scene(0).annotations
+    assert truth is not None
+    targets = build_targets(truth, cfg, gaussian_overlap=0.1, min_radius=2, max_objects=32)
+    height, width = cfg.out_shape_hw
+    outputs = []
+    for task in targets:
+        heat = np.clip(task.heatmap, 1e-6, 1 - 1e-6)
+        logits = torch.from_numpy(np.log(heat / (1 - heat)))[None]
+        regression = np.zeros((10, height * width), dtype=np.float32)
+        regression[:, task.indices[task.mask]] = task.regression[task.mask].T
+        outputs.append((logits, torch.from_numpy(regression.reshape(1, 10, height, width))))
+    decoded = decode(outputs, cfg)[0]
+    assert len(decoded) == len(truth)
+    order = [int(np.argmin(np.linalg.norm(decoded.center_m - c, axis=1))) for c in truth.center_m]
+    matched = decoded.select(np.array(order))
+    np.testing.assert_allclose(matched.center_m, truth.center_m, atol=1e-5)
+    np.testing.assert_allclose(matched.size_lwh_m, truth.size_lwh_m, rtol=1e-5)
+    np.testing.assert_allclose(np.cos(matched.yaw_rad - truth.yaw_rad), 1.0, atol=1e-6)
+    np.testing.assert_allclose(matched.velocity_m_per_s, truth.velocity_m_per_s, atol=1e-5)
+    assert np.array_equal(matched.category, truth.category)
+
+
+def test_focal_loss_hand_value() -> None:
+    # One positive cell with p = 0.5 and one negative cell (target 0.5) with p = 0.5:
+    # pos = log(.5)(.5)^2, neg = log(.5)(.5)^2(1-.5)^4 -> loss = -(pos + neg) / 1.
+    logits = torch.zeros(1, 1, 1, 2)
+    target = torch.tensor([[[[1.0, 0.5]]]])
+    expected = -(math.log(0.5) * 0.25 + math.log(0.5) * 0.25 * 0.5**4)
+    assert float(focal_loss(logits, target)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_multi_sweep_motion_compensation() -> None:
+    # The ego moves +2 m in x between sweeps; a static point at city x = 10 must land on the same ego-now coordinates.
+    def frame(t_ns: int, ego_x: float) -> Frame:
+        point = np.array([[10.0 - ego_x, 0.0, 0.5]], dtype=np.float32)
+        sweep = LidarSweep(t_ns, point, np.array([0.5], np.float32), np.zeros(1, np.int16))
+        return Frame("log", t_ns, SE3.from_yaw(0.0, [ego_x, 0.0, 0.0]), sweep)
+
+    now, past = frame(300_000_000, 2.0), frame(100_000_000, 0.0)
+    points = accumulate_sweeps(now, [past], num_sweeps=2)
+    np.testing.assert_allclose(points[:, :3], [[8.0, 0.0, 0.5], [8.0, 0.0, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(points[:, 4], [0.0, 0.2], atol=1e-9)
+    assert len(accumulate_sweeps(now, [past], num_sweeps=1)) == 1
+
+
+def test_augmentation_keeps_points_in_their_boxes() -> None:
+    frame = _scene(1)
+    assert frame.lidar is not None and frame.annotations is not None
+    points = np.column_stack([frame.lidar.points_xyz_m, np.zeros((len(frame.lidar), 2), np.float32)])
+    boxes = frame.annotations
+    before = count_points_in_boxes(points[:, :3], boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)
+    for moved, moved_boxes in (flip_y(points, boxes), rotate_scale(points, boxes, 0.7, 1.05)):
+        after = count_points_in_boxes(moved[:, :3], moved_boxes.center_m, moved_boxes.size_lwh_m, moved_boxes.yaw_rad)
+        assert np.abs(after - before).max() <= 2
+    _, flipped = flip_y(points, boxes)
+    np.testing.assert_allclose(flipped.velocity_m_per_s[:, 1], -boxes.velocity_m_per_s[:, 1])  # type: ignore[index]
+
+
+def _tiny_cfg(epochs: int, **train: object) -> DetectionConfig:
+    return DetectionConfig.model_validate(
+        {
+            "model": {**TINY_MODEL, "score_threshold": 0.3},
+            "train": {"epochs": epochs, "batch_size": 2, "learning_rate": 0.01, "augment": False, "num_threads": 1, **train},
+        }
+    )
+
+
+@pytest.mark.slow
+def test_overfits_a_tiny_batch(tmp_path: Path) -> None:
+    frames = [_scene(2), _scene(3)]
+    path = fit(_tiny_cfg(60), [Sample(f, ()) for f in frames], tmp_path, show_progress=False)
+    detector = Detector.from_checkpoint(path)
+    for frame in frames:
+        detections = detector.run(frame)
+        truth = frame.annotations
+        assert truth is not None
+        for center, category in zip(truth.center_m, truth.category):
+            same = detections.category == category
+            assert same.any()
+            assert np.linalg.norm(detections.center_m[same, :2] - center[:2], axis=1).min() < 0.5
+    history = load_checkpoint(path)["history"]
+    assert history[-1]["loss"] < 0.2 * history[0]["loss"]
+    assert (tmp_path / "loss_curve.png").stat().st_size > 0
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
+    samples = [Sample(_scene(4), ()), Sample(_scene(5), ())]
+    cfg = _tiny_cfg(3, augment=True)
+    straight = fit(cfg, samples, tmp_path / "straight", show_progress=False)
+
+    def stop_after_second_epoch(metrics: dict[str, float], path: Path | None) -> None:
+        assert path is not None and path.name == "last.pt"
+        if metrics["epoch"] == 1:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        fit(cfg, samples, tmp_path / "resumed", show_progress=False, on_checkpoint=stop_after_second_epoch)
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["epoch"] == 1
+    epochs_seen: list[int] = []
+    resumed = fit(cfg, samples, tmp_path / "resumed", show_progress=False, on_checkpoint=lambda m, p: epochs_seen.append(int(m["epoch"])))
+    assert epochs_seen == [2]
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        Detector.from_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"state_dict": {}}, bad)
+    with pytest.raises(ValueError, match="bad.pt.*lacks"):
+        Detector.from_checkpoint(bad)
+
+
+def test_shipped_config_files_validate() -> None:
+    for path in sorted((REPO / "configs" / "detection").glob("*.yaml")):
+        load_config(path, DetectionConfig)
+    bad = {"model": {"tasks": [["NOT_A_CLASS"]]}}
+    with pytest.raises(Exception, match="NOT_A_CLASS"):
+        DetectionConfig.model_validate(bad)
+
+
+def test_config_error_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "det.yaml"
+    path.write_text("model:\n  pillar_channels: many\n")
+    with pytest.raises(ConfigError, match="det.yaml.*model.pillar_channels"):
+        load_config(path, DetectionConfig)
