@@ -76,6 +76,17 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def _epoch_means(totals: dict[str, float], seen: int, world: int) -> dict[str, float]:
+    """Sample-weighted means of the logged loss terms over the epoch, over every worker."""
+    names = sorted(totals)
+    if world > 1:
+        buffer = torch.tensor([totals[name] for name in names] + [float(seen)], dtype=torch.float64)
+        dist.all_reduce(buffer)
+        totals = dict(zip(names, buffer[:-1].tolist()))
+        seen = int(buffer[-1].item())
+    return {name: totals[name] / max(1, seen) for name in names}
+
+
 def fit(
     cfg: ForecastingConfig,
     dataset: FeatureBatch,
@@ -113,7 +124,7 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = cosine_learning_rate(optim_cfg.learning_rate, epoch, optim_cfg.epochs)
             totals: dict[str, float] = {}
-            batches = 0
+            seen = 0
             model.train()
             for begin in range(0, len(order), optim_cfg.batch_size):
                 global_batch = order[begin : begin + optim_cfg.batch_size]
@@ -131,9 +142,9 @@ def fit(
                 optimizer.step()
                 parts.setdefault("loss", loss.detach())
                 for name, value in parts.items():
-                    totals[name] = totals.get(name, 0.0) + float(value)
-                batches += 1
-            metrics = {name: value / max(1, batches) for name, value in totals.items()}
+                    totals[name] = totals.get(name, 0.0) + float(value) * len(mine)
+                seen += len(mine)
+            metrics = _epoch_means(totals, seen, world)
             metrics["epoch"] = float(epoch)
             metrics["learning_rate"] = float(optimizer.param_groups[0]["lr"])
             checkpoint: Path | None = None

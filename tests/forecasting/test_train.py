@@ -103,3 +103,36 @@ def test_constant_velocity_by_hand() -> None:
         start = tracks.boxes[-1].center_m[column, :2]
         expected = start + np.outer(0.5 * np.arange(1, 7), [speed, 0.0])
         np.testing.assert_allclose(path, expected, atol=1e-9)
+
+
+def _distributed_worker(rank: int, world: int, init_file: str, out_dir: str, results: dict) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        cfg = tiny_config("cab", epochs=2)
+        history: list[dict[str, float]] = []
+        fit(cfg, tiny_samples(cfg), Path(out_dir), on_checkpoint=lambda metrics, path: history.append(metrics), progress=False)
+        results[rank] = history
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ddp_workers_reproduce_the_single_worker_run(tmp_path: Path) -> None:
+    cfg = tiny_config("cab", epochs=2)
+    single: list[dict[str, float]] = []
+    reference = load_checkpoint(fit(cfg, tiny_samples(cfg), tmp_path / "one", on_checkpoint=lambda m, _: single.append(m), progress=False))
+    context = torch.multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        results = manager.dict()
+        torch.multiprocessing.start_processes(
+            _distributed_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "two"), results), nprocs=2, start_method="spawn"
+        )
+        per_rank = dict(results)
+    distributed = load_checkpoint(tmp_path / "two" / "forecaster.pt")
+    for name, tensor in reference["state_dict"].items():
+        torch.testing.assert_close(distributed["state_dict"][name], tensor, rtol=1e-4, atol=1e-5)
+    for rank in (0, 1):
+        for epoch, metrics in enumerate(single):
+            assert per_rank[rank][epoch]["nll"] == pytest.approx(metrics["nll"], rel=1e-4)
