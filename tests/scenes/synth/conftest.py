@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,3 +108,13 @@ def build_handmade_log() -> SynthLog:
 def handmade_log() -> SynthLog:
     return build_handmade_log()
 
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="session")
+def tree_digest() -> Callable[[Path], dict[str, str]]:
+    """SHA-256 of every file under a directory, by relative path."""
+    return _tree_digest

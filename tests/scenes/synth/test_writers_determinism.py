@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,6 @@ from scenes.synth.writers.kitti import write_kitti_drive
 from scenes.synth.writers.nuscenes import write_nuscenes
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(root.rglob("*")) if path.is_file()}
-
-
 WRITERS = {
     "av2": lambda log, out: write_av2_log(log, out / "val"),
     "kitti": lambda log, out: write_kitti_drive(log, out),
@@ -28,7 +23,7 @@ WRITERS = {
 
 
 @pytest.mark.parametrize("format_name", sorted(WRITERS))
-def test_writers_are_byte_deterministic(format_name, handmade_log, tmp_path):
+def test_writers_are_byte_deterministic(format_name, handmade_log, tmp_path, tree_digest):
     WRITERS[format_name](handmade_log, tmp_path / "a")
     WRITERS[format_name](handmade_log, tmp_path / "b")
     first, second = tree_digest(tmp_path / "a"), tree_digest(tmp_path / "b")
@@ -42,7 +37,7 @@ def run_synth(out: Path, *arguments: str) -> None:
 
 
 @pytest.mark.parametrize(("format_name", "seconds"), [("av2-mf", "11")])
-def test_cli_same_seed_same_bytes(format_name, seconds, tmp_path):
+def test_cli_same_seed_same_bytes(format_name, seconds, tmp_path, tree_digest):
     arguments = ("--format", format_name, "--logs", "2", "--seconds", seconds, "--seed", "5")
     run_synth(tmp_path / "a", *arguments)
     run_synth(tmp_path / "b", *arguments)
