@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from perception.detection.augment import augment
-from perception.detection.config import DetectionConfig
+from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.detector import save_checkpoint
 from perception.detection.losses import centerpoint_loss
 from perception.detection.model import CenterPointNet, make_pillar_batch
@@ -42,17 +42,45 @@ class Sample:
     past: tuple[Frame, ...]
 
 
-def collect_samples(dataset: Dataset, num_sweeps: int, frame_stride: int = 1) -> list[Sample]:
-    """Every `frame_stride`-th annotated LiDAR frame of every log, with its `num_sweeps - 1` predecessors."""
-    samples = []
-    for log_id in dataset.logs():
-        frames = [frame for frame in dataset.frames(log_id) if frame.lidar is not None]
-        for index in range(0, len(frames), frame_stride):
-            if frames[index].annotations is None:
-                continue
-            samples.append(Sample(frames[index], tuple(frames[max(0, index - num_sweeps + 1) : index])))
+def crop_to_grid(frame: Frame, cfg: ModelConfig) -> Frame:
+    """The frame with only the LiDAR points that can reach the grid (any rotation about z, z within range)."""
+    if frame.lidar is None:
+        return frame
+    x_min, y_min, z_min, x_max, y_max, z_max = cfg.range_m
+    radius = float(np.hypot(max(abs(x_min), abs(x_max)), max(abs(y_min), abs(y_max))))
+    xyz = frame.lidar.points_xyz_m
+    keep = (np.hypot(xyz[:, 0], xyz[:, 1]) <= radius) & (xyz[:, 2] >= z_min) & (xyz[:, 2] < z_max)
+    return replace(frame, lidar=frame.lidar.select(keep))
+
+
+def samples_from_frames(frames: Sequence[Frame], cfg: ModelConfig, frame_stride: int = 1) -> list[Sample]:
+    """Every `frame_stride`-th annotated LiDAR frame of one log with its `num_sweeps - 1` predecessors, cropped."""
+    lidar_frames = [crop_to_grid(frame, cfg) for frame in frames if frame.lidar is not None]
+    return [
+        Sample(lidar_frames[index], tuple(lidar_frames[max(0, index - cfg.num_sweeps + 1) : index]))
+        for index in range(0, len(lidar_frames), frame_stride)
+        if lidar_frames[index].annotations is not None
+    ]
+
+
+def collect_samples(dataset: Dataset, cfg: ModelConfig, frame_stride: int = 1) -> list[Sample]:
+    """Training samples of every log of `dataset`."""
+    samples = [sample for log_id in dataset.logs() for sample in samples_from_frames(list(dataset.frames(log_id)), cfg, frame_stride)]
     if not samples:
         raise ValueError(f"{dataset.name}:{dataset.root}: no annotated LiDAR frames to train the detector on")
+    return samples
+
+
+def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[Sample]:
+    """Samples of `cfg.synth.num_logs` simulated logs (seeds `cfg.synth.seed`, indices 0..n-1), LiDAR only."""
+    from scenes.synth.world import SynthConfig, simulate_log
+
+    synth = SynthConfig(seconds=cfg.synth.seconds, cameras=())
+    samples: list[Sample] = []
+    with Progress(TextColumn("[bold]simulating logs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not show_progress) as progress:
+        for index in progress.track(range(cfg.synth.num_logs)):
+            log = simulate_log(synth, cfg.synth.seed, index)
+            samples.extend(samples_from_frames(log.frames, cfg.model, cfg.synth.frame_stride))
     return samples
 
 
@@ -128,7 +156,7 @@ def fit(
         raise ValueError(f"train.batch_size {train.batch_size} is not divisible by the {world_size} workers")
     if train.num_threads is not None:
         torch.set_num_threads(train.num_threads)
-    samples = list(dataset) if not isinstance(dataset, Dataset) else collect_samples(dataset, cfg.model.num_sweeps, cfg.synth.frame_stride)
+    samples = list(dataset) if not isinstance(dataset, Dataset) else collect_samples(dataset, cfg.model, cfg.synth.frame_stride)
     torch.manual_seed(train.seed)
     net = CenterPointNet(cfg.model)
     model: torch.nn.Module = net
