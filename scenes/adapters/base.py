@@ -53,11 +53,14 @@ def read_feather_columns(path: Path, columns: Mapping[str, str]) -> pa.Table:
     require_file(path, "feather file")
     try:
         table = feather.read_table(path, memory_map=True)
-    except (pa.ArrowException, OSError) as error:
+        # Full validation turns corrupt buffers (e.g. string offsets past the data) into errors instead of crashes.
+        table.validate(full=True)
+        names = table.column_names  # decoding the schema's names may fail on a corrupt file too
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as error:
         raise AdapterError(path, f"not a readable feather file (truncated or corrupt: {error})") from None
-    missing = [name for name in columns if name not in table.column_names]
+    missing = [name for name in columns if name not in names]
     if missing:
-        raise AdapterError(path, f"missing column(s) {missing}; found {table.column_names}")
+        raise AdapterError(path, f"missing column(s) {missing}; found {names}")
     for name, kind in columns.items():
         column_type = table.schema.field(name).type
         ok = {
