@@ -25,7 +25,6 @@ from scenes.adapters.base import (
     guarded,
     read_feather_columns,
     require_dir,
-    require_file,
     skip_or_raise,
 )
 from scenes.categories import category_id, from_av2

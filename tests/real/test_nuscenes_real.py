@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from scenes.adapters.base import AdapterError
 from scenes.adapters.nuscenes import NuScenesDataset
 from scenes.adapters.registry import open_dataset
 
@@ -72,3 +75,50 @@ def test_scenarios_from_predict_helper(dataset: NuScenesDataset) -> None:
     np.testing.assert_allclose(scenario.xy_m[:, 4], [table[t] for t in scenario.agent_ids])
     assert np.all(scenario.velocity_m_per_s[:, 4] == 0.0)
     assert np.all(np.diff(scenario.timestamps_ns) == 500_000_000)
+
+
+@pytest.fixture()
+def lyft_copy(shared_data: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(shared_data / "nuscenes-schema" / "lyft" / VERSION, tmp_path / VERSION)
+    return tmp_path
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=st.sampled_from(["sample", "sample_annotation", "ego_pose", "scene"]), fraction=st.floats(0.05, 0.95))
+def test_truncated_table_names_the_file(lyft_copy: Path, table: str, fraction: float) -> None:
+    path = lyft_copy / VERSION / f"{table}.json"
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[: int(len(original) * fraction)])
+        with pytest.raises(AdapterError, match=f"{table}.json: not valid JSON"):
+            NuScenesDataset(lyft_copy, version=VERSION)
+    finally:
+        path.write_bytes(original)
+
+
+def test_missing_table_unknown_category_and_nan_pose(lyft_copy: Path) -> None:
+    import json
+
+    (lyft_copy / VERSION / "visibility.json").unlink()
+    with pytest.raises(AdapterError, match="visibility.json: nuScenes table not found"):
+        NuScenesDataset(lyft_copy, version=VERSION)
+    with pytest.raises(AdapterError, match="nuScenes version 'v9' directory not found"):
+        NuScenesDataset(lyft_copy, version="v9")
+    (lyft_copy / VERSION / "visibility.json").write_text("[]")
+    categories = json.loads((lyft_copy / VERSION / "category.json").read_text())
+    for record in categories:
+        if record["name"] == "car":
+            record["name"] = "hovercraft"
+    (lyft_copy / VERSION / "category.json").write_text(json.dumps(categories))
+    dataset = NuScenesDataset(lyft_copy, version=VERSION)
+    with pytest.raises(AdapterError, match="category.json: unknown nuScenes category 'hovercraft'"):
+        list(dataset.frames(SCENE))
+    assert list(NuScenesDataset(lyft_copy, version=VERSION, skip_bad=True).frames(SCENE)) == []
+    poses = json.loads((lyft_copy / VERSION / "ego_pose.json").read_text())
+    for pose in poses:
+        pose["translation"][0] = float("nan")
+    (lyft_copy / VERSION / "ego_pose.json").write_text(json.dumps(poses))
+    with pytest.raises(AdapterError, match="ego_pose.json: record .*: bad rotation/translation"):
+        list(NuScenesDataset(lyft_copy, version=VERSION).frames(SCENE))
