@@ -17,11 +17,12 @@ import numpy as np
 
 from scenes.geometry import SE3
 from scenes.records import CameraFrame
+from scenes.synth.kernels import value_noise
 from scenes.synth.lidar import FrameScene
 from scenes.synth.styles import INSTANCE_LABELS, Style
 from scenes.synth.styles import CityscapesLabel as L
 
-__all__ = ["CAMERA_MOUNTS", "CameraMount", "camera_names", "ego_SE3_camera", "intrinsics", "render_camera"]
+__all__ = ["CAMERA_MOUNTS", "CameraMount", "camera_names", "ego_SE3_camera", "intrinsics", "render_camera", "solid_texture"]
 
 # Rotation taking OpenCV camera axes (x right, y down, z forward) to ego axes (x forward, y left, z up) at yaw 0.
 _EGO_R_CAMERA: Final = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -79,20 +80,6 @@ def _hash(cells: np.ndarray, salt: int) -> np.ndarray:
     return ((h ^ (h >> 16)) & 0xFFFF).astype(np.float64) / 65536.0
 
 
-def value_noise(points: np.ndarray, scale_m: float, salt: int = 0) -> np.ndarray:
-    """Trilinearly interpolated lattice noise in [0, 1) of city points `(N, 3)` with cells of `scale_m`."""
-    scaled = points / scale_m
-    base = np.floor(scaled).astype(np.int64)
-    frac = scaled - base
-    smooth = frac * frac * (3.0 - 2.0 * frac)
-    result = np.zeros(len(points))
-    for corner in range(8):
-        offset = np.array([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1])
-        weight = np.prod(np.where(offset, smooth, 1.0 - smooth), axis=1)
-        result += weight * _hash(base + offset, salt)
-    return result
-
-
 def solid_texture(points: np.ndarray, label: np.ndarray) -> np.ndarray:
     """Multiplicative texture around 1: coarse and fine noise whose strength depends on the material."""
     strength = np.full(len(points), 0.25)
@@ -110,7 +97,8 @@ def _windows(points: np.ndarray, normal: np.ndarray) -> tuple[np.ndarray, np.nda
     column = np.floor(along / 2.6)
     inside = (np.mod(points[:, 2], 3.2) > 1.0) & (np.mod(points[:, 2], 3.2) < 2.4) & (np.mod(along, 2.6) > 0.6) & (np.mod(along, 2.6) < 2.0)
     vertical = np.abs(normal[:, 2]) < 0.3
-    cells = np.stack([column, floor, np.zeros_like(floor)], axis=1).astype(np.int64)
+    cells = np.stack([column, floor, np.zeros_like(floor)], axis=1)
+    cells = np.where(np.isfinite(cells), cells, 0.0).astype(np.int64)
     return inside & vertical & (points[:, 2] > 1.0), _hash(cells, 7) < 0.3
 
 
@@ -167,7 +155,7 @@ def render_camera(
         unit = directions / np.linalg.norm(directions, axis=1, keepdims=True)
         beam = np.clip(unit @ forward, 0.0, 1.0) ** 6
         distance = np.where(hit, hits.t * np.linalg.norm(directions, axis=1), np.inf)
-        light = light + 1.6 * beam / (1.0 + (distance / 14.0) ** 2)
+        light = light + 0.9 * beam / (1.0 + (distance / 10.0) ** 2)
     color = albedo * light[:, None]
     if lighting.night:
         glow = windows & lit

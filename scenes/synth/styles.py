@@ -176,7 +176,7 @@ STYLES: Final[MappingProxyType[str, Style]] = MappingProxyType(
                     sky_zenith_rgb=(5, 8, 20),
                     sky_horizon_rgb=(25, 25, 45),
                     night=True,
-                    exposure=1.6,
+                    exposure=1.0,
                     sensor_noise_std=5.0,
                 ),
                 _palette(building=(140, 130, 120)),

@@ -15,13 +15,13 @@ from typing import Final
 import numpy as np
 from pydantic import Field, field_validator
 from rich.progress import Progress
-from scipy.spatial import cKDTree
 
 from scenes.config import StrictConfig
-from scenes.geometry import SE3, points_in_box_mask
+from scenes.geometry import SE3
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks
 from scenes.synth.agents import TrafficConfig, Trajectories, simulate_traffic
 from scenes.synth.camera import CAMERA_MOUNTS, ego_SE3_camera, render_camera
+from scenes.synth.kernels import count_points_in_boxes
 from scenes.synth.lidar import FrameScene, LidarModel, beam_elevations_deg, simulate_sweep
 from scenes.synth.meshes import Mesh, build_agent_mesh, build_city_mesh
 from scenes.synth.roads import RoadNetwork, build_road_network
@@ -173,20 +173,6 @@ def _city_SE3_ego(agents: Trajectories, frame_index: int) -> SE3:
     return SE3.from_yaw(yaw, [rear[0], rear[1], ground])
 
 
-def _count_interior_points(points_ego_m: np.ndarray, boxes: Boxes3D) -> np.ndarray:
-    """Number of sweep points inside each box (boundary included), candidates found with a k-d tree."""
-    counts = np.zeros(len(boxes), dtype=np.int64)
-    if not len(points_ego_m) or not len(boxes):
-        return counts
-    tree = cKDTree(points_ego_m)
-    radii = 0.5 * np.linalg.norm(boxes.size_lwh_m, axis=1) + 1e-6
-    for index, candidates in enumerate(tree.query_ball_point(boxes.center_m, radii)):
-        if candidates:
-            inside = points_in_box_mask(points_ego_m[candidates], boxes.center_m[index], boxes.size_lwh_m[index], boxes.yaw_rad[index])
-            counts[index] = int(inside.sum())
-    return counts
-
-
 def _agent_colors(style: Style, agents: Trajectories) -> np.ndarray:
     colors = np.asarray(style.vehicle_colors, dtype=np.float64) / 255.0
     return colors[agents.color_index % len(colors)]
@@ -252,7 +238,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
                         boxes.score,
                         boxes.velocity_m_per_s,
                         boxes.track_id,
-                        _count_interior_points(sweep.points_xyz_m.astype(np.float64), boxes),
+                        count_points_in_boxes(sweep.points_xyz_m.astype(np.float64), boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad),
                         "ego",
                     )
                 for name in config.cameras:
