@@ -7,7 +7,8 @@ Under Ray, every epoch's checkpoint reaches Ray through the fit's `on_checkpoint
 reported checkpoint (it is copied back to `out_dir/last.pt`, where every `fit` looks for it).
 
 `map_logs` runs one function per log, sequentially or as parallel Ray tasks, and returns the results in input order:
-the synthetic city is generated with it (`simulate_logs`) and the end-to-end pipeline processes its logs with it.
+the synthetic city is generated with it (`simulate_logs`) and the end-to-end pipeline processes its logs with it
+(`pipelines.e2e_parallel`).
 
 The helpers `worker_context`, `shard_by_rank`, `epoch_batches`, `wrap_model`, `worker_device` and
 `mean_across_workers` are what a `fit` needs to obey the training contract under `torch.distributed`: samples sharded
@@ -21,7 +22,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, overload, runtime_checkable
 
@@ -110,7 +111,7 @@ class _Shard(Sequence[T]):
 def shard_by_rank(items: Sequence[T], context: WorkerContext | None = None) -> Sequence[T]:
     """This worker's share of `items` (every world_size-th item from its rank), without reading the others.
 
-    With a lazy sequence of logs (e.g. `SynthLogs`), each worker reads or simulates only its own logs.
+    With a lazy sequence of logs, each worker reads only its own logs.
     """
     context = context or worker_context()
     return _Shard(items, context.rank, context.world_size)
@@ -199,7 +200,7 @@ def read_metrics_history(out_dir: str | os.PathLike[str]) -> list[dict[str, floa
     return history
 
 
-def _write_metrics_history(out_dir: Path, history: Sequence[dict[str, float]]) -> None:
+def write_metrics_history(out_dir: Path, history: Sequence[dict[str, float]]) -> None:
     atomic_write_text(out_dir / METRICS_FILENAME, json.dumps(list(history), indent=1))
 
 
@@ -241,7 +242,7 @@ def copy_file_atomically(source: Path, target: Path) -> None:
 
 
 def _finish(out_dir: Path, history: Sequence[dict[str, float]]) -> None:
-    _write_metrics_history(out_dir, history)
+    write_metrics_history(out_dir, history)
     plot_metrics_history(history, out_dir / CURVE_FILENAME)
 
 
@@ -300,7 +301,7 @@ def _run_in_process(fit_fn: FitFn, cfg: Any, dataset_spec: Any, out_dir: Path) -
 
     def on_checkpoint(metrics: dict[str, float], checkpoint_path: Path | None) -> None:
         history.append(validate_metrics(metrics))
-        _write_metrics_history(out_dir, history)
+        write_metrics_history(out_dir, history)
 
     final = fit_fn(cfg, open_dataset(dataset_spec), out_dir, on_checkpoint=on_checkpoint)
     final_path = checked_final_path(final)
@@ -324,7 +325,7 @@ def checked_final_path(final: Any) -> Path:
 
 @dataclass(frozen=True)
 class CheckpointContents:
-    """What a Ray checkpoint directory of a drivestack run holds."""
+    """What a checkpoint directory of a distributed run holds (reported to Ray and mirrored under out_dir)."""
 
     checkpoint_file: Path
     history: list[dict[str, float]]
@@ -353,11 +354,6 @@ def read_checkpoint_dir(directory: Path) -> CheckpointContents:
     if not checkpoint_file.is_file():
         raise DistributedError(f"{meta_path}: field 'file' names {checkpoint_file.name}, which is missing")
     return CheckpointContents(checkpoint_file, history, final)
-
-
-def restore_checkpoint(contents: CheckpointContents, out_dir: Path) -> None:
-    """Puts a reported checkpoint back at `out_dir/last.pt`, where `fit` resumes from."""
-    copy_file_atomically(contents.checkpoint_file, out_dir / RESUME_FILENAME)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -416,43 +412,17 @@ def simulate_logs(
 
 
 @dataclass(frozen=True)
-class SynthLogs(Sequence["SynthLog"]):
-    """The synthetic city as a lazy sequence of logs: log i is simulated when first indexed, then cached.
+class RegistryDataset:
+    """A dataset named as on the command line (`NAME:PATH` or `synth`) with its adapter options.
 
-    It is a `DatasetSpec` (each Ray worker opens its own copy), and with `shard_by_rank` every worker simulates only
-    its own logs.
+    It is a `DatasetSpec`: under Ray only this small description travels to the workers, and each worker opens the
+    dataset itself; the adapters read logs lazily, so a worker reads the logs of the samples of its own shard.
     """
 
-    config: SynthConfig
-    seed: int
-    count: int
-    _cache: dict[int, SynthLog] = field(default_factory=dict, init=False, repr=False, compare=False)
+    spec: str
+    options: tuple[tuple[str, Any], ...] = ()
 
-    def __post_init__(self) -> None:
-        if self.count < 0:
-            raise ValueError(f"SynthLogs.count must be >= 0, got {self.count}")
+    def open(self) -> Any:
+        from scenes.adapters.registry import open_dataset
 
-    def open(self) -> SynthLogs:
-        return self
-
-    def __reduce__(self) -> tuple[type[SynthLogs], tuple[SynthConfig, int, int]]:
-        return (SynthLogs, (self.config, self.seed, self.count))
-
-    def __len__(self) -> int:
-        return self.count
-
-    @overload
-    def __getitem__(self, index: int) -> SynthLog: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[SynthLog]: ...
-
-    def __getitem__(self, index: int | slice) -> SynthLog | Sequence[SynthLog]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(self.count)[index]]
-        position = range(self.count)[index]
-        log = self._cache.get(position)
-        if log is None:
-            log = _simulate_one((self.config, self.seed, position))
-            self._cache[position] = log
-        return log
+        return open_dataset(self.spec, **dict(self.options))

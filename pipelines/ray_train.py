@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import shutil
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -22,6 +24,7 @@ from rich.progress import Progress
 
 from pipelines.distributed import (
     OBJECT_STORE_BYTES,
+    RESUME_FILENAME,
     DistributedError,
     FitFn,
     checked_final_path,
@@ -30,14 +33,17 @@ from pipelines.distributed import (
     validate_metrics,
     read_checkpoint_dir,
     read_metrics_history,
-    restore_checkpoint,
     write_checkpoint_dir,
+    write_metrics_history,
 )
+from scenes.io import atomic_write, atomic_write_text
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 RUN_NAME: Final = "fit"
+MIRROR_DIRNAME: Final = "ray_checkpoint"
+MIRROR_POINTER: Final = "latest.txt"
 COLLECTIVE_TIMEOUT_S: Final = 600
 
 
@@ -61,46 +67,101 @@ def ensure_ray(address: str | None, num_cpus: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """A consistent resume point: the checkpoint's bytes and the metrics history up to it."""
+
+    checkpoint_bytes: bytes
+    history: list[dict[str, float]]
+
+
+def _snapshot_of(directory: Path) -> _Snapshot:
+    contents = read_checkpoint_dir(directory)
+    return _Snapshot(contents.checkpoint_file.read_bytes(), list(contents.history))
+
+
+def _mirror_dir(out_dir: Path) -> Path:
+    return out_dir / MIRROR_DIRNAME
+
+
+def _latest_mirrored(out_dir: Path) -> Path | None:
+    pointer = _mirror_dir(out_dir) / MIRROR_POINTER
+    if not pointer.is_file():
+        return None
+    return _mirror_dir(out_dir) / pointer.read_text(encoding="utf-8").strip()
+
+
+def _mirror(out_dir: Path, checkpoint_path: Path, history: list[dict[str, float]], *, final: bool) -> Path:
+    """Rank 0's local copy of a checkpoint directory, made current by an atomic pointer write; older ones removed."""
+    name = f"checkpoint_{len(history):06d}_{'final' if final else 'epoch'}_{time.time_ns()}"
+    directory = _mirror_dir(out_dir) / name
+    write_checkpoint_dir(directory, checkpoint_path, history, final=final)
+    atomic_write_text(_mirror_dir(out_dir) / MIRROR_POINTER, name)
+    for old in _mirror_dir(out_dir).glob("checkpoint_*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def _latest_snapshot(out_dir: Path) -> _Snapshot | None:
+    """The most advanced resume point of this node: Ray's latest registered checkpoint, rank 0's mirror of the last
+    one it reported (Ray may not have registered it when a worker died), or a `last.pt` left by an earlier run."""
+    candidates: list[_Snapshot] = []
+    registered = ray.train.get_checkpoint()
+    if registered is not None:
+        with registered.as_directory() as directory:
+            candidates.append(_snapshot_of(Path(directory)))
+    mirrored = _latest_mirrored(out_dir)
+    if mirrored is not None:
+        candidates.append(_snapshot_of(mirrored))
+    if not candidates and (out_dir / RESUME_FILENAME).is_file():
+        candidates.append(_Snapshot((out_dir / RESUME_FILENAME).read_bytes(), read_metrics_history(out_dir)))
+    return max(candidates, key=lambda snapshot: len(snapshot.history), default=None)
+
+
+def _restore(out_dir: Path, is_primary: bool) -> list[dict[str, float]]:
+    """Rank 0 picks the resume point and sends it to every rank, which writes it to `out_dir/last.pt` for `fit`."""
+    snapshot = _latest_snapshot(out_dir) if is_primary else None
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        shared: list[_Snapshot | None] = [snapshot]
+        dist.broadcast_object_list(shared, src=0, device=torch.device("cpu") if dist.get_backend() == "gloo" else None)
+        snapshot = shared[0]
+    if snapshot is None:
+        return []
+    with atomic_write(out_dir / RESUME_FILENAME) as temporary:
+        temporary.write_bytes(snapshot.checkpoint_bytes)
+    if dist.is_initialized():
+        dist.barrier()
+    return list(snapshot.history)
+
+
 def _train_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker: restore the latest checkpoint, run `fit`, report checkpoints through Ray."""
     fit_fn: FitFn = loop_config["fit_fn"]
     out_dir = Path(loop_config["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = ray.train.get_context()
-    is_primary = context.get_world_rank() == 0
+    is_primary = ray.train.get_context().get_world_rank() == 0
+    history = _restore(out_dir, is_primary)
 
-    history: list[dict[str, float]] = []
-    latest = ray.train.get_checkpoint()
-    if latest is not None:
-        with latest.as_directory() as directory:
-            contents = read_checkpoint_dir(Path(directory))
-            restore_checkpoint(contents, out_dir)
-            history = list(contents.history)
-    elif (out_dir / "last.pt").exists():
-        history = read_metrics_history(out_dir)
-    if dist.is_initialized():
-        dist.barrier()
+    def report(metrics: dict[str, float], checkpoint_path: Path | None, *, final: bool) -> None:
+        if not is_primary:
+            ray.train.report(metrics)
+            return
+        if checkpoint_path is None:
+            raise DistributedError("rank 0 must pass the path of the checkpoint it wrote to on_checkpoint")
+        directory = _mirror(out_dir, Path(checkpoint_path), history, final=final)
+        write_metrics_history(out_dir, history)
+        ray.train.report(
+            metrics, checkpoint=Checkpoint.from_directory(directory), delete_local_checkpoint_after_upload=False
+        )
 
     def on_checkpoint(metrics: dict[str, float], checkpoint_path: Path | None) -> None:
         row = validate_metrics(metrics)
         history.append(row)
-        if not is_primary:
-            ray.train.report(row)
-            return
-        if checkpoint_path is None:
-            raise DistributedError("rank 0 must pass the path of the checkpoint it wrote to on_checkpoint")
-        with tempfile.TemporaryDirectory(prefix="drivestack-ckpt-") as directory:
-            write_checkpoint_dir(Path(directory), Path(checkpoint_path), history, final=False)
-            ray.train.report(row, checkpoint=Checkpoint.from_directory(directory))
+        report(row, checkpoint_path, final=False)
 
     final = fit_fn(loop_config["cfg"], open_dataset(loop_config["dataset_spec"]), out_dir, on_checkpoint=on_checkpoint)
-    last_metrics = dict(history[-1]) if history else {}
-    if not is_primary:
-        ray.train.report(last_metrics)
-        return
-    with tempfile.TemporaryDirectory(prefix="drivestack-final-") as directory:
-        write_checkpoint_dir(Path(directory), checked_final_path(final), history, final=True)
-        ray.train.report(last_metrics, checkpoint=Checkpoint.from_directory(directory))
+    report(dict(history[-1]) if history else {}, checked_final_path(final) if is_primary else None, final=True)
 
 
 def run_on_ray_train(
@@ -143,12 +204,17 @@ def run_on_ray_train(
         return final, list(contents.history)
 
 
+def _call(fn: Callable[[T], R], item: T) -> R:
+    return fn(item)
+
+
 def map_on_ray(
     fn: Callable[[T], R], items: Sequence[T], *, workers: int, address: str | None, description: str
 ) -> list[R]:
     """`[fn(item) for item in items]` as Ray tasks, at most `workers` in flight; results in input order."""
     ensure_ray(address, workers)
-    remote_fn = ray.remote(num_cpus=1, max_retries=2)(fn)
+    remote_call = ray.remote(num_cpus=1, max_retries=2)(_call)
+    fn_ref = ray.put(fn)
     pending: dict[ray.ObjectRef, int] = {}
     results: dict[int, R] = {}
     next_index = 0
@@ -156,7 +222,7 @@ def map_on_ray(
         task = progress.add_task(f"{description} ({workers} Ray workers)", total=len(items))
         while next_index < len(items) or pending:
             while next_index < len(items) and len(pending) < workers:
-                pending[remote_fn.remote(items[next_index])] = next_index
+                pending[remote_call.remote(fn_ref, items[next_index])] = next_index
                 next_index += 1
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

@@ -210,6 +210,18 @@ def test_bad_arguments_are_rejected_before_anything_runs(tmp_path: Path) -> None
         run_fit(bad_metrics_fit, RegressionConfig(), regression_dataset(), tmp_path)
 
 
+def test_cli_training_helper_runs_in_process_and_reports_bad_options(tmp_path: Path) -> None:
+    import typer
+
+    from pipelines.cli import run_training
+
+    final = run_training("train regression", regression_fit, RegressionConfig(epochs=2), regression_dataset(), tmp_path, None, None)
+    assert final == tmp_path / "model.pt" and len(read_metrics_history(tmp_path)) == 2
+    with pytest.raises(typer.Exit) as exit_info:
+        run_training("train regression", regression_fit, RegressionConfig(), regression_dataset(), tmp_path, None, "auto")
+    assert exit_info.value.exit_code == 2
+
+
 def test_plain_run_and_cli_help_do_not_import_ray(tmp_path: Path) -> None:
     script = (
         "import sys\n"

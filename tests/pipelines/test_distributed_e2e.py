@@ -1,0 +1,68 @@
+"""`drivestack e2e-forecast --workers N`: logs processed in parallel Ray tasks merge into the sequential submission."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, open_e2e_dataset, run_e2e
+from pipelines.e2e_parallel import merge_results, run_e2e_parallel, run_one_log
+from pipelines.oracle_detector import OracleDetectorConfig
+
+
+def assert_same(left: Any, right: Any, where: str = "submission") -> None:
+    """Exact equality of nested dicts/lists of numpy arrays and scalars, in the same key order."""
+    assert type(left) is type(right), where
+    if isinstance(left, dict):
+        assert list(left) == list(right), where
+        for key in left:
+            assert_same(left[key], right[key], f"{where}[{key!r}]")
+    elif isinstance(left, list | tuple):
+        assert len(left) == len(right), where
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            assert_same(a, b, f"{where}[{index}]")
+    elif isinstance(left, np.ndarray):
+        np.testing.assert_array_equal(left, right, err_msg=where)
+    else:
+        assert left == right, where
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    from pipelines.ray_train import ensure_ray
+
+    ensure_ray(address=None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def small_config() -> E2EForecastConfig:
+    # A degraded oracle (missed boxes, position noise) makes each log's output depend on its own random stream.
+    oracle = OracleDetectorConfig(miss_rate=0.2, center_noise_m=0.3)
+    return E2EForecastConfig(oracle=oracle, synth=SynthSplitConfig(logs=3, seconds=3.0, lidar_beams=None))
+
+
+def test_merge_of_per_log_results_equals_the_sequential_run() -> None:
+    cfg = small_config()
+    sequential = run_e2e(cfg, open_e2e_dataset(None, "val", cfg), progress=False)
+    merged = merge_results(cfg, [run_one_log(cfg, None, "val", index) for index in range(3)])
+    assert len(sequential.submission) == 3 and sum(len(log) for log in sequential.submission.values()) > 0
+    assert_same(merged.submission, sequential.submission)
+    assert_same(merged.ground_truth, sequential.ground_truth, "ground_truth")
+    assert merged.num_sweeps == sequential.num_sweeps
+    assert [log.log_id for log in merged.logs] == list(sequential.submission)
+    with pytest.raises(ValueError, match="processed twice"):
+        merge_results(cfg, [merged, merged])
+
+
+def test_parallel_ray_tasks_give_the_sequential_submission(ray_session: None) -> None:
+    cfg = small_config()
+    sequential = run_e2e(cfg, open_e2e_dataset(None, "val", cfg), progress=False)
+    parallel = run_e2e_parallel(cfg, None, "val", workers=2)
+    assert_same(parallel.submission, sequential.submission)
+    assert_same(parallel.ground_truth, sequential.ground_truth, "ground_truth")
+    assert parallel.timings.calls["forecasting"] == sequential.timings.calls["forecasting"] > 0
