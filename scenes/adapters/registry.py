@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from scenes.adapters.base import AdapterError, Dataset
+from scenes.config import ConfigError, validate_config
 from scenes.records import Frame, LaneGraph
 
 # name -> (module, class) of the adapter; the path after "NAME:" is its root directory.
@@ -46,7 +47,10 @@ class SynthDataset(Dataset):
         except ModuleNotFoundError as error:
             raise AdapterError("synth", f"the synthetic city is not available ({error})") from None
         self._simulate: Callable[..., Any] = world.simulate_log
-        self.config = world.SynthConfig(**config)
+        try:
+            self.config = validate_config(config, world.SynthConfig, "synth options")
+        except ConfigError as error:
+            raise AdapterError("synth", str(error)) from None
         self.num_logs = logs
         self.seed = seed
         self._index_of: dict[str, int] = {}
