@@ -1,8 +1,9 @@
 """The oracle detector: ground-truth boxes of a frame, optionally degraded, as a drop-in `Detector`.
 
 It isolates tracking and forecasting from detection errors (an upper bound with no noise) and, with noise, mimics a
-detector's failure modes with known statistics: Gaussian centre jitter, missed boxes and confidence scores that rank
-well-localised boxes first. Annotations keep their track ids, so `OracleTracker` can turn them into ground-truth tracks.
+detector's failure modes with known statistics: Gaussian centre and velocity jitter (velocities exist when the
+annotations carry them, as the synthetic city's do), missed boxes and confidence scores that rank well-localised
+boxes first. Annotations keep their track ids, so `OracleTracker` can turn them into ground-truth tracks.
 Every frame's noise is drawn from a generator seeded with `(seed, timestamp_ns)`, so results do not depend on the
 order or the subset of frames processed.
 """
@@ -25,6 +26,7 @@ class OracleDetectorConfig(StrictConfig):
     """Degradations applied to the ground-truth boxes."""
 
     center_noise_m: float = Field(0.0, ge=0, description="std of the Gaussian jitter of box centres (x and y)")
+    velocity_noise_m_per_s: float = Field(0.0, ge=0, description="std of the Gaussian noise on velocities (x and y)")
     miss_rate: float = Field(0.0, ge=0, lt=1, description="probability of dropping each box")
     min_interior_points: int = Field(1, ge=0, description="boxes with fewer LiDAR points are invisible (when counts are known)")
     seed: int = 0
@@ -49,7 +51,10 @@ class OracleDetector:
         center[:, :2] += jitter
         # A detector's confidence falls with its localisation error: score = exp(-|error|^2 / (2 (1 m)^2)).
         score = np.exp(-0.5 * np.sum(jitter**2, axis=1)).astype(np.float32)
-        return replace(boxes, center_m=center, score=score).select(keep)
+        velocity = boxes.velocity_m_per_s
+        if velocity is not None and self.cfg.velocity_noise_m_per_s:
+            velocity = velocity + rng.normal(0.0, self.cfg.velocity_noise_m_per_s, size=velocity.shape)
+        return replace(boxes, center_m=center, score=score, velocity_m_per_s=velocity).select(keep)
 
 
 class OracleTracker:
