@@ -160,14 +160,10 @@ class _Route:
 
     def drop_passed(self, s: float) -> float:
         """Drops lanes fully behind arc length `s`; returns `s` in the new route."""
-        dropped = 0.0
-        while len(self.lane_ids) > 1 and s - dropped > self.lane_end_s[0] + 1.0:
-            dropped_len = self.lane_end_s[0]
+        while len(self.lane_ids) > 1 and s > self.lane_end_s[0] + 1.0:
+            s -= self.lane_end_s[0]
             self.lane_ids.pop(0)
             self._rebuild()
-            dropped = dropped_len
-            s -= dropped_len
-            dropped = 0.0
         return s
 
     def point_at(self, s: np.ndarray | float) -> np.ndarray:

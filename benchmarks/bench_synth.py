@@ -1,0 +1,48 @@
+"""Speed of the synthetic city: LiDAR ray casting (rays/s), camera rendering (pixels/s) and whole 15 s logs.
+
+Target: a 15 s log with 32-beam LiDAR in well under a minute on 2 cores. Reproduce with
+`.venv/bin/python -m benchmarks synth`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.harness import Result, measure
+from scenes.synth.camera import render_camera
+from scenes.synth.lidar import simulate_sweep
+from scenes.synth.styles import get_style
+from scenes.synth.world import EGO_SE3_LIDAR, SynthConfig, simulate_log
+
+
+def run() -> list[Result]:
+    # Compile the numba kernels (cached on disk) outside the timings.
+    simulate_log(SynthConfig(seconds=0.1, lidar_azimuth_steps=64, image_width_px=32, image_height_px=32), seed=0)
+    probe = simulate_log(SynthConfig(seconds=0.1, cameras=()), seed=0)
+    frame = probe.frames[0]
+    scene = probe.frame_scene(0)
+    lidar = SynthConfig().lidar_model()
+    assert lidar is not None
+    style = get_style("default")
+    colors = np.full((probe.agents.num_agents, 3), 0.5)
+    network = probe.network
+    assert network is not None
+
+    def sweep() -> None:
+        simulate_sweep(scene, lidar, frame.city_SE3_ego, EGO_SE3_LIDAR, frame.timestamp_ns, np.random.default_rng(0), network.marking)
+
+    def camera() -> None:
+        render_camera(scene, "ring_front_center", frame.city_SE3_ego, 320, 192, frame.timestamp_ns, style, np.random.default_rng(0), colors, network.marking)
+
+    lidar_only = SynthConfig(seconds=15.0, cameras=())
+    with_camera = SynthConfig(seconds=15.0)
+    return [
+        measure("LiDAR sweep, 32 beams x 1800 azimuths", sweep, items=lidar.rays_per_sweep, unit="rays/s", repeats=5),
+        measure("camera 320x192 (RGB, depth, semantics)", camera, items=320 * 192, unit="pixels/s", repeats=5),
+        measure("15 s log, 32-beam LiDAR, no camera", lambda: simulate_log(lidar_only, seed=1), items=1, unit="logs/s", repeats=1, warmup=0,
+                target="well under 60 s"),
+        measure("15 s log, 32-beam LiDAR + ring_front_center 320x192", lambda: simulate_log(with_camera, seed=1), items=1, unit="logs/s",
+                repeats=1, warmup=0, target="under 60 s"),
+        measure("15 s log, agents and annotations only", lambda: simulate_log(SynthConfig(lidar_beams=None, cameras=()), seed=1), items=1,
+                unit="logs/s", repeats=1, warmup=0),
+    ]
