@@ -254,7 +254,7 @@ def inspect(
         options["version"] = version
     try:
         dataset = open_dataset(data, **options)
-        Console().print(summary_table(dataset.summary()))
+        Console().print(summary_table(dataset.summary(progress=True)))
         if preview is not None:
             frame, lane_graph = preview_frame(dataset)
             write_bev_preview(frame, lane_graph, preview)

@@ -7,6 +7,7 @@ frame is requested, never the whole log. Bad input raises `AdapterError` naming 
 
 from __future__ import annotations
 
+import abc
 import logging
 import math
 from collections import Counter
@@ -119,7 +120,7 @@ class DatasetSummary:
         return (self.end_timestamp_ns - self.start_timestamp_ns) * 1e-9
 
 
-class Dataset:
+class Dataset(abc.ABC):
     """A dataset on disk seen as logs of frames; subclasses implement the abstract methods for one format."""
 
     name: str = "dataset"
@@ -128,11 +129,13 @@ class Dataset:
         self.root = Path(root)
         self.skip_bad = skip_bad
 
+    @abc.abstractmethod
     def logs(self) -> list[str]:
-        raise NotImplementedError
+        """Ids of the dataset's logs (scenes, drives, splits...), in a stable order."""
 
+    @abc.abstractmethod
     def frames(self, log_id: str) -> Iterator[Frame]:
-        raise NotImplementedError
+        """The frames of one log in time order, read lazily."""
 
     def lane_graph(self, log_id: str) -> LaneGraph | None:
         return None
@@ -157,13 +160,16 @@ class Dataset:
     def notes(self) -> tuple[str, ...]:
         return ()
 
-    def summary(self) -> DatasetSummary:
+    def summary(self, *, progress: bool = False) -> DatasetSummary:
+        """Counts over every log (timestamps and annotations only: no sensor data is read where avoidable)."""
+        from rich.progress import track
+
         logs = self.logs()
         num_frames = 0
         counts: Counter[str] = Counter()
         start: int | None = None
         end: int | None = None
-        for log_id in logs:
+        for log_id in track(logs, description=f"summarising {self.name}", disable=not progress, transient=True):
             try:
                 stamps = self.timestamps_ns(log_id)
                 counts.update(self.category_counts(log_id))

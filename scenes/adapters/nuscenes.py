@@ -158,10 +158,16 @@ class NuScenesDataset(Dataset):
     def sensors(self) -> tuple[str, ...]:
         return tuple(sorted({record["channel"] for record in self.nusc.sensor}))
 
+    @functools.cached_property
+    def _samples_by_scene(self) -> dict[str, list[dict[str, Any]]]:
+        by_scene: dict[str, list[dict[str, Any]]] = {}
+        for sample in sorted(self.nusc.sample, key=lambda s: s["timestamp"]):
+            by_scene.setdefault(sample["scene_token"], []).append(sample)
+        return by_scene
+
     def samples(self, log_id: str) -> list[dict[str, Any]]:
         """The scene's key frames present in the database, in time order."""
-        token = self.scene(log_id)["token"]
-        return sorted((s for s in self.nusc.sample if s["scene_token"] == token), key=lambda s: s["timestamp"])
+        return self._samples_by_scene.get(self.scene(log_id)["token"], [])
 
     def lidar_records(self, log_id: str) -> list[dict[str, Any]]:
         """LIDAR_TOP sample_data records of the scene: key frames, plus the sweeps after each when `sweeps`."""
