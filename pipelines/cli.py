@@ -82,12 +82,12 @@ def e2e_forecast(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="BEV PNG of one frame (default: beside --out).")] = None,
 ) -> None:
     """Detection -> tracking -> forecasting on LiDAR logs; writes an AV2 E2E forecasting submission."""
-    if workers is not None or address is not None:
-        console.print("[bold red]drivestack e2e-forecast: --workers/--address are not supported[/] (the job runs in one process)")
+    if address is not None and workers is None:
+        console.print("[bold red]drivestack e2e-forecast:[/] --address connects to a Ray cluster: give --workers N too")
         raise typer.Exit(code=2)
     from pipelines.e2e_forecast import run_job
 
-    run_job(data=data, split=split, out=out, evaluate=evaluate, config=config, plot=plot, console=console)
+    run_job(data=data, split=split, out=out, evaluate=evaluate, config=config, plot=plot, console=console, workers=workers, address=address)
 
 
 def _train(module: str) -> None:

@@ -342,8 +342,13 @@ def run_job(
     config: Path | None = None,
     plot: Path | None = None,
     console: Any = None,
+    workers: int | None = None,
+    address: str | None = None,
 ) -> E2EResult:
-    """`drivestack e2e-forecast`: runs the stack, writes the submission, the BEV plot and, with `evaluate`, the scores."""
+    """`drivestack e2e-forecast`: runs the stack, writes the submission, the BEV plot and, with `evaluate`, the scores.
+
+    With `workers`, the logs are processed in parallel Ray tasks (`address`: an existing Ray cluster) and merged.
+    """
     from rich.console import Console
 
     from scenes.submissions.av2_e2e_forecasting import write_submission
@@ -351,7 +356,12 @@ def run_job(
     console = console or Console(stderr=True)
     cfg = load_e2e_config(config)
     dataset = open_e2e_dataset(data, split, cfg)
-    result = run_e2e(cfg, dataset)
+    if workers is None:
+        result = run_e2e(cfg, dataset)
+    else:
+        from pipelines.e2e_parallel import run_e2e_parallel
+
+        result = run_e2e_parallel(cfg, data, split, workers=workers, address=address)
     write_submission(out, result.submission)
     agents = sum(len(agents) for log in result.submission.values() for agents in log.values())
     keys = sum(len(log) for log in result.submission.values())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,3 +68,24 @@ def test_parallel_ray_tasks_give_the_sequential_submission(ray_session: None) ->
     assert_same(parallel.submission, sequential.submission)
     assert_same(parallel.ground_truth, sequential.ground_truth, "ground_truth")
     assert parallel.timings.calls["forecasting"] == sequential.timings.calls["forecasting"] > 0
+
+
+def test_cli_workers_option_writes_the_sequential_submission(ray_session: None, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    config = tmp_path / "e2e.yaml"
+    config.write_text("synth:\n  logs: 2\n  seconds: 3.0\n  lidar_beams: null\noracle:\n  miss_rate: 0.2\n")
+    runner = CliRunner()
+    outputs = {}
+    for name, extra in {"sequential": [], "parallel": ["--workers", "2"]}.items():
+        out = tmp_path / f"{name}.pkl"
+        result = runner.invoke(app, ["e2e-forecast", "--config", str(config), "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        with open(out, "rb") as stream:
+            outputs[name] = pickle.load(stream)
+    assert len(outputs["sequential"]) == 2
+    assert_same(outputs["parallel"], outputs["sequential"])
+    result = runner.invoke(app, ["e2e-forecast", "--address", "auto", "--out", str(tmp_path / "x.pkl")])
+    assert result.exit_code == 2 and "give --workers N too" in " ".join(result.output.split())
