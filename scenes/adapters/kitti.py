@@ -333,13 +333,18 @@ class KittiRawDataset(Dataset):
     """KITTI raw: `PATH/<date>/<date>_drive_<NNNN>_sync/` drives with `calib_*.txt` beside them in `PATH/<date>/`.
 
     Each synchronized drive is a log; frames carry the Velodyne scan, `image_02`/`image_03` (with the depth ground
-    truth of `proj_depth/groundtruth/image_0X/` as `CameraFrame.depth_m` when present) and the OXTS pose.
+    truth as `CameraFrame.depth_m` when present) and the OXTS pose. Depth ground truth is looked for in the drive's
+    `proj_depth/groundtruth/image_0X/` (monodepth2's merged layout) and, with `depth_root`, in the release layout
+    `depth_root/{train,val}/<drive>/proj_depth/groundtruth/image_0X/`.
     """
 
     name = "kitti"
 
-    def __init__(self, root: Path, *, cameras: tuple[str, ...] | None = None, skip_bad: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, cameras: tuple[str, ...] | None = None, depth_root: Path | None = None, skip_bad: bool = False
+    ) -> None:
         super().__init__(root, skip_bad=skip_bad)
+        self.depth_root = None if depth_root is None else require_dir(Path(depth_root), "KITTI depth directory")
         require_dir(self.root, "KITTI raw directory")
         unknown = set(cameras or ()) - set(CAMERAS)
         if unknown:
@@ -432,6 +437,14 @@ class KittiRawDataset(Dataset):
             except AdapterError as error:
                 skip_or_raise(error, self.skip_bad, f"frame {log_id}/{index:010d}")
 
+    def depth_path(self, log_id: str, camera: str, index: int) -> Path | None:
+        """The depth ground-truth PNG of a frame, if any (the drive's own folder first, then `depth_root`)."""
+        relative = Path("proj_depth") / "groundtruth" / camera / f"{index:010d}.png"
+        candidates = [self.drive_dir(log_id) / relative]
+        if self.depth_root is not None:
+            candidates += [self.depth_root / split / log_id / relative for split in ("train", "val")]
+        return next((path for path in candidates if path.is_file()), None)
+
     def frame(self, log_id: str, index: int, timestamp_ns: int, city_SE3_ego: SE3) -> Frame:
         drive = self.drive_dir(log_id)
         lidar = read_velodyne(drive / "velodyne_points" / "data" / f"{index:010d}.bin", timestamp_ns)
@@ -440,10 +453,10 @@ class KittiRawDataset(Dataset):
         for camera in self.cameras(log_id):
             image_path = drive / camera / "data" / f"{index:010d}.png"
             image = read_image(image_path)
-            depth_path = drive / "proj_depth" / "groundtruth" / camera / f"{index:010d}.png"
-            depth = read_depth_png(depth_path) if depth_path.is_file() else None
+            depth_path = self.depth_path(log_id, camera, index)
+            depth = read_depth_png(depth_path) if depth_path is not None else None
             intrinsics, velo_SE3_camera = calibration[camera]
-            with source_file(depth_path if depth is not None else image_path):
+            with source_file(depth_path or image_path):
                 cameras[camera] = guarded(
                     image_path, lambda: CameraFrame(timestamp_ns, camera, image, intrinsics, velo_SE3_camera, depth_m=depth)
                 )

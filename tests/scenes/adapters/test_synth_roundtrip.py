@@ -169,8 +169,8 @@ def test_av2_motion_forecasting_round_trip(tmp_path: Path) -> None:
 def test_kitti_raw_round_trip(log: SynthLog, tmp_path: Path) -> None:
     from scenes.synth.writers.kitti import write_kitti_drive
 
-    drive_dir = write_kitti_drive(log, tmp_path)
-    dataset = KittiRawDataset(tmp_path)
+    drive_dir = write_kitti_drive(log, tmp_path / "raw")
+    dataset = KittiRawDataset(tmp_path / "raw")
     assert dataset.logs() == [drive_dir.name]
     frames = list(dataset.frames(drive_dir.name))
     lidar_pose = log.ego_SE3_sensors["up_lidar"]
@@ -191,6 +191,13 @@ def test_kitti_raw_round_trip(log: SynthLog, tmp_path: Path) -> None:
         # Depth ground truth is the LiDAR seen by the camera: every valid pixel has a point at that depth.
         points_camera = camera.ego_SE3_camera.inverse().transform_points(mine.lidar.points_xyz_m)
         assert np.all(np.isin(np.round(camera.depth_m[camera.depth_m > 0] * 256), np.round(points_camera[:, 2] * 256)))
+    # The release layout keeps depth apart from the raw drives: found through `depth_root`.
+    depth_root = tmp_path / "depth"
+    (depth_root / "val" / drive_dir.name).mkdir(parents=True)
+    (drive_dir / "proj_depth").rename(depth_root / "val" / drive_dir.name / "proj_depth")
+    assert next(iter(KittiRawDataset(tmp_path / "raw").frames(drive_dir.name))).cameras["image_02"].depth_m is None
+    moved = next(iter(KittiRawDataset(tmp_path / "raw", depth_root=depth_root).frames(drive_dir.name)))
+    np.testing.assert_array_equal(moved.cameras["image_02"].depth_m, frames[0].cameras["image_02"].depth_m)
 
 
 def test_nuscenes_round_trip(log: SynthLog, tmp_path: Path) -> None:
