@@ -237,7 +237,9 @@ class AV2SensorDataset(Dataset):
         path = self.log_dir(log_id) / "annotations.feather"
         return LogAnnotations.read(path) if path.exists() else None
 
+    @functools.lru_cache(maxsize=4)
     def lidar_paths(self, log_id: str) -> dict[int, Path]:
+        """{timestamp_ns: sweep file} of a log (listed once per log)."""
         lidar_dir = self.log_dir(log_id) / "sensors" / "lidar"
         if not lidar_dir.is_dir():
             return {}
@@ -278,12 +280,13 @@ class AV2SensorDataset(Dataset):
             return
         for timestamp_ns in stamps:
             try:
-                yield self.frame(log_id, timestamp_ns, lidar_paths.get(timestamp_ns))
+                yield self.frame(log_id, timestamp_ns)
             except AdapterError as error:
                 skip_or_raise(error, self.skip_bad, f"frame {log_id}/{timestamp_ns}")
 
-    def frame(self, log_id: str, timestamp_ns: int, lidar_path: Path | None = None) -> Frame:
+    def frame(self, log_id: str, timestamp_ns: int) -> Frame:
         """The frame at one timestamp (reads only that sweep and the cameras' nearest images)."""
+        lidar_path = self.lidar_paths(log_id).get(timestamp_ns)
         log_dir = self.log_dir(log_id)
         pose_path = log_dir / "city_SE3_egovehicle.feather"
         city_SE3_ego = self.poses(log_id).get(timestamp_ns)

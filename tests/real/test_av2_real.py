@@ -76,7 +76,7 @@ def test_lidar_matches_feather_rows_and_points_fall_in_boxes(dataset: av2_adapte
 
     path = split_dir / LOG_ID / "sensors" / "lidar" / f"{SWEEP_NS}.feather"
     xyz = read_lidar_sweep(path, attrib_spec="xyz")
-    frame = dataset.frame(LOG_ID, SWEEP_NS, path)
+    frame = dataset.frame(LOG_ID, SWEEP_NS)
     assert frame.lidar is not None and len(frame.lidar) == len(xyz) == 100660
     np.testing.assert_array_equal(frame.lidar.points_xyz_m, xyz.astype(np.float32))
     assert 0.0 <= frame.lidar.intensity.min() and frame.lidar.intensity.max() <= 1.0
