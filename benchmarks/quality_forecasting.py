@@ -41,7 +41,7 @@ from forecasting.metrics import (
     off_road_rate,
     temporal_consistency,
 )
-from forecasting.sources import synth_scenarios
+from forecasting.sources import STATIC_CATEGORY_IDS, synth_scenarios
 from forecasting.train import fit
 from scenes.categories import CATEGORY_ID
 from scenes.config import load_config
@@ -123,7 +123,7 @@ def _config(variant: str, epochs: int | None, train_logs: int | None) -> Forecas
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--held-out-logs", type=int, default=6)
+    parser.add_argument("--held-out-logs", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs (smoke runs)")
     parser.add_argument("--train-logs", type=int, default=None, help="override every config's train_logs (smoke runs)")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
@@ -136,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     train_scenarios = synth_scenarios(reference, 0, reference.synth.train_logs)
     held_out = synth_scenarios(reference, HELD_OUT_FIRST, args.held_out_logs)
-    samples: FeatureBatch = build_samples(train_scenarios, reference.features, progress=True)
+    samples: FeatureBatch = build_samples(train_scenarios, reference.features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
     console.print(
         f"{len(samples)} training samples from {reference.synth.train_logs} logs, {len(held_out)} held-out scenarios "
         f"from {args.held_out_logs} logs ({time.perf_counter() - started:.0f} s)"
     )
     rows: dict[str, dict[str, float]] = {}
+    curves: dict[str, list[dict[str, float]]] = {}
     features = reference.features
     rows["constant velocity"] = evaluate(
         ConstantVelocityForecaster(features.horizon_steps, features.step_s, reference.model.num_modes, features.history_steps),
@@ -153,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             if cfg.features != reference.features or cfg.synth != reference.synth:
                 raise ValueError(f"{variant}: features/synth data differ from the CAB config; the comparison needs the same data")
             tic = time.perf_counter()
-            checkpoint = fit(cfg, samples, Path(scratch) / variant)
+            history: list[dict[str, float]] = []
+            checkpoint = fit(cfg, samples, Path(scratch) / variant, on_checkpoint=lambda metrics, _: history.append(metrics))
+            console.print(f"{variant} last epoch: " + ", ".join(f"{name} {value:.3f}" for name, value in history[-1].items()))
             train_s = time.perf_counter() - tic
             rows[variant] = evaluate(Forecaster.from_checkpoint(checkpoint), held_out)
             rows[variant]["train_s"] = train_s
+            curves[variant] = history
             console.print(f"{variant}: trained in {train_s:.0f} s, minFDE_5 {rows[variant]['minFDE_5']:.3f} m")
             if variant == "cab" and args.ship:
                 SHIPPED_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_samples": len(samples),
         "config": reference.model_dump(mode="json"),
         "results": rows,
+        "training_curves": curves,
     }
     atomic_write_text(args.out, json.dumps(payload, indent=2))
     console.print(f"wrote {args.out}")

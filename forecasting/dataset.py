@@ -10,7 +10,7 @@ current heading) and pads/masks what is missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Final
 
@@ -341,9 +341,17 @@ def encode_scenario(
 
 
 def build_samples(
-    scenarios: Sequence[Scenario], features: FeatureConfig, *, require_full_future: bool = True, progress: bool = False
+    scenarios: Sequence[Scenario],
+    features: FeatureConfig,
+    *,
+    require_full_future: bool = True,
+    exclude_categories: Collection[int] = (),
+    progress: bool = False,
 ) -> FeatureBatch:
-    """Training samples of the focal agents of every scenario (with a fully observed future when required)."""
+    """Training samples of the focal agents of every scenario (with a fully observed future when required).
+
+    Agents of `exclude_categories` (e.g. static objects) are not forecast, but stay in their neighbours' context.
+    """
     parts: list[FeatureBatch] = []
     cache: dict[int, LaneSegments] = {}
     with Progress(disable=not progress, transient=True) as bar:
@@ -354,6 +362,7 @@ def build_samples(
                 cache[key] = LaneSegments.from_lane_graph(scenario.lane_graph, features.lane_segment_length_m, features.lane_points)
             current = scenario.current_index
             focal = np.isin(scenario.agent_ids, scenario.focal_agent_ids) & scenario.valid[:, current]
+            focal &= ~np.isin(scenario.category, list(exclude_categories))
             if require_full_future:
                 focal &= scenario.valid[:, current + 1 : current + 1 + features.horizon_steps].all(axis=1)
                 focal &= scenario.valid.shape[1] >= current + 1 + features.horizon_steps

@@ -17,7 +17,9 @@ def mixture_nll(
     future_m: torch.Tensor,
     future_valid: torch.Tensor,
 ) -> torch.Tensor:
-    """Per-sample `-log sum_z p(z) prod_t Laplace(y_t | mu_zt, b_zt)`, divided by the number of observed steps.
+    """Per-sample negative log-likelihood of the whole observed future, `-log sum_z p(z) prod_t Laplace(y_t | mu_zt, b_zt)`.
+
+    Summed over the horizon (not averaged per step), as in Trajectron++/CAB, so that CAB's KL weight keeps its meaning.
 
     `log_prior (B, K)`, `trajectories_m (B, K, T, 2)`, `log_scale (B, K, T)` (log b, same b for x and y),
     `future_m (B, T, 2)`, `future_valid (B, T)`. Returns `(B,)`.
@@ -26,8 +28,7 @@ def mixture_nll(
     log_density = -error * torch.exp(-log_scale) - 2.0 * log_scale - 2.0 * math.log(2.0)
     valid = future_valid[:, None].to(log_density.dtype)
     log_likelihood = (log_density * valid).sum(dim=-1)  # (B, K)
-    steps = future_valid.sum(dim=-1).clamp(min=1).to(log_density.dtype)
-    return -torch.logsumexp(log_prior + log_likelihood, dim=-1) / steps
+    return -torch.logsumexp(log_prior + log_likelihood, dim=-1)
 
 
 def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 The latent `z` takes `K = num_modes` values. The prior `p(z | X, C)` is a softmax head over the fused encoding of the
 agent's history `X` and context `C` (interaction and map encodings); the decoder maps `(encoding, z)` to a trajectory
-with a per-step Laplace scale, so every value of `z` is one predicted mode and `p(z | X, C)` is its score. With `K`
+(a learned correction of the constant-velocity extrapolation of the current velocity) with a per-step Laplace
+scale, so every value of `z` is one predicted mode and `p(z | X, C)` is its score. With `K`
 small the likelihood is marginalised exactly, `log p(Y | X, C) = log sum_z p(z | X, C) p(Y | X, C, z)`: this is the
 CVAE's evidence lower bound with the exact posterior `q(z | X, C, Y) ∝ p(z | X, C) p(Y | X, C, z)` in place of a
 learned one, so the bound is tight and no posterior network is needed.
@@ -30,10 +31,11 @@ class Context:
     agent: torch.Tensor
     interaction: torch.Tensor
     map: torch.Tensor
+    velocity_m_per_s: torch.Tensor  # (B, 2) current velocity in the agent frame (an input, not an encoding)
 
     def blind(self) -> Context:
         """The null context `~C` of CAB's blind branch: context encodings zeroed, history encoding detached."""
-        return Context(self.agent.detach(), torch.zeros_like(self.interaction), torch.zeros_like(self.map))
+        return Context(self.agent.detach(), torch.zeros_like(self.interaction), torch.zeros_like(self.map), self.velocity_m_per_s)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class ForecastNet(nn.Module):
         self.horizon_steps = features.horizon_steps
         self.position_scale_m = features.position_scale_m
         self.min_log_scale = model.min_log_scale
+        self.register_buffer(
+            "step_times_s", features.step_s * torch.arange(1, features.horizon_steps + 1, dtype=torch.float32), persistent=False
+        )
         self.history = HistoryEncoder(hidden)
         self.category = nn.Embedding(len(CATEGORIES), model.category_dim)
         self.agent = nn.Sequential(nn.Linear(hidden + model.category_dim, hidden), nn.ReLU())
@@ -75,7 +80,8 @@ class ForecastNet(nn.Module):
         agent = self.agent(torch.cat([history, self.category(batch["category"])], dim=-1))
         interaction = self.interaction(agent, batch["neighbors"], batch["neighbor_mask"])
         lanes = self.lanes(agent, batch["lanes"], batch["lane_mask"])
-        return Context(agent, interaction, lanes)
+        velocity = batch["history"][:, -1, 2:4] * self.position_scale_m
+        return Context(agent, interaction, lanes, velocity)
 
     def heads(self, context: Context) -> Prediction:
         hidden = self.trunk(torch.cat([context.agent, context.interaction, context.map], dim=-1))
@@ -83,7 +89,8 @@ class ForecastNet(nn.Module):
         modes = self.mode_embedding.weight[None].expand(batch, -1, -1)
         decoded = self.decoder(torch.cat([hidden[:, None].expand(-1, self.num_modes, -1), modes], dim=-1))
         decoded = decoded.reshape(batch, self.num_modes, self.horizon_steps, 3)
-        trajectories = torch.cumsum(decoded[..., :2], dim=2) * self.position_scale_m
+        constant_velocity = context.velocity_m_per_s[:, None, None, :] * self.step_times_s[None, None, :, None]
+        trajectories = constant_velocity + torch.cumsum(decoded[..., :2], dim=2) * self.position_scale_m
         log_scale = decoded[..., 2].clamp(min=self.min_log_scale, max=5.0)
         return Prediction(self.prior(hidden), trajectories, log_scale, hidden)
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from rich.progress import track
 
 from forecasting.config import ForecastingConfig
 from forecasting.dataset import FeatureBatch, build_samples, resample_scenario, scenarios_from_tracks
+from scenes.categories import CATEGORY_ID, STATIC_CATEGORIES
 from scenes.records import Scenario
+
+# Static objects (cones, signs...) never move: the synthetic city's forecasting samples leave them out.
+STATIC_CATEGORY_IDS: Final = frozenset(CATEGORY_ID[name] for name in STATIC_CATEGORIES)
 
 
 def synth_scenarios(cfg: ForecastingConfig, first_index: int, count: int, *, progress: bool = True) -> list[Scenario]:
@@ -25,10 +31,10 @@ def training_samples(cfg: ForecastingConfig, data: str, *, progress: bool = True
     """`data` is 'synth' (cfg.synth.train_logs logs from index 0) or 'av2-mf:PATH' / 'nuscenes:PATH'."""
     if data == "synth":
         scenarios = synth_scenarios(cfg, 0, cfg.synth.train_logs, progress=progress)
-    else:
-        from scenes.adapters.registry import open_dataset
+        return build_samples(scenarios, cfg.features, exclude_categories=STATIC_CATEGORY_IDS, progress=progress)
+    from scenes.adapters.registry import open_dataset
 
-        dataset = open_dataset(data, skip_bad=True)
-        scenarios = [resample_scenario(scenario, cfg.features) for scenario in dataset.scenarios()]
+    dataset = open_dataset(data, skip_bad=True)
+    scenarios = [resample_scenario(scenario, cfg.features) for scenario in dataset.scenarios()]
     return build_samples(scenarios, cfg.features, progress=progress)
 

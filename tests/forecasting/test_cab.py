@@ -22,7 +22,7 @@ def test_mixture_nll_and_kl_by_hand() -> None:
     log_prior = torch.log(torch.tensor([[0.25, 0.75]]))
     valid = torch.ones(1, 2, dtype=torch.bool)
     # Per step log Laplace2D = -|dx| - |dy| - 2 log 2; mode 0: -4 log 2, mode 1: -2 - 4 log 2 over two steps.
-    expected = -math.log(0.25 * math.exp(-4 * math.log(2)) + 0.75 * math.exp(-2 - 4 * math.log(2))) / 2
+    expected = -math.log(0.25 * math.exp(-4 * math.log(2)) + 0.75 * math.exp(-2 - 4 * math.log(2)))
     assert mixture_nll(log_prior, modes, log_scale, future, valid).item() == pytest.approx(expected, rel=1e-6)
     half = torch.tensor([[True, False]])  # only the first step observed
     expected_half = -math.log(0.25 * math.exp(-2 * math.log(2)) + 0.75 * math.exp(-1 - 2 * math.log(2)))
