@@ -22,7 +22,7 @@ from scenes.synth.meshes import Mesh, surface_label
 from scenes.synth.roads import RoadNetwork
 from scenes.synth.styles import CityscapesLabel as L
 
-__all__ = ["Hits", "FrameScene", "LidarModel", "beam_elevations_deg", "simulate_sweep"]
+__all__ = ["Hits", "FrameScene", "StaticScene", "LidarModel", "beam_elevations_deg", "simulate_sweep"]
 
 # Velodyne HDL-64E (KITTI) and VLP-32C elevation tables, degrees.
 HDL64_ELEVATIONS_DEG: Final = np.linspace(2.0, -24.8, 64)
@@ -82,38 +82,60 @@ class Hits:
         return np.isfinite(self.t)
 
 
-class FrameScene:
-    """The world at one timestamp (static city + agent meshes) ready for ray casting."""
+class StaticScene:
+    """The static city in a ray-casting scene whose acceleration structure is built once and reused every frame."""
 
-    def __init__(self, network: RoadNetwork, city: Mesh, agents: Mesh) -> None:
+    def __init__(self, network: RoadNetwork, city: Mesh) -> None:
         self.network = network
-        self.meshes = (city, agents)
+        self.mesh = city
         self.scene = o3d.t.geometry.RaycastingScene()
-        for mesh in self.meshes:
-            if len(mesh.triangles):
-                self.scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.triangles))
-        self._geometry = [index for index, mesh in enumerate(self.meshes) if len(mesh.triangles)]
+        self.scene.add_triangles(o3d.core.Tensor(city.vertices), o3d.core.Tensor(city.triangles))
+
+
+class FrameScene:
+    """The world at one timestamp, ready for ray casting: the shared static city plus this frame's agent meshes."""
+
+    def __init__(self, static: StaticScene, agents: Mesh) -> None:
+        self.static = static
+        self.network = static.network
+        self.agents = agents
+        self.agent_scene = None
+        if len(agents.triangles):
+            self.agent_scene = o3d.t.geometry.RaycastingScene()
+            self.agent_scene.add_triangles(o3d.core.Tensor(agents.vertices), o3d.core.Tensor(agents.triangles))
+
+    def _scenes(self) -> list[tuple[o3d.t.geometry.RaycastingScene, Mesh]]:
+        scenes = [(self.static.scene, self.static.mesh)]
+        if self.agent_scene is not None:
+            scenes.append((self.agent_scene, self.agents))
+        return scenes
+
+    def distance_to_surfaces(self, points_city_m: np.ndarray) -> np.ndarray:
+        """Distance of city points `(N, 3)` to the nearest triangle of the scene."""
+        query = o3d.core.Tensor(np.asarray(points_city_m, dtype=np.float32))
+        return np.min([scene.compute_distance(query).numpy() for scene, _ in self._scenes()], axis=0)
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> Hits:
-        """Casts rays `origins + t * directions` (city frame) and resolves what each hit."""
-        rays = np.hstack([np.broadcast_to(origins, directions.shape), directions]).astype(np.float32)
-        result = self.scene.cast_rays(o3d.core.Tensor(rays))
-        t = result["t_hit"].numpy().astype(np.float64)
-        geometry = result["geometry_ids"].numpy().astype(np.int64)
-        primitive = result["primitive_ids"].numpy().astype(np.int64)
-        normal = result["primitive_normals"].numpy().astype(np.float64)
+        """Casts rays `origins + t * directions` (city frame) and resolves what each hit first."""
+        rays = o3d.core.Tensor(np.hstack([np.broadcast_to(origins, directions.shape), directions]).astype(np.float32))
+        count = len(directions)
+        t = np.full(count, np.inf)
+        label = np.full(count, L.SKY, dtype=np.uint8)
+        owner = np.full(count, -1, dtype=np.int32)
+        albedo = np.ones(count, dtype=np.float32)
+        normal = np.zeros((count, 3))
+        for scene, mesh in self._scenes():
+            result = scene.cast_rays(rays)
+            t_mesh = result["t_hit"].numpy().astype(np.float64)
+            closer = np.isfinite(t_mesh) & (t_mesh < t)
+            triangles = result["primitive_ids"].numpy()[closer].astype(np.int64)
+            t[closer] = t_mesh[closer]
+            label[closer] = mesh.label[triangles]
+            owner[closer] = mesh.owner[triangles]
+            albedo[closer] = mesh.albedo[triangles]
+            normal[closer] = result["primitive_normals"].numpy()[closer]
         hit = np.isfinite(t)
-        label = np.full(len(t), L.SKY, dtype=np.uint8)
-        owner = np.full(len(t), -1, dtype=np.int32)
-        albedo = np.ones(len(t), dtype=np.float32)
         points = np.asarray(origins, dtype=np.float64) + np.where(hit, t, 0.0)[:, None] * directions
-        for slot, mesh_index in enumerate(self._geometry):
-            mesh = self.meshes[mesh_index]
-            chosen = hit & (geometry == slot)
-            triangles = primitive[chosen]
-            label[chosen] = mesh.label[triangles]
-            owner[chosen] = mesh.owner[triangles]
-            albedo[chosen] = mesh.albedo[triangles]
         ground = hit & (owner < 0) & np.isin(label, (L.ROAD, L.SIDEWALK)) & (normal[:, 2] > 0.9)
         label[ground] = surface_label(self.network, points[ground, :2])
         facing = np.sum(normal * directions, axis=1) > 0

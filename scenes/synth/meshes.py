@@ -94,9 +94,10 @@ def _part(geometry: tuple[np.ndarray, np.ndarray], label: int, albedo: float = 1
     return Mesh(vertices, triangles, np.full(count, label), np.full(count, albedo), np.full(count, owner))
 
 
-def _wheels(z_top: float) -> list[Mesh]:
+def _wheels(z_top: float, label: int) -> list[Mesh]:
+    """Four tyres (dark, labelled as their vehicle, as Cityscapes does)."""
     return [
-        _part(_box((x - 0.09, y0, -0.5), (x + 0.09, y1, z_top)), L.UNLABELED, TYRE)
+        _part(_box((x - 0.09, y0, -0.5), (x + 0.09, y1, z_top)), label, TYRE)
         for x in (-0.32, 0.32)
         for y0, y1 in ((-0.5, -0.36), (0.36, 0.5))
     ]
@@ -108,25 +109,25 @@ def _template(kind: int, body_label: int) -> Mesh:
         parts = [
             _part(_box((-0.5, -0.5, -0.32), (0.5, 0.5, 0.08)), body_label),
             _part(_box((-0.33, -0.45, 0.08), (0.22, 0.45, 0.5)), body_label, GLASS),
-            *_wheels(-0.2),
+            *_wheels(-0.2, body_label),
         ]
     elif kind == AgentKind.VAN:
         parts = [
             _part(_box((-0.5, -0.5, -0.36), (0.5, 0.5, 0.15)), body_label),
             _part(_box((-0.5, -0.48, 0.15), (0.35, 0.48, 0.5)), body_label, 0.8),
-            *_wheels(-0.25),
+            *_wheels(-0.25, body_label),
         ]
     elif kind == AgentKind.TRUCK:
         parts = [
             _part(_box((-0.5, -0.5, -0.3), (0.22, 0.5, 0.5)), body_label),
             _part(_box((0.25, -0.48, -0.35), (0.5, 0.48, 0.25)), body_label, 0.7),
-            *_wheels(-0.3),
+            *_wheels(-0.3, body_label),
         ]
     elif kind == AgentKind.BUS:
         parts = [
             _part(_box((-0.5, -0.5, -0.38), (0.5, 0.5, 0.05)), body_label),
             _part(_box((-0.5, -0.5, 0.05), (0.5, 0.5, 0.5)), body_label, GLASS + 0.2),
-            *_wheels(-0.3),
+            *_wheels(-0.3, body_label),
         ]
     elif kind == AgentKind.CYCLIST:
         parts = [

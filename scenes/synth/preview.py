@@ -95,26 +95,29 @@ def _draw_bev(axis: plt.Axes, log: SynthLog, frame_index: int) -> None:
 
 
 def write_preview(log: SynthLog, frame_index: int, path: str | os.PathLike[str]) -> None:
-    """Writes a PNG of frame `frame_index`: the BEV panel, then RGB / depth / semantics rows per camera."""
+    """Writes a PNG of frame `frame_index`: the BEV panel, then one column (RGB, depth, semantics) per camera."""
     if not -len(log.frames) <= frame_index < len(log.frames):
         raise IndexError(f"write_preview: frame {frame_index} outside the log's {len(log.frames)} frames")
     frame = log.frames[frame_index]
     cameras = list(frame.cameras.values())
-    rows = max(1, len(cameras))
-    figure = plt.figure(figsize=(7.5 + 4.2 * 3 * (len(cameras) > 0), max(7.5, 2.6 * rows)), dpi=110)
-    grid = figure.add_gridspec(rows, 4 if cameras else 1, width_ratios=[1.8, 1, 1, 1] if cameras else [1])
+    aspect = cameras[0].height_px / cameras[0].width_px if cameras else 1.0
+    column_width = 4.2
+    figure = plt.figure(figsize=(8.0 + column_width * len(cameras), max(8.0, 3 * column_width * aspect + 1.2)), dpi=110)
+    grid = figure.add_gridspec(3, 1 + len(cameras), width_ratios=[8.0] + [column_width] * len(cameras))
     _draw_bev(figure.add_subplot(grid[:, 0]), log, frame_index)
     colors = cityscapes_colors()
-    for row, camera in enumerate(cameras):
-        panels = [(camera.image, f"{camera.name} RGB")]
+    for col, camera in enumerate(cameras, start=1):
+        panels: list[tuple[np.ndarray, str]] = [(camera.image, f"{camera.name} RGB")]
         if camera.depth_m is not None:
-            depth = np.where(camera.depth_m > 0, 1.0 / np.maximum(camera.depth_m, 1e-3), 0.0)
-            panels.append((depth, "inverse depth (1/m)"))
+            panels.append((np.where(camera.depth_m > 0, 1.0 / np.maximum(camera.depth_m, 1e-3), 0.0), "inverse depth (1/m, 0 = sky)"))
         if camera.semantics is not None:
-            panels.append((colors[camera.semantics], "Cityscapes semantics"))
-        for col, (image, title) in enumerate(panels, start=1):
+            panels.append((colors[camera.semantics], "Cityscapes label ids"))
+        for row, (image, title) in enumerate(panels):
             axis = figure.add_subplot(grid[row, col])
-            axis.imshow(image, cmap="magma" if image.ndim == 2 else None, vmin=0.0 if image.ndim == 2 else None, vmax=0.25 if image.ndim == 2 else None)
+            if image.ndim == 2:
+                axis.imshow(image, cmap="magma", vmin=0.0, vmax=0.25)
+            else:
+                axis.imshow(image)
             axis.set_title(title, fontsize=8)
             axis.axis("off")
     seconds = (frame.timestamp_ns - log.frames[0].timestamp_ns) / 1e9

@@ -22,7 +22,7 @@ from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks
 from scenes.synth.agents import TrafficConfig, Trajectories, simulate_traffic
 from scenes.synth.camera import CAMERA_MOUNTS, ego_SE3_camera, render_camera
 from scenes.synth.kernels import count_points_in_boxes
-from scenes.synth.lidar import FrameScene, LidarModel, beam_elevations_deg, simulate_sweep
+from scenes.synth.lidar import FrameScene, LidarModel, StaticScene, beam_elevations_deg, simulate_sweep
 from scenes.synth.meshes import Mesh, build_agent_mesh, build_city_mesh
 from scenes.synth.roads import RoadNetwork, build_road_network
 from scenes.synth.styles import STYLES, Style, get_style
@@ -155,7 +155,7 @@ class SynthLog:
         if self.agents is None or self.network is None or self.city_mesh is None:
             raise ValueError(f"SynthLog {self.log_id}: the static world and agents are needed to rebuild a scene")
         others = np.flatnonzero(np.arange(self.agents.num_agents) != self.agents.ego_index)
-        return FrameScene(self.network, self.city_mesh, build_agent_mesh(self.agents, index, others))
+        return FrameScene(StaticScene(self.network, self.city_mesh), build_agent_mesh(self.agents, index, others))
 
 
 def _uuid(rng: np.random.Generator) -> str:
@@ -206,6 +206,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
     if lidar_model is not None:
         sensors[LIDAR_NAME] = EGO_SE3_LIDAR
     not_ego = np.arange(agents.num_agents) != agents.ego_index
+    static_scene = StaticScene(network, city_mesh)
     frames = []
     with Progress(disable=not config.progress, transient=True) as progress:
         task = progress.add_task(f"simulating log {index} ({config.style})", total=num_frames)
@@ -227,7 +228,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
             cameras: dict[str, CameraFrame] = {}
             if lidar_model is not None or config.cameras:
                 rendered = np.flatnonzero(not_ego & (distance <= config.render_range_m))
-                scene = FrameScene(network, city_mesh, build_agent_mesh(agents, frame_index, rendered))
+                scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered))
                 if lidar_model is not None:
                     sweep, _ = simulate_sweep(scene, lidar_model, city_SE3_ego, EGO_SE3_LIDAR, timestamp_ns, lidar_rng, network.marking)
                     boxes = Boxes3D(

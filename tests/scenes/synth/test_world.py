@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import open3d as o3d
 import pytest
 from scipy.spatial import cKDTree
 from hypothesis import given, settings
@@ -56,7 +55,7 @@ def test_same_seed_gives_identical_arrays_and_another_seed_differs() -> None:
 def test_lidar_points_lie_on_the_simulated_surfaces(clean_log: SynthLog) -> None:
     for index, frame in enumerate(clean_log.frames):
         points_city = frame.city_SE3_ego.transform_points(frame.lidar.points_xyz_m)
-        distance = clean_log.frame_scene(index).scene.compute_distance(o3d.core.Tensor(points_city.astype(np.float32))).numpy()
+        distance = clean_log.frame_scene(index).distance_to_surfaces(points_city)
         assert len(points_city) > 1000
         assert distance.max() < 5e-3
 
@@ -64,7 +63,7 @@ def test_lidar_points_lie_on_the_simulated_surfaces(clean_log: SynthLog) -> None
 def test_range_noise_moves_points_off_the_surface_by_its_standard_deviation() -> None:
     log = simulate_log(SynthConfig(**{**TINY, "seconds": 0.1}, lidar_range_noise_m=0.05, lidar_dropout=0.0, cameras=()), seed=5)
     points_city = log.frames[0].city_SE3_ego.transform_points(log.frames[0].lidar.points_xyz_m)
-    distance = log.frame_scene(0).scene.compute_distance(o3d.core.Tensor(points_city.astype(np.float32))).numpy()
+    distance = log.frame_scene(0).distance_to_surfaces(points_city)
     # The distance to the surface is at most the range error; most returns are hit near normal incidence.
     assert 0.01 < np.median(distance) < 0.05
     assert np.quantile(distance, 0.999) < 5 * 0.05
@@ -228,3 +227,17 @@ def test_solid_texture_noise_is_bounded_and_a_function_of_position(points: list[
     noise = value_noise(array, scale, 3)
     assert np.all((noise >= 0.0) & (noise < 1.0))
     np.testing.assert_array_equal(noise, value_noise(array.copy(), scale, 3))
+
+
+def test_preview_writes_a_png_with_the_bev_and_camera_panels(clean_log: SynthLog, tmp_path) -> None:
+    from PIL import Image
+
+    from scenes.synth.preview import write_preview
+
+    path = tmp_path / "preview.png"
+    write_preview(clean_log, 1, path)
+    image = np.asarray(Image.open(path))
+    assert image.shape[1] > image.shape[0] > 500
+    assert len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 100
+    with pytest.raises(IndexError, match="outside the log"):
+        write_preview(clean_log, len(clean_log.frames), path)
