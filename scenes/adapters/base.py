@@ -49,6 +49,18 @@ def require_dir(path: Path, what: str = "directory") -> Path:
     return path
 
 
+def read_image(path: Path) -> np.ndarray:
+    """An image file (PNG, JPEG) -> (H, W, 3) uint8 RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    require_file(path, "image")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise AdapterError(path, f"unreadable image ({error})") from None
+
+
 def read_feather_columns(path: Path, columns: Mapping[str, str]) -> pa.Table:
     """Reads a feather file and checks that it has `columns` (name -> kind: "float", "int", "str") with finite floats."""
     require_file(path, "feather file")

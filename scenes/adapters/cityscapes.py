@@ -19,8 +19,7 @@ from typing import Final
 
 import numpy as np
 
-from scenes.adapters.base import AdapterError, Dataset, guarded, require_dir, skip_or_raise
-from scenes.adapters.kitti import read_image
+from scenes.adapters.base import AdapterError, Dataset, guarded, read_image, require_dir, skip_or_raise
 from scenes.geometry import SE3
 from scenes.records import CameraFrame, Frame, SegMask, source_file
 

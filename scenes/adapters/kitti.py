@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from scenes.adapters.base import AdapterError, Dataset, guarded, require_dir, require_file, skip_or_raise
+from scenes.adapters.base import AdapterError, Dataset, guarded, read_image, require_dir, require_file, skip_or_raise
 from scenes.categories import category_id, from_kitti
 from scenes.geometry import SE3, wrap_angle
 from scenes.records import Boxes3D, CameraFrame, Frame, LidarSweep, source_file
@@ -100,17 +100,6 @@ def beam_index_from_scan_order(points_xyz_m: np.ndarray) -> np.ndarray:
     azimuth = np.arctan2(points_xyz_m[:, 1], points_xyz_m[:, 0])
     wraps = np.diff(azimuth) < -np.pi
     return np.concatenate([[0], np.cumsum(wraps)]).astype(np.int16)
-
-
-def read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    require_file(path, "image")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise AdapterError(path, f"unreadable image ({error})") from None
 
 
 def read_depth_png(path: Path) -> np.ndarray:

@@ -15,16 +15,16 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from scenes.adapters.base import LOGGER, AdapterError, Dataset, guarded, require_dir, skip_or_raise
+from scenes.adapters.base import LOGGER, AdapterError, Dataset, guarded, read_image, require_dir, skip_or_raise
 from scenes.categories import category_id, from_nuscenes
 from scenes.geometry import SE3, quat_wxyz_to_matrix
-from scenes.records import Boxes3D, Frame, LaneGraph, LidarSweep, Scenario, source_file
+from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, LidarSweep, Scenario, source_file
 
 TABLES: Final = (
     "category",
@@ -47,6 +47,8 @@ HISTORY_S: Final = 2.0
 FUTURE_S: Final = 6.0
 STEP_HZ: Final = 2
 LANE_POINTS: Final = 10
+# Half the period of the slowest nuScenes camera (12 Hz): an image farther from the sweep is not the sweep's image.
+MAX_CAMERA_OFFSET_US: Final = 42_000
 LINKED_TABLES: Final = ("sample", "sample_data", "sample_annotation")
 
 
@@ -130,10 +132,19 @@ class NuScenesDataset(Dataset):
 
     name = "nuscenes"
 
-    def __init__(self, root: Path, *, version: str = "v1.0-mini", sweeps: bool = False, skip_bad: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        version: str = "v1.0-mini",
+        sweeps: bool = False,
+        cameras: Sequence[str] = (),
+        skip_bad: bool = False,
+    ) -> None:
         super().__init__(root, skip_bad=skip_bad)
         self.version = version
         self.sweeps = sweeps
+        self.cameras = tuple(cameras)
         self.nusc, self._notes = open_nuscenes(self.root, version)
         self.table_dir = self.root / version
         self._scenes = {scene["name"]: scene for scene in self.nusc.scene}
@@ -220,7 +231,46 @@ class NuScenesDataset(Dataset):
             ego_SE3_lidar = _se3(self.nusc.get("calibrated_sensor", lidar_record["calibrated_sensor_token"]), self.table_dir / "calibrated_sensor.json")
             lidar = read_point_cloud(self.root / lidar_record["filename"], timestamp_ns, ego_SE3_lidar)
         boxes = self.boxes(lidar_record["sample_token"], city_SE3_ego) if lidar_record["is_key_frame"] else None
-        return Frame(log_id, timestamp_ns, city_SE3_ego, lidar, {}, boxes)
+        cameras = {}
+        for channel in self.cameras:
+            record = self.nearest_record(log_id, channel, float(lidar_record["timestamp"]))
+            if record is not None:
+                cameras[channel] = self.camera_frame(channel, record)
+        return Frame(log_id, timestamp_ns, city_SE3_ego, lidar, cameras, boxes)
+
+    @functools.cached_property
+    def _records_by_scene_channel(self) -> dict[tuple[str, str], tuple[np.ndarray, list[dict[str, Any]]]]:
+        scene_of_sample = {sample["token"]: sample["scene_token"] for sample in self.nusc.sample}
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for record in self.nusc.sample_data:
+            scene = scene_of_sample.get(record["sample_token"])
+            if scene is not None:
+                grouped.setdefault((scene, record["channel"]), []).append(record)
+        result = {}
+        for key, records in grouped.items():
+            records.sort(key=lambda r: r["timestamp"])
+            result[key] = (np.array([float(r["timestamp"]) for r in records]), records)
+        return result
+
+    def nearest_record(self, log_id: str, channel: str, timestamp_us: float) -> dict[str, Any] | None:
+        """The `channel` sample_data of the scene nearest in time (None beyond `MAX_CAMERA_OFFSET_US`)."""
+        stamps, records = self._records_by_scene_channel.get((self.scene(log_id)["token"], channel), (np.zeros(0), []))
+        if not len(stamps):
+            return None
+        index = int(np.argmin(np.abs(stamps - timestamp_us)))
+        return records[index] if abs(stamps[index] - timestamp_us) <= MAX_CAMERA_OFFSET_US else None
+
+    def camera_frame(self, channel: str, record: dict[str, Any]) -> CameraFrame:
+        calibration_path = self.table_dir / "calibrated_sensor.json"
+        calibration = self.nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
+        intrinsics = np.asarray(calibration.get("camera_intrinsic") or [], dtype=np.float64)
+        if intrinsics.shape != (3, 3):
+            raise AdapterError(calibration_path, f"record {calibration['token']}: {channel} has no 3x3 camera_intrinsic")
+        path = self.root / record["filename"]
+        image = read_image(path)
+        ego_SE3_camera = _se3(calibration, calibration_path)
+        with source_file(path):
+            return guarded(path, lambda: CameraFrame(_timestamp_ns(record["timestamp"]), channel, image, intrinsics, ego_SE3_camera))
 
     def boxes(self, sample_token: str, city_SE3_ego: SE3) -> Boxes3D:
         """Ego-frame boxes of a key frame (categories outside the canonical table dropped)."""

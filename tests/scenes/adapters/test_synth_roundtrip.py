@@ -204,7 +204,7 @@ def test_nuscenes_round_trip(log: SynthLog, tmp_path: Path) -> None:
     from scenes.synth.writers.nuscenes import write_nuscenes
 
     write_nuscenes([log], tmp_path, version="v1.0-synth")
-    dataset = NuScenesDataset(tmp_path, version="v1.0-synth", sweeps=True)
+    dataset = NuScenesDataset(tmp_path, version="v1.0-synth", sweeps=True, cameras=("CAM_FRONT",))
     (scene,) = dataset.logs()
     frames = list(dataset.frames(scene))
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in log.frames]
@@ -216,6 +216,11 @@ def test_nuscenes_round_trip(log: SynthLog, tmp_path: Path) -> None:
         assert mine.city_SE3_ego.allclose(truth.city_SE3_ego, atol=1e-6)
         np.testing.assert_allclose(mine.lidar.points_xyz_m, truth.lidar.points_xyz_m, atol=1e-4)
         np.testing.assert_allclose(mine.lidar.intensity, truth.lidar.intensity, atol=1e-6)
+        camera, reference = mine.cameras["CAM_FRONT"], truth.cameras["ring_front_center"]
+        assert camera.timestamp_ns == reference.timestamp_ns
+        np.testing.assert_allclose(camera.intrinsics, reference.intrinsics)
+        assert camera.ego_SE3_camera.allclose(reference.ego_SE3_camera, atol=1e-6)
+        assert np.abs(camera.image.astype(int) - reference.image).mean() < 40  # JPEG of noise: lossy but close
     for mine in keyframes:
         truth = truth_by_time[mine.timestamp_ns].annotations
         order = [list(truth.category).index(c) for c in mine.annotations.category]
