@@ -27,7 +27,7 @@ from scenes.io import atomic_write_bytes, atomic_write_text
 from scenes.records import CameraFrame, Frame
 from scenes.synth.writers.common import FrameCallback, SimulatedLog, WriterError, check_log, lidar_sensor_name, write_png
 
-__all__ = ["write_kitti_drive", "stereo_pair", "drive_name", "kitti_date", "oxts_packet", "depth_to_png", "REFERENCE_LAT_LON_ALT"]
+__all__ = ["write_kitti_drive", "stereo_pair", "drive_name", "kitti_date", "oxts_packets", "lidar_depth", "depth_to_png", "REFERENCE_LAT_LON_ALT"]
 
 EARTH_RADIUS_M: Final = 6378137.0  # pykitti's Mercator radius
 REFERENCE_LAT_LON_ALT: Final = (49.0, 8.4, 110.0)  # first packet of every drive (degrees, degrees, metres)
@@ -119,7 +119,7 @@ def _mercator_inverse(east_m: np.ndarray, north_m: np.ndarray) -> tuple[np.ndarr
     return lat, lon
 
 
-def oxts_packet(frames: list[Frame] | tuple[Frame, ...]) -> np.ndarray:
+def oxts_packets(frames: list[Frame] | tuple[Frame, ...]) -> np.ndarray:
     """The 30 OXTS values `(T, 30)` of every frame (KITTI's dataformat order)."""
     timestamps_s = np.array([frame.timestamp_ns for frame in frames], dtype=np.float64) * 1e-9
     translations = np.array([frame.city_SE3_ego.translation for frame in frames])
@@ -215,7 +215,7 @@ def write_kitti_drive(
         if on_frame is not None:
             on_frame()
 
-    packets = oxts_packet(log.frames)
+    packets = oxts_packets(log.frames)
     for index, packet in enumerate(packets):
         atomic_write_text(drive_dir / "oxts" / "data" / f"{index:010d}.txt", _oxts_line(packet))
     stamps = "".join(_timestamp_line(frame.timestamp_ns) for frame in log.frames)

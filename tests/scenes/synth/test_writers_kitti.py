@@ -5,13 +5,19 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pykitti
 import pytest
+from hypothesis import given, settings
 from PIL import Image
+from scipy.spatial.transform import Rotation
 
+from scenes.geometry import SE3
+from scenes.records import Frame
 from scenes.synth.writers.common import WriterError
-from scenes.synth.writers.kitti import kitti_date, lidar_depth, stereo_pair, write_kitti_drive
+from scenes.synth.writers.kitti import kitti_date, lidar_depth, oxts_packets, stereo_pair, write_kitti_drive
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +104,23 @@ def test_camera_depth_source_and_bad_arguments(handmade_log, tmp_path):
     no_cameras = replace(handmade_log, frames=tuple(replace(f, cameras={}) for f in handmade_log.frames))
     with pytest.raises(WriterError, match="at least one camera"):
         write_kitti_drive(no_cameras, tmp_path / "none")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    translations=hnp.arrays(np.float64, (3, 3), elements=st.floats(-5_000.0, 5_000.0)),
+    angles=hnp.arrays(np.float64, (3, 3), elements=st.floats(-1.2, 1.2)),
+)
+def test_oxts_packets_invert_pykitti_poses(translations, angles):
+    """Any city poses -> OXTS packets -> pykitti's Mercator poses = the city poses relative to the first."""
+    frames = [
+        Frame("log", 1_000 + i * 100_000_000, SE3(Rotation.from_euler("ZYX", angles[i]).as_matrix(), translations[i]))
+        for i in range(3)
+    ]
+    packets = [pykitti.utils.OxtsPacket(*(list(row[:25]) + [int(v) for v in row[25:]])) for row in oxts_packets(frames)]
+    scale = np.cos(packets[0].lat * np.pi / 180.0)
+    origin = pykitti.utils.pose_from_oxts_packet(packets[0], scale)[1]
+    for frame, packet in zip(frames, packets):
+        rotation, translation = pykitti.utils.pose_from_oxts_packet(packet, scale)
+        np.testing.assert_allclose(rotation, frame.city_SE3_ego.rotation, atol=1e-9)
+        np.testing.assert_allclose(translation - origin, frame.city_SE3_ego.translation - translations[0], atol=1e-6)

@@ -36,7 +36,11 @@ def test_database_loads_with_scene_samples_and_split(handmade_log, nusc):
     assert len(lidar_rows) == 11 and sum(sd["is_key_frame"] for sd in lidar_rows) == 3
     pose = nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
     np.testing.assert_allclose(pose["translation"], handmade_log.frames[0].city_SE3_ego.translation)
-    assert nusc.get("map", nusc.get("log", scene["log_token"])["map_token"])["mask"].mask().shape[0] > 1
+    # The map PNG follows MapMask's convention (global origin at the bottom-left, 0.1 m pixels): the drivable
+    # rectangle x in [-45, 45], y in [-2, 5.5] is drawn over its non-negative part.
+    mask = nusc.get("map", nusc.get("log", scene["log_token"])["map_token"])["mask"]
+    assert mask.mask().shape == (56, 451)
+    assert mask.is_on_mask(np.array([10.0, 44.0, 10.0]), np.array([2.0, 5.0, 7.0])).tolist() == [True, True, False]
 
 
 def test_point_clouds_in_lidar_frame(handmade_log, nusc):
