@@ -171,3 +171,20 @@ def test_raw_drive_skip_bad_on_a_missing_oxts_packet(tmp_path: Path, caplog: pyt
     (drive / "oxts" / "data" / "0000000000.txt").write_text(" ".join(["nan", "8.0", "100.0"] + ["0"] * 27))
     with pytest.raises(AdapterError, match="0000000000.txt: NaN or inf in the OXTS position/orientation"):
         list(KittiRawDataset(tmp_path).frames("2011_09_26_drive_0001_sync"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("Car 0123456789.-e:naif\n\t")), max_size=200))
+def test_arbitrary_label_and_calib_text_parses_or_fails_clearly(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    label_path, calib_path = folder / "000000.txt", folder / "calib.txt"
+    label_path.write_text(text)
+    calib_path.write_text(text)
+    try:
+        labels_to_boxes(label_path, read_labels(label_path), SE3(RECT_R_VELO, np.zeros(3)))
+    except AdapterError as error:
+        assert error.path == str(label_path)
+    try:
+        read_calib_file(calib_path, ("P2",))
+    except AdapterError as error:
+        assert error.path == str(calib_path)
