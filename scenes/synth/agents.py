@@ -150,9 +150,14 @@ class _Route:
             self.lane_ids.append(options[int(rng.choice(len(options), p=weights / weights.sum()))])
             self._rebuild()
 
-    def project(self, xy: np.ndarray) -> float:
-        distances = np.linalg.norm(self.points - xy, axis=1)
-        k = int(np.argmin(distances))
+    def project(self, xy: np.ndarray, near_s: float | None = None) -> float:
+        """Arc length of the route point closest to `xy`, searched within [-15, 30] m of `near_s` when given."""
+        low, high = 0, len(self.points)
+        if near_s is not None:
+            low = max(0, int(np.searchsorted(self.arc, near_s - 15.0)) - 1)
+            high = min(len(self.points), int(np.searchsorted(self.arc, near_s + 30.0)) + 1)
+        offsets = self.points[low:high] - xy
+        k = low + int(np.argmin(np.einsum("pd,pd->p", offsets, offsets)))
         k = min(k, len(self.points) - 2)
         segment = self.points[k + 1] - self.points[k]
         t = float(np.clip((xy - self.points[k]) @ segment / max(segment @ segment, 1e-12), 0.0, 1.0))
@@ -416,7 +421,7 @@ class _Traffic:
             if self.rng.random() < self.v_lane_change_rate[index] * dt:
                 self._try_lane_change(index)
                 route = self.routes[index]
-            self.v_s[index] = route.drop_passed(route.project(self.v_xy[index]))
+            self.v_s[index] = route.drop_passed(route.project(self.v_xy[index], self.v_s[index]))
             route.extend(self.rng, allow_turns=self.v_kind[index] != AgentKind.CYCLIST)
             s = self.v_s[index]
             samples = s + np.arange(1.0, LOOKAHEAD_M, 1.0)
@@ -453,7 +458,7 @@ class _Traffic:
             wheelbase = 0.6 * self.v_size[index, 0]
             lookahead = float(np.clip(3.0 + 0.6 * speed, 4.0, 15.0))
             rear = self.v_xy[index] - 0.5 * wheelbase * np.array([np.cos(self.v_yaw[index]), np.sin(self.v_yaw[index])])
-            target = route.point_at(route.project(rear) + lookahead)
+            target = route.point_at(route.project(rear, s - 0.5 * wheelbase) + lookahead)
             alpha = np.arctan2(target[1] - rear[1], target[0] - rear[0]) - self.v_yaw[index]
             steer[index] = np.clip(np.arctan2(2.0 * wheelbase * np.sin(alpha), lookahead), -MAX_STEER_RAD, MAX_STEER_RAD)
         # Kinematic bicycle (reference point: box centre, slip angle from the steering at the front axle).
