@@ -1,4 +1,5 @@
-"""Detection scores from the official evaluators: `av2.evaluation.detection` (AP, ATE, ASE, AOE, CDS).
+"""Detection scores from the official evaluators: `av2.evaluation.detection` (AP, ATE, ASE, AOE, CDS) and nuScenes
+`DetectionEval` (mAP, NDS).
 
 Evaluator quirks handled here (FORMATS §7), never by patching the package:
 - G9: detections lying on a ground-truth box with `num_interior_pts == 0` are counted as false positives (the GT is
@@ -11,8 +12,11 @@ Evaluator quirks handled here (FORMATS §7), never by patching the package:
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,3 +89,33 @@ def evaluate_av2_detection(
     _, _, metrics = evaluate(dts, gts, cfg, n_jobs=n_jobs)
     per_category = metrics.loc[list(categories)]
     return AV2DetectionMetrics(per_category, float(per_category["AP"].mean()), float(per_category["CDS"].mean()))
+
+
+@dataclass(frozen=True)
+class NuScenesDetectionMetrics:
+    """The devkit's headline numbers: mAP, NDS, per-class AP (averaged over the distance thresholds) and TP errors."""
+
+    mean_ap: float
+    nd_score: float
+    label_aps: dict[str, float]
+    tp_errors: dict[str, float]
+
+
+def evaluate_nuscenes_detection(
+    submission_path: str | Path, dataroot: str | Path, version: str, eval_set: str, output_dir: str | Path
+) -> NuScenesDetectionMetrics:
+    """Scores a submission (scenes.submissions.nuscenes_detection) with nuScenes `DetectionEval`, config
+    `detection_cvpr_2019`. `eval_set` may be a custom split listed in `<dataroot>/<version>/splits.json` (G13)."""
+    from nuscenes import NuScenes
+    from nuscenes.eval.common.config import config_factory
+    from nuscenes.eval.detection.evaluate import DetectionEval
+
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet):
+        nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+        evaluator = DetectionEval(
+            nusc, config_factory("detection_cvpr_2019"), str(submission_path), eval_set, str(output_dir), verbose=False
+        )
+        summary = evaluator.main(plot_examples=0, render_curves=False)
+    label_aps = {name: float(np.mean(list(by_threshold.values()))) for name, by_threshold in summary["label_aps"].items()}
+    return NuScenesDetectionMetrics(float(summary["mean_ap"]), float(summary["nd_score"]), label_aps, dict(summary["tp_errors"]))

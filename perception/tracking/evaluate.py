@@ -1,4 +1,5 @@
-"""Tracking scores from the official `av2.evaluation.tracking` (HOTA, MOTA via TrackEval).
+"""Tracking scores from the official `av2.evaluation.tracking` (HOTA, MOTA via TrackEval) and nuScenes
+`TrackingEval` (AMOTA).
 
 The steps of av2's `evaluate` are run here with its own functions, so that two quirks are avoided (FORMATS §7):
 - G8: `evaluate` derives TrackEval's output directory from `out` by joining path parts with dots; we pass a real one.
@@ -88,3 +89,31 @@ def evaluate_av2_tracking(
     hota = {name: float(np.mean(combined[name]["HOTA"]["HOTA"])) for name in classes}
     mota = {name: float(combined[name]["CLEAR"]["MOTA"]) for name in classes}
     return AV2TrackingMetrics(hota, mota, {name: float(value) for name, value in thresholds.items()})
+
+
+@dataclass(frozen=True)
+class NuScenesTrackingMetrics:
+    """The devkit's headline numbers: AMOTA, AMOTP, MOTA and per-class AMOTA."""
+
+    amota: float
+    amotp: float
+    mota: float
+    label_amota: dict[str, float]
+
+
+def evaluate_nuscenes_tracking(
+    submission_path: str | Path, dataroot: str | Path, version: str, eval_set: str, output_dir: str | Path
+) -> NuScenesTrackingMetrics:
+    """Scores a submission (scenes.submissions.nuscenes_tracking) with nuScenes `TrackingEval`, config
+    `tracking_nips_2019`; `eval_set` may be a custom split of `<dataroot>/<version>/splits.json`."""
+    from nuscenes.eval.common.config import config_factory
+    from nuscenes.eval.tracking.evaluate import TrackingEval
+
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet):
+        evaluator = TrackingEval(
+            config_factory("tracking_nips_2019"), str(submission_path), eval_set, str(output_dir), version, str(dataroot), verbose=False
+        )
+        summary = evaluator.main(render_curves=False)
+    label_amota = {name: float(value) for name, value in summary["label_metrics"]["amota"].items()}
+    return NuScenesTrackingMetrics(float(summary["amota"]), float(summary["amotp"]), float(summary["mota"]), label_amota)

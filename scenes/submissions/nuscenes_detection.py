@@ -1,0 +1,96 @@
+"""nuScenes detection submission JSON (FORMATS §4.4) from city-frame boxes, one entry per sample token.
+
+`{"meta": {...}, "results": {sample_token: [sample_result, ...]}}`; a sample result holds `translation` (global),
+`size` as **w, l, h** (G12), `rotation` (wxyz), `velocity` (vx, vy), `detection_name`, `detection_score` and
+`attribute_name`. Boxes of classes nuScenes does not evaluate are left out; every sample must be a key (possibly
+with an empty list), at most 500 boxes per sample (the highest-scoring are kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from scenes.categories import CATEGORIES, TO_NUSCENES_DETECTION
+from scenes.geometry import yaw_to_quat_wxyz
+from scenes.io import atomic_write_text
+from scenes.records import Boxes3D
+
+MAX_BOXES_PER_SAMPLE: Final = 500
+MOVING_SPEED_M_PER_S: Final = 0.5
+LIDAR_META: Final = {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False, "use_external": False}
+
+
+class NuScenesFormatError(ValueError):
+    """Boxes that cannot be written as a nuScenes submission."""
+
+
+def attribute_name(nuscenes_name: str, speed_m_per_s: float) -> str:
+    """The attribute nuScenes scores for a class (its AAE), from the box's speed."""
+    moving = speed_m_per_s > MOVING_SPEED_M_PER_S
+    if nuscenes_name in ("car", "truck", "bus", "trailer", "construction_vehicle"):
+        return "vehicle.moving" if moving else "vehicle.stopped"
+    if nuscenes_name == "pedestrian":
+        return "pedestrian.moving" if moving else "pedestrian.standing"
+    if nuscenes_name in ("bicycle", "motorcycle"):
+        return "cycle.with_rider"
+    return ""
+
+
+def box_entries(sample_token: str, boxes_city: Boxes3D, name_table: Mapping[str, str | None]) -> list[dict[str, Any]]:
+    """The common part of detection and tracking entries, by decreasing score: pose, size (w, l, h), velocity, and
+    the fields each caller renames or drops: mapped class `name`, `score`, `index` of the box in `boxes_city`."""
+    if boxes_city.frame != "city":
+        raise NuScenesFormatError(f"sample {sample_token}: nuScenes boxes must be in the global (city) frame, got {boxes_city.frame!r}")
+    velocity = boxes_city.velocity_m_per_s if boxes_city.velocity_m_per_s is not None else np.zeros((len(boxes_city), 2))
+    quat = yaw_to_quat_wxyz(boxes_city.yaw_rad).reshape(-1, 4)
+    entries = []
+    for k in np.argsort(-boxes_city.score, kind="stable"):  # type: ignore[arg-type]
+        name = name_table.get(CATEGORIES[int(boxes_city.category[k])])
+        if name is None:
+            continue
+        length, width, height = boxes_city.size_lwh_m[k]
+        entries.append(
+            {
+                "sample_token": sample_token,
+                "translation": [float(v) for v in boxes_city.center_m[k]],
+                "size": [float(width), float(length), float(height)],
+                "rotation": [float(v) for v in quat[k]],
+                "velocity": [float(v) for v in velocity[k]],
+                "name": name,
+                "score": float(boxes_city.score[k]),  # type: ignore[index]
+                "index": int(k),
+            }
+        )
+    return entries[:MAX_BOXES_PER_SAMPLE]
+
+
+def detection_submission(results: Mapping[str, Boxes3D], meta: Mapping[str, bool] = LIDAR_META) -> dict[str, Any]:
+    """`{sample_token: city-frame boxes with scores}` -> the submission dict."""
+    payload: dict[str, list[dict[str, Any]]] = {}
+    for sample_token, boxes in results.items():
+        entries = []
+        for entry in box_entries(sample_token, boxes, TO_NUSCENES_DETECTION):
+            name, score = entry.pop("name"), entry.pop("score")
+            del entry["index"]
+            entry.update(
+                detection_name=name,
+                detection_score=score,
+                attribute_name=attribute_name(name, float(np.hypot(*entry["velocity"]))),
+            )
+            entries.append(entry)
+        payload[sample_token] = entries
+    return {"meta": dict(meta), "results": payload}
+
+
+def write_submission(path: str | os.PathLike[str], submission: Mapping[str, Any]) -> Path:
+    """Writes a detection or tracking submission JSON atomically."""
+    if set(submission) != {"meta", "results"}:
+        raise NuScenesFormatError(f"{path}: a submission has exactly the keys 'meta' and 'results', got {sorted(submission)}")
+    atomic_write_text(path, json.dumps(submission))
+    return Path(path)
