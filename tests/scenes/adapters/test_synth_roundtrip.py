@@ -229,6 +229,21 @@ def test_nuscenes_round_trip(log: SynthLog, tmp_path: Path) -> None:
         np.testing.assert_allclose(np.cos(mine.annotations.yaw_rad - truth.yaw_rad[order]), 1.0, atol=1e-9)
     scenario = next(iter(dataset.scenarios()))
     assert scenario.valid[:, scenario.current_index].all()
+    # Prediction-challenge agents: the split file lists "<instance>_<sample>" per scene name of the official split.
+    import json
+
+    first_key = dataset.samples(scene)[0]
+    car = next(a for a in dataset.nusc.sample_annotation if a["sample_token"] == first_key["token"] and a["category_name"] == "vehicle.car")
+    split_file = tmp_path / "maps" / "prediction" / "prediction_scenes.json"
+    split_file.parent.mkdir(parents=True)
+    split_file.write_text(json.dumps({"scene-0103": [f"{car['instance_token']}_{first_key['token']}"]}))
+    (challenge,) = list(dataset.prediction_scenarios("mini_val"))
+    assert challenge.focal_agent_ids.tolist() == [car["instance_token"]]
+    focal = challenge.agent_ids.tolist().index(car["instance_token"])
+    # Key frames every 0.5 s: the ones after the first are exactly the valid future steps of the 2 Hz scenario.
+    future = challenge.valid[focal, challenge.current_index + 1 :]
+    assert future[: len(keyframes) - 1].all() and future.sum() == len(keyframes) - 1
+    np.testing.assert_allclose(challenge.xy_m[focal, challenge.current_index], car["translation"][:2])
 
 
 def test_cityscapes_round_trip(log: SynthLog, tmp_path: Path) -> None:
