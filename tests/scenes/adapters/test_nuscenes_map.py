@@ -75,3 +75,14 @@ def test_lane_without_arcline_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text(json.dumps(payload))
     with pytest.raises(AdapterError, match="boston-seaport.json: lane lane-b has no arcline_path_3 entry"):
         read_map_expansion(tmp_path, LOCATION, path)
+
+
+def test_finite_difference_velocity_by_hand() -> None:
+    from scenes.adapters.nuscenes import finite_difference_velocity
+
+    xy = np.array([[[0.0, 0.0], [1.0, 0.0], [3.0, 1.0], [9.0, 9.0], [5.0, 5.0]]])
+    valid = np.array([[True, True, True, False, True]])
+    velocity = finite_difference_velocity(xy, valid, 0.5)
+    np.testing.assert_allclose(velocity[0, :3], [[2.0, 0.0], [3.0, 1.0], [4.0, 2.0]])
+    assert np.isnan(velocity[0, 3]).all()  # not observed
+    np.testing.assert_allclose(velocity[0, 4], [0.0, 0.0])  # observed alone: no motion to measure
