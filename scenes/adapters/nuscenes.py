@@ -413,7 +413,8 @@ class NuScenesDataset(Dataset):
 
 def finite_difference_velocity(xy_m: np.ndarray, valid: np.ndarray, step_s: float) -> np.ndarray:
     """Per-step velocity (A, T, 2) from positions: central differences where both neighbours are valid, one-sided
-    at gaps and ends, NaN where a step has no valid neighbour."""
+    at gaps and ends, NaN at unobserved steps and 0 at an observed step with no observed neighbour (its motion is
+    unknown, and `Scenario` needs finite values wherever `valid`)."""
     velocity = np.full(xy_m.shape, np.nan)
     forward = valid[:, 1:] & valid[:, :-1]
     diff = np.where(forward[..., None], (xy_m[:, 1:] - xy_m[:, :-1]) / step_s, np.nan)
