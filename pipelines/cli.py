@@ -185,9 +185,16 @@ def finetune_forecasting(
     on_tracks: Annotated[Optional[Path], typer.Option("--on-tracks", help="Tracker outputs to finetune on.")] = None,
     config: ConfigOption = None,
     data: DataOption = "synth",
+    split: Annotated[str, typer.Option(help="Split to finetune on (AV2 data).")] = "train",
+    out: OutOption = Path("runs/finetune_forecasting"),
 ) -> None:
     """Finetune the forecaster on tracker outputs matched to ground-truth futures."""
-    not_available("finetune forecasting")
+    if config is None:
+        console.print("[bold red]drivestack finetune forecasting: --config is required[/] (e.g. configs/pipelines/finetune_forecasting.yaml)")
+        raise typer.Exit(code=2)
+    from pipelines.sequential_finetune import run_finetune_job
+
+    run_finetune_job(config, data, out, on_tracks=on_tracks, split=split, console=console)
 
 
 @app.command("generate")

@@ -56,6 +56,7 @@ __all__ = [
     "open_e2e_dataset",
     "build_stages",
     "load_e2e_config",
+    "ground_truth_tracks",
     "plot_result_frame",
     "run_job",
 ]
@@ -94,8 +95,8 @@ class E2EForecastConfig(StrictConfig):
     detector: Literal["lidar", "oracle"] = "oracle"
     detector_checkpoint: Path | None = Field(None, description="LiDAR detector checkpoint; None: the shipped one")
     oracle: OracleDetectorConfig = OracleDetectorConfig()
-    tracker: Literal["tracker", "oracle"] = "oracle"
-    tracker_checkpoint: Path | None = Field(None, description="fitted tracker parameters; None: the defaults")
+    tracker: Literal["tracker", "oracle"] = "tracker"
+    tracker_config: Path | None = Field(None, description="tracker parameters (YAML, e.g. refit ones); None: the defaults")
     forecaster: Literal["learned", "constant_velocity"] = "constant_velocity"
     forecaster_checkpoint: Path | None = Field(None, description="forecaster checkpoint; None: the shipped one")
     past_sweeps: int = Field(1, ge=0, description="previous frames handed to the detector (multi-sweep input)")
@@ -174,9 +175,11 @@ def build_stages(cfg: E2EForecastConfig) -> Stages:
     if cfg.tracker == "oracle":
         make_tracker = OracleTracker
     else:
-        from perception.tracking.tracker import Tracker, TrackerConfig
+        from perception.tracking.config import TrackerConfig
+        from perception.tracking.tracker import Tracker
+        from scenes.config import load_config
 
-        tracker_cfg = TrackerConfig.from_file(cfg.tracker_checkpoint) if cfg.tracker_checkpoint else TrackerConfig()
+        tracker_cfg = load_config(cfg.tracker_config, TrackerConfig) if cfg.tracker_config else TrackerConfig()
 
         def make_tracker() -> TrackerStage:
             return Tracker(tracker_cfg)
@@ -322,12 +325,13 @@ def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
         tracked = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes))[timestamp_ns]
         frames = {frame.timestamp_ns: frame for frame in log.annotated}
         ego_xy = frames[timestamp_ns].city_SE3_ego.translation[:2] if timestamp_ns in frames else log.forecasts[timestamp_ns].current_xy_m.mean(0)
-        ground_truth = _ground_truth_tracks(log.annotated) if log.annotated else None
+        ground_truth = ground_truth_tracks(log.annotated) if log.annotated else None
         return plot_forecasts_bev(path, log.forecasts[timestamp_ns], tracked, ego_xy, lane_graph=log.lane_graph, ground_truth=ground_truth)
     return None
 
 
-def _ground_truth_tracks(frames: Sequence[Frame]) -> Tracks:
+def ground_truth_tracks(frames: Sequence[Frame]) -> Tracks:
+    """City-frame ground-truth tracks of a log's annotated frames."""
     boxes = [frame.annotations.transformed(frame.city_SE3_ego, "city") for frame in frames if frame.annotations is not None]
     stamps = np.array([frame.timestamp_ns for frame in frames if frame.annotations is not None], dtype=np.int64)
     return Tracks(frames[0].log_id, stamps, tuple(boxes))

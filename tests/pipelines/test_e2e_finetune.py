@@ -107,3 +107,28 @@ def test_finetuning_starts_from_the_pretrained_weights_and_is_deterministic(tmp_
     fresh = fit(cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"epochs": 1})}), samples, tmp_path / "scratch", progress=False)
     scratch_loss = load_checkpoint(fresh)["metrics"]["loss"]
     assert losses[0] < scratch_loss
+
+
+def test_finetune_cli_runs_the_stack_then_finetunes(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    cfg = _tiny_config()
+    gt = _tracks("log", {"A": _line(0, 0, 1, 12), "B": _line(0, 5, 2, 12)})
+    pretrained = fit(cfg, build_samples(scenarios_from_tracks(gt, None, cfg.features), cfg.features), tmp_path / "pre", progress=False)
+    config = tmp_path / "finetune.yaml"
+    config.write_text(
+        f"pretrained: {pretrained}\nstack:\n  oracle:\n    center_noise_m: 0.3\n"
+        "finetune:\n  epochs: 1\n  batch_size: 32\n  sample_every_steps: 4\ntrain_split:\n  logs: 1\n  seconds: 4.0\n  seed: 3\n  lidar_beams: null\n"
+    )
+    out = tmp_path / "ft"
+    result = CliRunner().invoke(app, ["finetune", "forecasting", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out / "forecaster.pt")["config"]["optim"]["epochs"] == 1
+    (saved,) = (out / "tracks").glob("*.npz")
+    again = CliRunner().invoke(app, ["finetune", "forecasting", "--config", str(config), "--out", str(tmp_path / "ft2"), "--on-tracks", str(saved.parent)])
+    assert again.exit_code == 0, again.output
+    first, second = load_checkpoint(out / "forecaster.pt"), load_checkpoint(tmp_path / "ft2" / "forecaster.pt")
+    for name, tensor in first["state_dict"].items():
+        assert torch.equal(tensor, second["state_dict"][name]), name
