@@ -266,7 +266,7 @@ def inspect(
             frame, lane_graph = preview_frame(dataset)
             write_bev_preview(frame, lane_graph, preview)
             console.print(f"BEV preview of {frame.log_id} @ {frame.timestamp_ns} written to {preview}")
-    except (AdapterError, TypeError) as error:
+    except AdapterError as error:
         console.print(f"[bold red]drivestack inspect: {error}[/]")
         raise typer.Exit(code=1) from None
 

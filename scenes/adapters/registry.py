@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -104,6 +105,10 @@ def open_dataset(spec: str, **options: Any) -> Dataset:
         return SynthDataset(**options)
     module_name, class_name = ADAPTERS[name]
     adapter = getattr(importlib.import_module(module_name), class_name)
+    accepted = set(inspect.signature(adapter).parameters) - {"root"}
+    unknown = set(options) - accepted
+    if unknown:
+        raise AdapterError(spec, f"{name} takes no option(s) {sorted(unknown)}; its options are {sorted(accepted)}")
     if path is None or not path.exists():
         raise AdapterError(path, f"{name} dataset directory not found")
     return adapter(path, **options)

@@ -20,6 +20,11 @@ def test_parse_spec() -> None:
             parse_spec(bad)
 
 
+def test_unknown_option_names_the_accepted_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AdapterError, match=r"av2 takes no option\(s\) \['version'\]; its options are \['cameras', 'skip_bad', 'split', 'with_map'\]"):
+        open_dataset(f"av2:{tmp_path}", version="v1.0-mini")
+
+
 @pytest.mark.parametrize("name", sorted(ADAPTERS))
 def test_every_adapter_is_a_dataset(name: str) -> None:
     module, cls = ADAPTERS[name]
