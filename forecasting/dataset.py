@@ -218,8 +218,13 @@ def _grid_scenario(
 
 def scenario_from_tracks(tracks: Tracks, lane_graph: LaneGraph | None, index: int, features: FeatureConfig) -> Scenario:
     """The agents present at `tracks.timestamps_ns[index]`, on the forecaster's grid around that time."""
-    dense = _DenseTracks.from_tracks(tracks)
     current_ns = int(tracks.timestamps_ns[index])
+    grid = grid_timestamps_ns(current_ns, features)
+    margin = int(0.25 * features.step_s * 1e9)
+    first = int(np.searchsorted(tracks.timestamps_ns, grid[0] - margin, side="left"))
+    last = int(np.searchsorted(tracks.timestamps_ns, grid[-1] + margin, side="right"))
+    window = Tracks(tracks.log_id, tracks.timestamps_ns[first:last], tracks.boxes[first:last])
+    dense = _DenseTracks.from_tracks(window)
     city = lane_graph.city_name if lane_graph is not None else "unknown"
     return _grid_scenario(dense, f"{tracks.log_id}_{current_ns}", city, current_ns, features, lane_graph)
 
