@@ -157,7 +157,8 @@ def test_av2_motion_forecasting_round_trip(tmp_path: Path) -> None:
     dataset = AV2MotionForecastingDataset(tmp_path / "val")
     (scenario,) = list(dataset.scenarios())
     assert scenario.xy_m.shape[1] == 110 and scenario.current_index == 49
-    car = list(scenario.agent_ids).index(next(a for a in scenario.agent_ids if a != "AV" and scenario.category[list(scenario.agent_ids).index(a)] == CATEGORY_ID["REGULAR_VEHICLE"]))
+    agents = scenario.agent_ids.tolist()
+    (car,) = [i for i, agent in enumerate(agents) if agent != "AV" and scenario.category[i] == CATEGORY_ID["REGULAR_VEHICLE"]]
     expected_xy = np.array([frame.city_SE3_ego.transform_points(frame.annotations.center_m[:1])[0, :2] for frame in frames])
     np.testing.assert_allclose(scenario.xy_m[car], expected_xy, atol=1e-6)
     assert scenario.valid[car].all()
