@@ -156,7 +156,7 @@ class CityscapesDataset(Dataset):
         return (CAMERA_NAME,)
 
     def notes(self) -> tuple[str, ...]:
-        return tuple(self._notes)
+        return ("Cityscapes keeps no clock: timestamp_ns is seq * 1_000_000 + frame number", *self._notes)
 
     def image_paths(self, log_id: str) -> list[Path]:
         if log_id not in self._logs:
