@@ -10,6 +10,7 @@ import numpy as np
 from rich.table import Table
 
 from scenes.adapters.base import AdapterError, Dataset, DatasetSummary, skip_or_raise
+from scenes.geometry import bev_box_corners
 from scenes.io import atomic_write
 from scenes.records import Frame, LaneGraph
 
@@ -92,7 +93,7 @@ def write_bev_preview(frame: Frame, lane_graph: LaneGraph | None, path: Path, ra
         figure.colorbar(scatter, ax=axes, fraction=0.04, label="z (m, ego frame)")
     if frame.annotations is not None and len(frame.annotations):
         boxes = frame.annotations
-        corners = boxes.corners()[:, :4, :2]
+        corners = bev_box_corners(boxes.center_m[:, :2], boxes.size_lwh_m[:, :2], boxes.yaw_rad)
         for box_corners, center, yaw, name in zip(corners, boxes.center_m, boxes.yaw_rad, boxes.category_names):
             loop = np.vstack([box_corners, box_corners[:1]])
             axes.plot(loop[:, 0], loop[:, 1], color="tab:red", linewidth=0.9, zorder=3)
