@@ -116,18 +116,57 @@ def run_training(
 
 @train_app.command("detection")
 def train_detection(
-    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory of the checkpoints (resumes from its last.pt).")] = Path(
+        "runs/detection"
+    ),
 ) -> None:
-    """Train the CenterPoint-style LiDAR detector."""
-    _train("detection")
+    """Train the CenterPoint-style LiDAR detector (loss curve: OUT/loss_curve.png, final weights: OUT/detector.pt)."""
+    from perception.detection.config import DetectionConfig
+    from perception.detection.train import collect_samples, fit, synth_samples
+    from scenes.adapters.base import AdapterError
+    from scenes.adapters.registry import open_dataset
+    from scenes.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(config, DetectionConfig) if config is not None else DetectionConfig()
+        if data == "synth":
+            samples = synth_samples(cfg)
+        else:
+            samples = collect_samples(open_dataset(data), cfg.model, cfg.synth.frame_stride)
+    except (ConfigError, AdapterError, ValueError) as error:
+        console.print(f"[bold red]drivestack train detection:[/] {error}")
+        raise typer.Exit(code=2) from None
+    run_training("train detection", fit, cfg, samples, out, workers, address)
 
 
 @train_app.command("tracking")
 def train_tracking(
-    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory of the fitted tracker checkpoint.")] = Path("runs/tracking"),
 ) -> None:
     """Fit the tracker's parameters (Kalman noise, association gates) on ground-truth tracks."""
-    _train("tracking")
+    from perception.tracking.train import TrackingConfig, fit
+    from scenes.adapters.base import AdapterError
+    from scenes.adapters.registry import open_dataset
+    from scenes.config import ConfigError, load_config
+
+    if workers is not None:
+        console.print("[bold red]drivestack train tracking:[/] --workers is not available: the fit is a single pass over the tracks")
+        raise typer.Exit(code=2)
+    try:
+        cfg = load_config(config, TrackingConfig) if config is not None else TrackingConfig()
+        path = fit(cfg, data if data == "synth" else open_dataset(data), out)
+    except (ConfigError, AdapterError, ValueError) as error:
+        console.print(f"[bold red]drivestack train tracking:[/] {error}")
+        raise typer.Exit(code=2) from None
+    console.print(f"wrote {path}")
 
 
 @train_app.command("forecasting")

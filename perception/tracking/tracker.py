@@ -8,16 +8,20 @@ A track is confirmed after `min_hits` detections (or while the log is younger th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from perception.tracking.associate import center_distance_cost, iou_cost, match
 from perception.tracking.config import TrackerConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import STATE_DIM, BoxKalmanFilter
 from scenes.categories import CATEGORIES
+from scenes.config import ConfigError, validate_config
 from scenes.records import Boxes3D, Tracks
 
 
@@ -29,6 +33,20 @@ class Tracker:
         self.filter = BoxKalmanFilter(self.cfg.motion_model, self.cfg.noise)
         self._gates = np.array([self.cfg.gate_m(name) for name in CATEGORIES])
         self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str]) -> Tracker:
+        """A tracker with the config fitted by `perception.tracking.train.fit`."""
+        checkpoint_path = Path(path)
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"{checkpoint_path}: tracker checkpoint not found")
+        payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or "config" not in payload:
+            raise ValueError(f"{checkpoint_path}: checkpoint lacks ['config']")
+        try:
+            return cls(validate_config(payload["config"], TrackerConfig, f"{checkpoint_path}:config"))
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
 
     def reset(self) -> None:
         self.ids: list[str] = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,7 +15,8 @@ from perception.tracking.config import TrackerConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import BoxKalmanFilter, NoiseModel
 from perception.tracking.tracker import Tracker
-from scenes.records import Boxes3D
+from perception.tracking.train import TrackingConfig, fit
+from scenes.records import Boxes3D, Tracks
 
 NOISE = NoiseModel(
     acceleration_m_per_s2=1.0,
@@ -173,3 +177,31 @@ def test_step_rejects_bad_input() -> None:
     tracker.step(Boxes3D.empty(frame="city"), 10)
     with pytest.raises(ValueError, match="not after"):
         tracker.step(Boxes3D.empty(frame="city"), 10)
+
+
+def test_fit_measures_noise_and_gates(tmp_path: Path) -> None:
+    stamps = np.arange(30) * 100_000_000
+    boxes = []
+    for k in range(30):
+        t = k * 0.1
+        # A car at 40 m/s (4 m per frame) and a pedestrian accelerating at 1 m/s^2 along y.
+        b = _boxes([[40.0 * t, 0.0], [0.0, 0.5 * t * t]], category=[0, 1])
+        boxes.append(replace(b, track_id=np.array(["car", "ped"])))
+    cfg = TrackingConfig(min_track_samples=5)
+    path = fit(cfg, [Tracks("log", stamps, tuple(boxes))], tmp_path, show_progress=False)
+    tracker = Tracker.from_checkpoint(path)
+    assert tracker.cfg.gate_m("REGULAR_VEHICLE") == pytest.approx(4.0)
+    assert tracker.cfg.gate_m("PEDESTRIAN") == pytest.approx(2.0)  # never below the configured gate
+    # Accelerations (x, y pooled): car 0, pedestrian (0, 1): std of [0,0,0,1] repeated = sqrt(3)/4.
+    assert tracker.cfg.noise.acceleration_m_per_s2 == pytest.approx(np.sqrt(3) / 4, rel=1e-6)
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        Tracker.from_checkpoint(tmp_path / "nope.pt")
+
+
+def test_shipped_tracking_configs_validate() -> None:
+    from scenes.config import load_config
+
+    paths = sorted((Path(__file__).resolve().parents[2] / "configs" / "tracking").glob("*.yaml"))
+    assert paths
+    models = {load_config(path, TrackingConfig).tracker.motion_model for path in paths}
+    assert models == {"cv", "ctrv"}
