@@ -41,7 +41,7 @@ __all__ = [
 
 # Fixed encoder settings: changing them changes the bytes of every written dataset.
 JPEG_QUALITY: Final = 92
-PNG_COMPRESS_LEVEL: Final = 6
+PNG_COMPRESS_LEVEL: Final = 1  # zlib level 1: a third of level 6's encoding time for ~15 % larger RGB files
 FEATHER_COMPRESSION: Final = "lz4"
 
 _NAMESPACE: Final = uuid.UUID("5f0c7f38-8a53-5a8e-9d6e-3c1c0a7d2b61")
