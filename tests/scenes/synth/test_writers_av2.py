@@ -125,6 +125,31 @@ def test_map_reads_back_with_rasters(log, av2_split):
     np.testing.assert_allclose(heights, [-0.2, 0.2], atol=2e-3)
 
 
+def test_round_trip_through_the_av2_adapter(log, av2_split):
+    from scenes.adapters.av2 import AV2SensorDataset
+
+    dataset = AV2SensorDataset(av2_split.parent, split="val", cameras=("ring_front_center",))
+    assert dataset.logs() == [log.log_id]
+    frames = list(dataset.frames(log.log_id))
+    assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in log.frames]
+    for read, written in zip(frames, log.frames):
+        assert read.city_SE3_ego.allclose(written.city_SE3_ego, atol=1e-12)
+        np.testing.assert_allclose(read.lidar.points_xyz_m, written.lidar.points_xyz_m, atol=0.02)
+        np.testing.assert_allclose(read.lidar.intensity, written.lidar.intensity, atol=0.5 / 255)
+        np.testing.assert_array_equal(read.lidar.laser_number, written.lidar.laser_number)
+        boxes, truth = read.annotations, written.annotations
+        np.testing.assert_allclose(boxes.center_m, truth.center_m, atol=1e-9)
+        np.testing.assert_allclose(boxes.size_lwh_m, truth.size_lwh_m)
+        np.testing.assert_allclose(np.cos(boxes.yaw_rad - truth.yaw_rad), 1.0)
+        np.testing.assert_array_equal(boxes.category, truth.category)
+        assert boxes.track_id.tolist() == [av2_track_uuid(log.log_id, t) for t in truth.track_id]
+        np.testing.assert_allclose(read.cameras["ring_front_center"].intrinsics, written.cameras["ring_front_center"].intrinsics)
+    graph = dataset.lane_graph(log.log_id)
+    order = np.argsort(graph.lane_ids)
+    np.testing.assert_array_equal(graph.lane_ids[order], log.lane_graph.lane_ids)
+    assert [graph.successors[i] for i in order] == list(log.lane_graph.successors)
+
+
 def test_av2_needs_lidar_and_safe_ids(log, tmp_path):
     from dataclasses import replace
 

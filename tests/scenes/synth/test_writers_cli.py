@@ -9,6 +9,7 @@ import pykitti
 from av2.datasets.sensor.av2_sensor_dataloader import AV2SensorDataLoader
 from av2.structures.sweep import Sweep
 from nuscenes import NuScenes
+from PIL import Image
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -22,10 +23,12 @@ def run_synth(out: Path, *arguments: str) -> str:
 
 
 def test_av2_same_seed_same_bytes(tmp_path, tree_digest):
-    run_synth(tmp_path / "a", "--format", "av2", "--seed", "2", "--split", "val")
-    run_synth(tmp_path / "b", "--format", "av2", "--seed", "2", "--split", "val")
+    run_synth(tmp_path / "a", "--format", "av2", "--seed", "2", "--split", "val", "--preview")
+    run_synth(tmp_path / "b", "--format", "av2", "--seed", "2", "--split", "val", "--preview")
     digest = tree_digest(tmp_path / "a")
     assert digest == tree_digest(tmp_path / "b")
+    (preview,) = (tmp_path / "a" / "preview").iterdir()
+    assert Image.open(preview).size[0] > 500
     assert any(name.endswith(".feather") and "/sensors/lidar/" in name for name in digest)
     loader = AV2SensorDataLoader(tmp_path / "a" / "val", tmp_path / "a" / "val")
     (log_id,) = loader.get_log_ids()
