@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 
 from scenes.categories import CATEGORY_ID
-from scenes.synth.roads import ARMS, RoadNetwork
+from scenes.synth.roads import ARMS, CROSSWALK_WIDTH_M, RoadNetwork
 
 __all__ = ["AgentKind", "TrafficConfig", "Trajectories", "simulate_traffic", "signal_is_green"]
 
@@ -30,6 +30,13 @@ MIN_GAP_M: Final = 2.0
 TIME_HEADWAY_S: Final = 1.3
 COMFORT_DECEL_M_PER_S2: Final = 2.5
 MAX_DECEL_M_PER_S2: Final = 8.0
+PEDESTRIAN_MARGIN_M: Final = 1.5
+STOP_LINE_SETBACK_M: Final = CROSSWALK_WIDTH_M + 1.0
+# A lane change steers towards a point this far ahead on the target lane (plus 0.6 s of travel), for this long.
+LANE_CHANGE_LOOKAHEAD_M: Final = 14.0
+LANE_CHANGE_S: Final = 4.0
+# No parking within this distance of an intersection (long vehicles swing wide when they turn).
+NO_PARKING_M: Final = 14.0
 
 
 class AgentKind:
@@ -251,7 +258,8 @@ class _Traffic:
         self.v_desired[self.v_kind == AgentKind.BUS] *= 0.85
         self.v_accel = np.where(np.isin(self.v_kind, [AgentKind.TRUCK, AgentKind.BUS]), 1.0, 1.8)
         self.v_speed = self.v_desired * rng.uniform(0.3, 0.9, count)
-        self.v_lane_change_rate = np.where(self.v_kind == AgentKind.CYCLIST, 0.0, 0.04)
+        self.v_lane_change_rate = np.where(np.isin(self.v_kind, [AgentKind.CAR, AgentKind.VAN]), 0.04, 0.0)
+        self.v_changing_until_s = np.full(count, -np.inf)
         self.v_ids = [_uuid(rng) for _ in range(count)]
 
     def _corner(self, key: tuple[int, int, int, int]) -> np.ndarray:
@@ -316,7 +324,7 @@ class _Traffic:
             heading = np.asarray(lane.heading_in)
             right = np.array([heading[1], -heading[0]])
             start = lane.polyline_m[0] - right * (0.5 * layout.lane_width_m) + right * kerb_offset
-            for slot in np.arange(6.0, lane.length_m - 8.0, 6.5):
+            for slot in np.arange(NO_PARKING_M, lane.length_m - NO_PARKING_M, 6.5):
                 if rng.random() < parked_fraction:
                     positions.append(start + heading * slot + right * rng.uniform(-0.15, 0.15))
                     yaws.append(np.arctan2(heading[1], heading[0]) + rng.normal(0.0, 0.03))
@@ -334,8 +342,12 @@ class _Traffic:
                     yaws.append(float(rng.uniform(-np.pi, np.pi)))
                     kinds.append(AgentKind.CONE)
                 continue
-            corner = self._corner(corner_keys[int(rng.integers(len(corner_keys)))])
-            positions.append(corner + rng.uniform(-1.0, 1.0, 2))
+            # On the curb near a corner, clear of the pedestrians' path along the sidewalk's middle.
+            i, j, sx, sy = corner_keys[int(rng.integers(len(corner_keys)))]
+            sign = np.array([sx, sy], dtype=np.float64)
+            along = np.zeros(2)
+            along[int(rng.integers(2))] = rng.uniform(0.0, 4.0)
+            positions.append(network.node_center_m((i, j)) + sign * (network.road_half_width_m + 0.35 + along))
             yaws.append(float(rng.uniform(-np.pi, np.pi)))
             kinds.append(AgentKind.BOLLARD if choice < 0.7 else AgentKind.SIGN)
         if positions:
@@ -349,8 +361,9 @@ class _Traffic:
         self.s_on_road = network.on_drivable_area(self.s_xy) if len(self.s_xy) else np.zeros(0, dtype=bool)
 
     # ---- dynamics ----------------------------------------------------------------------------------------------
-    def _obstacles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Positions, half widths, half lengths and city velocities of everything a vehicle may have to follow."""
+    def _obstacles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, half widths, half lengths, city velocities and lateral safety margins of everything a vehicle may
+        have to follow (pedestrians get a wide margin: drivers slow down for people stepping onto their path)."""
         v_velocity = self.v_speed[:, None] * np.stack([np.cos(self.v_yaw), np.sin(self.v_yaw)], axis=1)
         p_velocity = self.p_speed[:, None] * np.stack([np.cos(self.p_yaw), np.sin(self.p_yaw)], axis=1)
         on_road = self.s_on_road
@@ -358,7 +371,8 @@ class _Traffic:
         half_w = 0.5 * np.concatenate([self.v_size[:, 1], self.p_size[:, 1], self.s_size[on_road, 1]])
         half_l = 0.5 * np.concatenate([self.v_size[:, 0], self.p_size[:, 0], self.s_size[on_road, 0]])
         velocity = np.concatenate([v_velocity, p_velocity, np.zeros((int(on_road.sum()), 2))])
-        return xy, half_w, half_l, velocity
+        margin = np.concatenate([np.full(len(self.v_xy), 0.3), np.full(len(self.p_xy), PEDESTRIAN_MARGIN_M), np.full(int(on_road.sum()), 0.3)])
+        return xy, half_w, half_l, velocity, margin
 
     def _stop_line_gap(self, index: int, time_s: float) -> float:
         """Distance to the stop line the vehicle must respect (inf when none)."""
@@ -367,7 +381,8 @@ class _Traffic:
         if first.is_intersection or len(route.lane_ids) < 2:
             return np.inf
         connector = self.network.lane(route.lane_ids[1])
-        distance = route.lane_end_s[0] - s
+        # The stop line lies before the crosswalk at the end of the lane.
+        distance = route.lane_end_s[0] - s - STOP_LINE_SETBACK_M
         if distance > LOOKAHEAD_M:
             return np.inf
         node = connector.node
@@ -375,7 +390,7 @@ class _Traffic:
         must_stop = not signal_is_green(self.network, self.signal_offset_s, node, _axis(connector.heading_in), time_s)
         if not must_stop and connector.turn == "left":
             must_stop = self._oncoming(node, np.asarray(connector.heading_in))
-        if must_stop and distance > self.v_speed[index] ** 2 / (2 * MAX_DECEL_M_PER_S2) - 0.5:
+        if must_stop and distance > self.v_speed[index] ** 2 / (2 * MAX_DECEL_M_PER_S2) - 0.5 - STOP_LINE_SETBACK_M:
             return distance
         return np.inf
 
@@ -389,7 +404,7 @@ class _Traffic:
         approaching = (along > -half) & (along < half + 35.0) & (lateral > 0) & (lateral < half) & facing & (self.v_speed > 1.0)
         return bool(np.any(approaching))
 
-    def _try_lane_change(self, index: int) -> None:
+    def _try_lane_change(self, index: int, time_s: float) -> None:
         route = self.routes[index]
         lane = self.network.lane(route.lane_ids[0])
         if lane.is_intersection or route.lane_end_s[0] - self.v_s[index] < 30.0:
@@ -409,17 +424,18 @@ class _Traffic:
                 return
         new_route.extend(self.rng, allow_turns=self.v_kind[index] != AgentKind.CYCLIST)
         self.routes[index] = new_route
+        self.v_changing_until_s[index] = time_s + LANE_CHANGE_S
         self.v_s[index] = s_new
 
     def step_vehicles(self, dt: float, time_s: float) -> tuple[np.ndarray, np.ndarray]:
-        xy, half_w, half_l, velocity = self._obstacles()
+        xy, half_w, half_l, velocity, margin = self._obstacles()
         count = len(self.v_xy)
         acceleration = np.zeros(count)
         steer = np.zeros(count)
         for index in range(count):
             route = self.routes[index]
             if self.rng.random() < self.v_lane_change_rate[index] * dt:
-                self._try_lane_change(index)
+                self._try_lane_change(index, time_s)
                 route = self.routes[index]
             self.v_s[index] = route.drop_passed(route.project(self.v_xy[index], self.v_s[index]))
             route.extend(self.rng, allow_turns=self.v_kind[index] != AgentKind.CYCLIST)
@@ -429,7 +445,7 @@ class _Traffic:
             nearby = np.flatnonzero(np.abs(xy - self.v_xy[index]).max(axis=1) < LOOKAHEAD_M + 2.0)
             nearby = nearby[nearby != index]
             offsets = ahead[:, None, :] - xy[None, nearby, :]
-            hits = np.einsum("pad,pad->pa", offsets, offsets) < (half_w[index] + half_w[None, nearby] + 0.3) ** 2
+            hits = np.einsum("pad,pad->pa", offsets, offsets) < (half_w[index] + half_w[None, nearby] + margin[None, nearby]) ** 2
             gap, leader_speed = np.inf, 0.0
             if hits.any():
                 first_row = int(np.argmax(hits.any(axis=1)))
@@ -457,6 +473,8 @@ class _Traffic:
             # Pure pursuit towards the route point one look-ahead distance ahead of the rear axle.
             wheelbase = 0.6 * self.v_size[index, 0]
             lookahead = float(np.clip(3.0 + 0.6 * speed, 4.0, 15.0))
+            if time_s < self.v_changing_until_s[index]:
+                lookahead = LANE_CHANGE_LOOKAHEAD_M + 0.6 * speed
             rear = self.v_xy[index] - 0.5 * wheelbase * np.array([np.cos(self.v_yaw[index]), np.sin(self.v_yaw[index])])
             target = route.point_at(route.project(rear, s - 0.5 * wheelbase) + lookahead)
             alpha = np.arctan2(target[1] - rear[1], target[0] - rear[0]) - self.v_yaw[index]
@@ -472,6 +490,15 @@ class _Traffic:
         self.v_speed = speed
         return actual, yaw_rate
 
+    def _vehicle_near_crossing(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether a vehicle stands on, or approaches, the crossing from `a` to `b` (pedestrians then wait)."""
+        segment = b - a
+        t = np.clip((self.v_xy - a) @ segment / max(segment @ segment, 1e-9), 0.0, 1.0)
+        distance = np.linalg.norm(self.v_xy - (a + t[:, None] * segment), axis=1)
+        approaching = (distance < 0.5 * self.v_size[:, 0] + 2.0 + self.v_speed) & (self.v_speed > 0.5)
+        blocking = distance < 0.5 * self.v_size[:, 0] + 0.5
+        return bool(np.any(approaching | blocking))
+
     def step_pedestrians(self, dt: float, time_s: float) -> None:
         for k in range(len(self.p_from)):
             if self.p_speed[k] <= 0:
@@ -484,6 +511,8 @@ class _Traffic:
                     self.network, self.signal_offset_s, node, axis, time_s + length / self.p_speed[k]
                 )
                 if not crossed_is_red and self.network.is_signalised(node):
+                    continue
+                if self._vehicle_near_crossing(a, b):
                     continue
             self.p_progress[k] += self.p_speed[k] * dt / length
             if self.p_progress[k] >= 1.0:

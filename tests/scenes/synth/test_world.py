@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, validate_config
-from scenes.geometry import points_in_box_mask, project_to_image
+from scenes.geometry import bev_box_corners, points_in_box_mask, project_to_image
 from scenes.synth.agents import AgentKind
 from scenes.synth.kernels import count_points_in_boxes, value_noise
 from scenes.synth.lidar import beam_elevations_deg
@@ -128,6 +129,20 @@ def test_vehicles_stay_on_the_drivable_area_and_follow_lanes(traffic_log: SynthL
     driving = vehicles & (np.arange(agents.num_agents) < np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)[0])
     speeds = np.linalg.norm(agents.velocity_m_per_s[:, driving], axis=2)
     assert speeds.max() < 20.0 and np.mean(speeds > 1.0) > 0.5
+
+
+def test_vehicles_never_overlap_other_agents(traffic_log: SynthLog) -> None:
+    agents = traffic_log.agents
+    pedestrian = agents.kind == AgentKind.PEDESTRIAN
+    for t in range(0, len(traffic_log.frames), 2):
+        corners = bev_box_corners(agents.center_m[t, :, :2], agents.size_lwh_m[:, :2], agents.yaw_rad[t])
+        polygons = [Polygon(corner) for corner in corners]
+        xy = agents.center_m[t, :, :2]
+        close = np.linalg.norm(xy[:, None] - xy[None], axis=2) < 0.5 * (agents.size_lwh_m[:, None, 0] + agents.size_lwh_m[None, :, 0])
+        for i, j in zip(*np.nonzero(np.triu(close, 1))):
+            if pedestrian[i] and pedestrian[j]:
+                continue
+            assert polygons[i].intersection(polygons[j]).area < 0.05, f"agents {i} and {j} overlap at frame {t}"
 
 
 def test_pedestrians_keep_off_the_road_except_on_crosswalks(traffic_log: SynthLog) -> None:
