@@ -124,3 +124,25 @@ def test_oxts_packets_invert_pykitti_poses(translations, angles):
         rotation, translation = pykitti.utils.pose_from_oxts_packet(packet, scale)
         np.testing.assert_allclose(rotation, frame.city_SE3_ego.rotation, atol=1e-9)
         np.testing.assert_allclose(translation - origin, frame.city_SE3_ego.translation - translations[0], atol=1e-6)
+
+
+def test_round_trip_through_the_kitti_adapter(handmade_log, drive):
+    """The KITTI adapter's ego frame is the Velodyne and its world the first OXTS position: both map back exactly."""
+    from scenes.adapters.kitti import KittiRawDataset
+
+    drive_dir, _ = drive
+    dataset = KittiRawDataset(drive_dir.parent.parent)
+    assert dataset.logs() == [drive_dir.name]
+    ego_SE3_velo = handmade_log.ego_SE3_sensors["up_lidar"]
+    origin = SE3(np.eye(3), -handmade_log.frames[0].city_SE3_ego.translation)
+    frames = list(dataset.frames(drive_dir.name))
+    assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]
+    for read, written in zip(frames, handmade_log.frames):
+        assert read.city_SE3_ego.allclose(origin.compose(written.city_SE3_ego).compose(ego_SE3_velo), atol=1e-6)
+        np.testing.assert_allclose(read.lidar.points_xyz_m, ego_SE3_velo.inverse().transform_points(written.lidar.points_xyz_m), atol=1e-5)
+        for folder, name in (("image_02", "ring_front_center"), ("image_03", "stereo_front_right")):
+            camera, truth = read.cameras[folder], written.cameras[name]
+            np.testing.assert_array_equal(camera.image, truth.image)
+            np.testing.assert_allclose(camera.intrinsics, truth.intrinsics)
+            assert camera.ego_SE3_camera.allclose(ego_SE3_velo.inverse().compose(truth.ego_SE3_camera), atol=1e-9)
+            np.testing.assert_allclose(camera.depth_m, lidar_depth(written, truth), atol=1 / 512)

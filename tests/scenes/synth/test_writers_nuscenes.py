@@ -98,3 +98,25 @@ def test_bad_arguments(handmade_log, tmp_path):
     writer.add(handmade_log, "synth_train")
     with pytest.raises(WriterError, match="already added"):
         writer.add(handmade_log, "synth_train")
+
+
+def test_round_trip_through_the_nuscenes_adapter(handmade_log, nusc):
+    from scenes.adapters.nuscenes import NuScenesDataset
+
+    dataset = NuScenesDataset(Path(nusc.dataroot), version="v1.0-synth", sweeps=True, cameras=("CAM_FRONT",))
+    assert dataset.logs() == ["scene-0001"]
+    frames = list(dataset.frames("scene-0001"))
+    assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]
+    for index, (read, written) in enumerate(zip(frames, handmade_log.frames)):
+        assert read.city_SE3_ego.allclose(written.city_SE3_ego, atol=1e-12)
+        np.testing.assert_allclose(read.lidar.points_xyz_m, written.lidar.points_xyz_m, atol=1e-5)
+        np.testing.assert_allclose(read.lidar.intensity, written.lidar.intensity, atol=1e-6)
+        assert read.cameras["CAM_FRONT"].ego_SE3_camera.allclose(handmade_log.ego_SE3_sensors["ring_front_center"], atol=1e-12)
+        if index % 5:
+            assert read.annotations is None
+            continue
+        order = np.argsort(read.annotations.category)
+        truth = written.annotations.select(np.argsort(written.annotations.category))
+        np.testing.assert_allclose(read.annotations.center_m[order], truth.center_m, atol=1e-9)
+        np.testing.assert_allclose(read.annotations.size_lwh_m[order], truth.size_lwh_m)
+        np.testing.assert_allclose(np.cos(read.annotations.yaw_rad[order] - truth.yaw_rad), 1.0)
