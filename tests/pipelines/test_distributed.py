@@ -36,6 +36,7 @@ from scenes.config import StrictConfig
 from scenes.io import atomic_write
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 
 
 class RegressionConfig(StrictConfig):
@@ -249,10 +250,17 @@ def ray_session() -> Iterator[None]:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     from pipelines.ray_train import ensure_ray
 
+    # Ray Train's controller polls its workers every 2 s by default; these runs last a few seconds.
+    previous = os.environ.get(HEALTH_CHECK_ENV)
+    os.environ[HEALTH_CHECK_ENV] = "0.2"
     ensure_ray(address=None, num_cpus=2)
     yield
     ray.shutdown()
     cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    if previous is None:
+        os.environ.pop(HEALTH_CHECK_ENV)
+    else:
+        os.environ[HEALTH_CHECK_ENV] = previous
 
 
 def test_two_workers_follow_the_one_worker_loss_curve(ray_session: None, tmp_path: Path) -> None:
