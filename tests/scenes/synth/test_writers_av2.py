@@ -185,6 +185,18 @@ def test_motion_forecasting_scenarios_read_back(tmp_path):
     avm = ArgoverseStaticMap.from_json(scenario_dir / f"log_map_archive_{scenario_dir.name}.json")
     assert set(avm.vector_lane_segments) <= set(log.lane_graph.lane_ids.tolist()) and avm.vector_lane_segments
 
+    # The project's AV2 motion-forecasting adapter reads the same scenario back as a `Scenario` record.
+    from scenes.adapters.av2_mf import AV2MotionForecastingDataset
+
+    record = AV2MotionForecastingDataset(tmp_path).scenario(scenario_dir.name)
+    assert record.current_index == 49 and record.focal_agent_ids[0] == scenario.focal_track_id
+    np.testing.assert_array_equal(record.timestamps_ns, [f.timestamp_ns for f in log.frames[:110]])
+    row = int(np.flatnonzero(record.agent_ids == scenario.focal_track_id)[0])
+    assert record.valid[row].all()
+    for step in (0, 49, 109):
+        boxes = truth.boxes[step]
+        np.testing.assert_allclose(record.xy_m[row, step], boxes.center_m[boxes.track_id == scenario.focal_track_id][0, :2])
+
 
 def test_motion_forecasting_rejects_short_logs(tmp_path):
     log = simulate_log(SynthConfig(seconds=2.0, lidar_beams=None, cameras=()), seed=0)
