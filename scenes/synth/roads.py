@@ -31,7 +31,12 @@ ARMS: Final = {"E": (1.0, 0.0), "N": (0.0, 1.0), "W": (-1.0, 0.0), "S": (0.0, -1
 
 @dataclass(frozen=True, eq=False)
 class Lane:
-    """One lane: a dense city-frame centre line (spacing about 1 m) and its place in the network."""
+    """One lane: a dense city-frame centre line (spacing about 1 m) and its place in the network.
+
+    Road-segment lanes have `turn == "none"` and no `node`; connector lanes inside intersection `node` have `turn`
+    "straight", "left" or "right" and `heading_in`, the heading of the lane they continue. `lane_index` counts lanes
+    from the road's centre line (0) outwards.
+    """
 
     lane_id: int
     polyline_m: np.ndarray
@@ -78,11 +83,9 @@ class RoadNetwork:
     layout: Layout
     lanes: tuple[Lane, ...]
     successors: tuple[tuple[int, ...], ...]
-    predecessors: tuple[tuple[int, ...], ...]
     left_neighbor: np.ndarray
     right_neighbor: np.ndarray
     crosswalks_m: np.ndarray
-    crosswalk_nodes: tuple[tuple[tuple[int, int], str], ...]
 
     @property
     def road_half_width_m(self) -> float:
@@ -302,8 +305,7 @@ def build_road_network(layout: Layout, first_lane_id: int = 1000) -> RoadNetwork
     for node in nodes:
         i, j = node
         neighbours = [(i + di, j + dj) for di, dj in offsets.values() if 0 <= i + di <= nx and 0 <= j + dj <= ny]
-        incoming_nodes = neighbours
-        for src in incoming_nodes:
+        for src in neighbours:
             d_in = np.sign(np.array(node) - np.array(src)).astype(np.float64)
             options = []
             for dst in neighbours:
@@ -333,11 +335,7 @@ def build_road_network(layout: Layout, first_lane_id: int = 1000) -> RoadNetwork
                     successors[connector.lane_id] = [out_id]
                     neighbor_left[connector.lane_id] = -1
                     neighbor_right[connector.lane_id] = -1
-    predecessors: dict[int, list[int]] = {lane.lane_id: [] for lane in lanes}
-    for lane_id, succ in successors.items():
-        for s in succ:
-            predecessors[s].append(lane_id)
-    crosswalks, crosswalk_nodes = [], []
+    crosswalks = []
     for node in nodes:
         center = np.array([node[0] * block, node[1] * block], dtype=np.float64)
         for arm in RoadNetwork.arms_of(node, nx, ny):
@@ -346,15 +344,12 @@ def build_road_network(layout: Layout, first_lane_id: int = 1000) -> RoadNetwork
             near, far = center + heading * half, center + heading * (half + CROSSWALK_WIDTH_M)
             quad = np.array([near - across * half, far - across * half, far + across * half, near + across * half])
             crosswalks.append(np.hstack([quad, np.zeros((4, 1))]))
-            crosswalk_nodes.append((node, arm))
     ordered = [lane.lane_id for lane in lanes]
     return RoadNetwork(
         layout,
         tuple(lanes),
         tuple(tuple(successors[i]) for i in ordered),
-        tuple(tuple(predecessors[i]) for i in ordered),
         np.array([neighbor_left[i] for i in ordered], dtype=np.int64),
         np.array([neighbor_right[i] for i in ordered], dtype=np.int64),
         np.stack(crosswalks),
-        tuple(crosswalk_nodes),
     )

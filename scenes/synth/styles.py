@@ -123,9 +123,6 @@ class Style:
         (40, 90, 50),
     )
 
-    def color_of(self, label_id: int) -> tuple[int, int, int]:
-        return self.palette.get(label_id, (128, 128, 128))
-
     def palette_array(self) -> np.ndarray:
         """`(256, 3)` float RGB in [0, 1] indexed by Cityscapes label id."""
         table = np.full((256, 3), 0.5)
