@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal
 
+from av2.datasets.motion_forecasting.constants import AV2_SCENARIO_TOTAL_TIMESTEPS
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -83,6 +84,11 @@ def write_synthetic_dataset(
         raise WriterError("preview: scenes.synth.preview.write_preview is not available in this installation")
     out = Path(out)
     frames_per_log = max(1, round(seconds * config.rate_hz))
+    if format_name == "av2-mf" and frames_per_log < AV2_SCENARIO_TOTAL_TIMESTEPS:
+        raise WriterError(
+            f"seconds: an AV2 motion-forecasting scenario spans {AV2_SCENARIO_TOTAL_TIMESTEPS} steps at 10 Hz (11 s), "
+            f"got {seconds} s ({frames_per_log} frames)"
+        )
     written: list[Path] = []
 
     nuscenes = NuScenesWriter(out, NUSCENES_VERSION) if format_name == "nuscenes" else None
