@@ -244,6 +244,10 @@ class _Traffic:
                 if all(abs(s - other) > 0.5 * self.v_size[index, 0] + 8.0 for other in taken):
                     taken.append(s)
                     break
+            else:
+                raise ValueError(
+                    f"num_vehicles + num_cyclists = {count - 1}: no room left on the lanes for vehicle {index}; ask for fewer vehicles"
+                )
             route = _Route(self.network, [lane.lane_id])
             route.extend(rng, allow_turns=True)
             xy = route.point_at(s)

@@ -256,3 +256,8 @@ def test_preview_writes_a_png_with_the_bev_and_camera_panels(clean_log: SynthLog
     assert len(np.unique(image.reshape(-1, image.shape[2]), axis=0)) > 100
     with pytest.raises(IndexError, match="outside the log"):
         write_preview(clean_log, len(clean_log.frames), path)
+
+
+def test_too_many_vehicles_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no room left on the lanes"):
+        simulate_log(SynthConfig(seconds=0.1, lidar_beams=None, cameras=(), style="fog", num_vehicles=5000), seed=0)
