@@ -300,7 +300,8 @@ class _Traffic:
             self.p_to.append(choices[int(rng.integers(len(choices)))])
         self.p_progress = rng.uniform(0.0, 0.9, count)
         self.p_speed = rng.uniform(1.0, 1.6, count) * (rng.random(count) > 0.15)
-        self.p_offset = rng.uniform(-0.9, 0.9, count)
+        # Pedestrians keep to the right of their walking direction, so people walking towards each other pass.
+        self.p_offset = rng.uniform(-0.95, -0.1, count)
         self.p_size = _sizes(AgentKind.PEDESTRIAN, count, rng)
         self.p_still_yaw = rng.uniform(-np.pi, np.pi, count)
         self.p_ids = [_uuid(rng) for _ in range(count)]
