@@ -202,3 +202,25 @@ def test_motion_forecasting_rejects_short_logs(tmp_path):
     log = simulate_log(SynthConfig(seconds=2.0, lidar_beams=None, cameras=()), seed=0)
     with pytest.raises(WriterError, match="110"):
         write_av2_scenarios(log, tmp_path)
+
+
+def test_official_detection_evaluator_uses_our_map_and_poses(log, av2_split):
+    """GT boxes resubmitted as detections score AP 1 with the evaluator's ROI filter reading our map folder and poses;
+    a false positive outside the region of interest is pruned by that filter, and counted without it."""
+    from av2.evaluation.detection.eval import evaluate
+    from av2.evaluation.detection.utils import DetectionCfg
+
+    gts = pd.read_feather(av2_split / log.log_id / "annotations.feather").assign(log_id=log.log_id)
+    gts = gts[gts["num_interior_pts"] > 0]
+    dts = gts.drop(columns=["num_interior_pts"]).assign(score=1.0)
+    # 30 m to the left of the ego at the first sweep: beyond the drivable area (y <= 5.5 m) dilated by 5 m.
+    outside = dts.iloc[[0]].assign(tx_m=0.0, ty_m=30.0, score=0.5)
+    dts = pd.concat([dts, outside], ignore_index=True)
+    categories = ("REGULAR_VEHICLE", "PEDESTRIAN", "CONSTRUCTION_CONE")
+    scores = {}
+    for roi in (True, False):
+        cfg = DetectionCfg(categories=categories, dataset_dir=av2_split, eval_only_roi_instances=roi)
+        _, _, metrics = evaluate(dts, gts, cfg, n_jobs=1)
+        scores[roi] = metrics.loc[list(categories), "AP"]
+    assert scores[True].tolist() == [1.0, 1.0, 1.0]
+    assert scores[False]["REGULAR_VEHICLE"] < 1.0
