@@ -196,7 +196,8 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
         num_cyclists=config.num_cyclists,
         num_static_objects=config.num_static_objects,
         warmup_s=config.warmup_s,
-        physics_hz=max(config.rate_hz, 10.0),
+        # At least 10 Hz physics, an integer number of steps per recorded frame.
+        physics_hz=config.rate_hz * max(1, int(np.ceil(10.0 / config.rate_hz))),
     )
     agents = simulate_traffic(network, traffic, (timestamps_ns - start_ns) / 1e9, np.random.default_rng(traffic_seq))
     lidar_model = config.lidar_model()
