@@ -18,7 +18,7 @@ import ray
 import ray.train
 import torch
 import torch.distributed as dist
-from ray.train import Checkpoint, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 from rich.progress import Progress
 
@@ -44,6 +44,7 @@ R = TypeVar("R")
 RUN_NAME: Final = "fit"
 MIRROR_DIRNAME: Final = "ray_checkpoint"
 MIRROR_POINTER: Final = "latest.txt"
+CHECKPOINTS_KEPT: Final = 2
 COLLECTIVE_TIMEOUT_S: Final = 600
 
 
@@ -177,7 +178,8 @@ def run_on_ray_train(
 ) -> tuple[Path, list[dict[str, float]]]:
     """Runs the fit on `workers` Ray Train workers; returns the final checkpoint (copied into `out_dir`) and history."""
     ensure_ray(address, workers)
-    use_gpu = torch.cuda.is_available()
+    # One GPU per worker when the cluster has enough of them (nccl), else CPU workers (gloo).
+    use_gpu = ray.cluster_resources().get("GPU", 0.0) >= workers
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"fit_fn": fit_fn, "cfg": cfg, "dataset_spec": dataset_spec, "out_dir": str(out_dir)},
@@ -187,6 +189,7 @@ def run_on_ray_train(
             name=RUN_NAME,
             storage_path=str(storage_path),
             failure_config=FailureConfig(max_failures=max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         ),
     )
     result = trainer.fit()

@@ -29,6 +29,7 @@ from pipelines.distributed import (
     shard_by_rank,
     unwrap_model,
     worker_context,
+    worker_device,
     wrap_model,
 )
 from scenes import __version__
@@ -70,12 +71,13 @@ def regression_fit(
     start_epoch = 0
     resume_path = out_dir / "last.pt"
     if resume_path.exists():
-        state = torch.load(resume_path, weights_only=True)
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"]) + 1
-    ddp_model = wrap_model(model)
-    inputs, targets = (torch.from_numpy(array) for array in dataset)
+    device = worker_device()
+    ddp_model = wrap_model(model.to(device))
+    inputs, targets = (torch.from_numpy(array).to(device) for array in dataset)
     for epoch in range(start_epoch, cfg.epochs):
         if (
             cfg.crash_marker is not None
@@ -87,7 +89,7 @@ def regression_fit(
             os._exit(1)
         total, count = 0.0, 0
         for indices in epoch_batches(len(inputs), cfg.batch_size, cfg.seed, epoch, context):
-            batch = torch.from_numpy(indices)
+            batch = torch.from_numpy(indices).to(device)
             loss = torch.nn.functional.mse_loss(ddp_model(inputs[batch]), targets[batch])
             optimizer.zero_grad()
             loss.backward()
@@ -112,7 +114,7 @@ def regression_fit(
 
 
 def final_weights(path: Path) -> np.ndarray:
-    state = torch.load(path, weights_only=True)["state_dict"]
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     return torch.cat([state["weight"].flatten(), state["bias"]]).numpy()
 
 
