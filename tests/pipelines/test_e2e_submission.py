@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from av2.evaluation.forecasting.eval import evaluate as official_evaluate
 from pipelines.evaluate_e2e import RasterRegionOfInterest, evaluate_submission, roi_keep_mask
 from scenes.categories import CATEGORY_ID
 from scenes.geometry import SE3, Sim2
-from scenes.records import Boxes3D, Forecasts, Frame, MapRaster
+from scenes.records import Boxes3D, Forecasts, Frame, LaneGraph, MapRaster
 from scenes.submissions.av2_e2e_forecasting import (
     SubmissionError,
     build_submission,
@@ -175,3 +176,16 @@ def test_roi_filter_keeps_boxes_touching_the_region() -> None:
         {"current_translation_m": np.array([8.0, 5.0]), "size": np.array([1.0, 1.0, 1.0]), "yaw": 0.0},
     ]
     assert roi_keep_mask(agents, roi).tolist() == [True, True, False, False]
+
+
+def test_roi_from_a_drivable_area_raster_is_dilated_by_five_metres() -> None:
+    drivable = np.zeros((41, 61), dtype=np.uint8)
+    drivable[20, 20:41] = 1  # a one-cell road along city y = 10 m, x in [10, 20] m (0.5 m cells)
+    lane_graph = LaneGraph(
+        "SYN", np.array([0]), np.zeros((1, 2, 3)), ((),), np.array([-1]), np.array([-1]), np.array([False]),
+        rasters={"drivable_area": MapRaster("drivable_area", drivable, Sim2(np.eye(2), np.zeros(2), 2.0))},
+    )  # fmt: skip
+    roi = RasterRegionOfInterest.from_lane_graph(lane_graph)
+    queries = np.array([[15.0, 14.5], [15.0, 4.5], [23.0, 13.0], [24.0, 14.0]])  # 4.5, 5.5, 4.24, 5.66 m from the road
+    assert roi.contains_xy(queries).tolist() == [True, False, True, False]
+    assert RasterRegionOfInterest.from_lane_graph(replace(lane_graph, rasters={})) is None
