@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numba
 import numpy as np
 
 from scenes.config import StrictConfig
@@ -56,6 +57,47 @@ def _transition_ctrv(state: np.ndarray, dt: float) -> np.ndarray:
     out[:, 2] += state[:, 9] * dt
     out[:, 3] = new_yaw
     return out
+
+
+def _bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched small matrix product without BLAS (whose threads only add overhead on 10x10 matrices)."""
+    return np.einsum("tij,tjk->tik", a, b)
+
+
+@numba.njit(cache=True, nogil=True)
+def _batched_spd_inverse(matrices: np.ndarray) -> np.ndarray:
+    """Inverses of symmetric positive-definite `(T, d, d)` matrices by Cholesky, in-process (LAPACK's threads cost
+    far more than the arithmetic on 9x9 innovation covariances)."""
+    count, d, _ = matrices.shape
+    result = np.empty_like(matrices)
+    lower = np.zeros((d, d))
+    inv_lower = np.zeros((d, d))
+    for t in range(count):
+        lower[:] = 0.0
+        for i in range(d):
+            for j in range(i + 1):
+                total = matrices[t, i, j]
+                for k in range(j):
+                    total -= lower[i, k] * lower[j, k]
+                if i == j:
+                    lower[i, i] = np.sqrt(total)
+                else:
+                    lower[i, j] = total / lower[j, j]
+        inv_lower[:] = 0.0
+        for i in range(d):
+            inv_lower[i, i] = 1.0 / lower[i, i]
+            for j in range(i):
+                total = 0.0
+                for k in range(j, i):
+                    total -= lower[i, k] * inv_lower[k, j]
+                inv_lower[i, j] = total / lower[i, i]
+        for i in range(d):
+            for j in range(d):
+                total = 0.0
+                for k in range(max(i, j), d):
+                    total += inv_lower[k, i] * inv_lower[k, j]
+                result[t, i, j] = total
+    return result
 
 
 def _numeric_jacobian(function, state: np.ndarray, outputs: int, step: float = 1e-5) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -150,7 +192,7 @@ class BoxKalmanFilter:
             predicted = _transition_ctrv(state, dt)
             jacobian = _numeric_jacobian(lambda s: _transition_ctrv(s, dt), state, STATE_DIM)
         q = self.process_noise(state, dt)
-        new_covariance = jacobian @ covariance @ np.swapaxes(jacobian, 1, 2) + q
+        new_covariance = _bmm(_bmm(jacobian, covariance), np.swapaxes(jacobian, 1, 2)) + q
         predicted[:, 3] = wrap_angle(predicted[:, 3])
         return predicted, new_covariance
 
@@ -182,12 +224,13 @@ class BoxKalmanFilter:
         else:
             jacobian = _numeric_jacobian(lambda s: measurement_function(s, self.model, True), state, dim)
         r = self.measurement_noise(with_velocity)
-        s = jacobian @ covariance @ np.swapaxes(jacobian, 1, 2) + r
-        gain = covariance @ np.swapaxes(jacobian, 1, 2) @ np.linalg.inv(s)
+        cross = _bmm(covariance, np.swapaxes(jacobian, 1, 2))
+        s = _bmm(jacobian, cross) + r
+        gain = _bmm(cross, _batched_spd_inverse(np.ascontiguousarray(s)))
         posterior = state + np.einsum("tij,tj->ti", gain, innovation)
         posterior[:, 3] = wrap_angle(posterior[:, 3])
         identity = np.eye(STATE_DIM)[None]
-        new_covariance = (identity - gain @ jacobian) @ covariance
+        new_covariance = _bmm(identity - _bmm(gain, jacobian), covariance)
         new_covariance = 0.5 * (new_covariance + np.swapaxes(new_covariance, 1, 2))
         return posterior, new_covariance
 

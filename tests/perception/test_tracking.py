@@ -205,3 +205,14 @@ def test_shipped_tracking_configs_validate() -> None:
     assert paths
     models = {load_config(path, TrackingConfig).tracker.motion_model for path in paths}
     assert models == {"cv", "ctrv"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 9))
+def test_batched_spd_inverse_matches_numpy(seed: int, dim: int) -> None:
+    from perception.tracking.kalman import _batched_spd_inverse
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(4, dim, dim))
+    spd = np.einsum("tij,tkj->tik", a, a) + 0.1 * np.eye(dim)
+    np.testing.assert_allclose(_batched_spd_inverse(spd), np.linalg.inv(spd), rtol=1e-7, atol=1e-7)
