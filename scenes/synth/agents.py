@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 
 from scenes.categories import CATEGORY_ID
-from scenes.synth.roads import ARMS, CROSSWALK_WIDTH_M, RoadNetwork
+from scenes.synth.roads import ARMS, CROSSWALK_WIDTH_M, Lane, RoadNetwork
 
 __all__ = ["AgentKind", "TrafficConfig", "Trajectories", "simulate_traffic", "signal_is_green"]
 
@@ -35,6 +35,7 @@ STOP_LINE_SETBACK_M: Final = CROSSWALK_WIDTH_M + 1.0
 # A lane change steers towards a point this far ahead on the target lane (plus 0.6 s of travel), for this long.
 LANE_CHANGE_LOOKAHEAD_M: Final = 14.0
 LANE_CHANGE_S: Final = 4.0
+EXIT_CLEARANCE_M: Final = 8.0
 # No parking within this distance of an intersection (long vehicles swing wide when they turn).
 NO_PARKING_M: Final = 14.0
 
@@ -383,7 +384,7 @@ class _Traffic:
         """Distance to the stop line the vehicle must respect (inf when none)."""
         route, s = self.routes[index], self.v_s[index]
         first = self.network.lane(route.lane_ids[0])
-        if first.is_intersection or len(route.lane_ids) < 2:
+        if first.is_intersection or len(route.lane_ids) < 3:
             return np.inf
         connector = self.network.lane(route.lane_ids[1])
         # The stop line lies before the crosswalk at the end of the lane.
@@ -395,9 +396,33 @@ class _Traffic:
         must_stop = not signal_is_green(self.network, self.signal_offset_s, node, _axis(connector.heading_in), time_s)
         if not must_stop and connector.turn == "left":
             must_stop = self._oncoming(node, np.asarray(connector.heading_in))
+        if not must_stop:
+            must_stop = self._intersection_busy(index, node, connector) or self._exit_blocked(index, route.lane_ids[2])
         if must_stop and distance > self.v_speed[index] ** 2 / (2 * MAX_DECEL_M_PER_S2) - 0.5 - STOP_LINE_SETBACK_M:
             return distance
         return np.inf
+
+    def _intersection_busy(self, index: int, node: tuple[int, int], connector: Lane) -> bool:
+        """Whether a vehicle whose path crosses the connector's is inside the intersection (enter only when clear)."""
+        relative = self.v_xy - self.network.node_center_m(node)
+        inside = np.all(np.abs(relative) <= self.network.road_half_width_m + 0.5, axis=1)
+        inside[index] = False
+        if not inside.any():
+            return False
+        difference = self.v_yaw[inside] - np.arctan2(connector.heading_in[1], connector.heading_in[0])
+        crossing = np.abs(np.sin(difference)) > 0.5
+        oncoming = np.cos(difference) < -0.7
+        return bool(np.any(crossing | (oncoming & (connector.turn == "left"))))
+
+    def _exit_blocked(self, index: int, exit_lane_id: int) -> bool:
+        """Whether a (nearly) stopped vehicle occupies the start of the lane beyond the intersection (do not block it)."""
+        exit_lane = self.network.lane(exit_lane_id)
+        start = exit_lane.polyline_m[0]
+        heading = np.arctan2(*(exit_lane.polyline_m[1] - start)[::-1])
+        near = np.linalg.norm(self.v_xy - start, axis=1) < EXIT_CLEARANCE_M
+        near[index] = False
+        aligned = np.cos(self.v_yaw - heading) > 0.7
+        return bool(np.any(near & aligned & (self.v_speed < 1.0)))
 
     def _oncoming(self, node: tuple[int, int], heading: np.ndarray) -> bool:
         center = self.network.node_center_m(node)
@@ -500,7 +525,7 @@ class _Traffic:
         segment = b - a
         t = np.clip((self.v_xy - a) @ segment / max(segment @ segment, 1e-9), 0.0, 1.0)
         distance = np.linalg.norm(self.v_xy - (a + t[:, None] * segment), axis=1)
-        approaching = (distance < 0.5 * self.v_size[:, 0] + 2.0 + self.v_speed) & (self.v_speed > 0.5)
+        approaching = (distance < 0.5 * self.v_size[:, 0] + 3.0 + 2.0 * self.v_speed) & (self.v_speed > 0.5)
         blocking = distance < 0.5 * self.v_size[:, 0] + 0.5
         return bool(np.any(approaching | blocking))
 
