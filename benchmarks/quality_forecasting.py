@@ -1,6 +1,6 @@
 """Forecasting quality on held-out synthetic logs: constant velocity, plain, Reweight, RUBiZ and CAB.
 
-Reproduce the committed figures (benchmarks/results/quality_forecasting.json) with
+Reproduce the figures (written to benchmarks/results/quality_forecasting.json) with
 
     .venv/bin/python -m benchmarks.quality_forecasting
 

@@ -136,3 +136,20 @@ def test_two_ddp_workers_reproduce_the_single_worker_run(tmp_path: Path) -> None
     for rank in (0, 1):
         for epoch, metrics in enumerate(single):
             assert per_rank[rank][epoch]["nll"] == pytest.approx(metrics["nll"], rel=1e-4)
+
+
+def test_shipped_checkpoint_is_the_av2_end_to_end_setting() -> None:
+    path = Path(__file__).resolve().parents[2] / "forecasting" / "checkpoints" / "cab_synth.pt"
+    forecaster = Forecaster.from_checkpoint(path)
+    assert forecaster.cfg.objective.method == "cab"
+    assert (forecaster.cfg.model.num_modes, forecaster.cfg.features.horizon_steps, forecaster.cfg.features.step_s) == (5, 6, 0.5)
+    assert path.stat().st_size < 5 * 2**20
+    tracks = straight_tracks(num_agents=3, seconds=3.0)
+    forecasts = forecaster.run(tracks, crossing_lane_graph(), index=-1)
+    assert forecasts.trajectories_m.shape == (3, 5, 6, 2)
+    # Cars driving straight at constant speed: the trained model's best mode stays close to constant velocity.
+    truth = np.stack([tracks.boxes[-1].center_m[:, :2] + np.outer(0.5 * (k + 1), [1.0, 0.0]) * tracks.boxes[-1].velocity_m_per_s[:, :1]
+                      for k in range(6)], axis=1)  # fmt: skip
+    best = forecasts.trajectories_m[:, 0]
+    order = [forecasts.agent_ids.tolist().index(f"car{i}") for i in range(3)]
+    assert np.abs(best[order] - truth).max() < 0.5
