@@ -112,8 +112,10 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tu
     return result
 
 
-def _config(variant: str, epochs: int | None, train_logs: int | None) -> ForecastingConfig:
+def _config(variant: str, epochs: int | None, train_logs: int | None, seed: int | None = None) -> ForecastingConfig:
     cfg = load_config(CONFIG_DIR / f"{variant}_synth.yaml", ForecastingConfig)
+    if seed is not None:
+        cfg = cfg.model_copy(update={"seed": seed})
     if epochs is not None:
         cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"epochs": epochs})})
     if train_logs is not None:
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--held-out-logs", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs (smoke runs)")
     parser.add_argument("--train-logs", type=int, default=None, help="override every config's train_logs (smoke runs)")
+    parser.add_argument("--seed", type=int, default=None, help="override the training seed (initialisation, batch order)")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--ship", action="store_true", help=f"copy the CAB checkpoint to {SHIPPED_CHECKPOINT}")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as scratch:
         for variant in args.variants:
-            cfg = _config(variant, args.epochs, args.train_logs)
+            cfg = _config(variant, args.epochs, args.train_logs, args.seed)
             if cfg.features != reference.features or cfg.synth != reference.synth:
                 raise ValueError(f"{variant}: features/synth data differ from the CAB config; the comparison needs the same data")
             tic = time.perf_counter()
