@@ -110,8 +110,11 @@ def fit(
     last_path = out_dir / "last.pt"
     if last_path.exists():
         state = load_checkpoint(last_path)
-        network.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            network.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise ValueError(f"{last_path}: cannot resume, the checkpoint does not match this config ({error})") from None
         start_epoch = int(state["epoch"]) + 1
     model: torch.nn.Module = DistributedDataParallel(network) if world > 1 else network
     with_blind = needs_blind_branch(cfg.objective)

@@ -60,6 +60,11 @@ def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
         Forecaster.from_checkpoint(bogus)
     with pytest.raises(ValueError, match="missing.pt"):
         Forecaster.from_checkpoint(tmp_path / "missing.pt")
+    cfg = tiny_config("plain", epochs=1)
+    fit(cfg, tiny_samples(cfg), tmp_path / "run", progress=False)
+    wider = cfg.model_copy(update={"model": cfg.model.model_copy(update={"hidden_dim": 24}), "optim": cfg.optim.model_copy(update={"epochs": 2})})
+    with pytest.raises(ValueError, match="last.pt: cannot resume"):
+        fit(wider, tiny_samples(wider), tmp_path / "run", progress=False)
 
 
 def _noisy_short_tracks() -> Tracks:
