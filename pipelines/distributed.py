@@ -325,20 +325,37 @@ def checked_final_path(final: Any) -> Path:
 
 @dataclass(frozen=True)
 class CheckpointContents:
-    """What a checkpoint directory of a distributed run holds (reported to Ray and mirrored under out_dir)."""
+    """What a checkpoint directory of a distributed run holds (reported to Ray and mirrored under out_dir).
+
+    `checkpoint_file` is the checkpoint reported (an epoch's, or the final one); `resume_file` is the one `fit` can
+    resume from (the epoch checkpoint itself, or the `last.pt` beside the final one), None when there is none.
+    """
 
     checkpoint_file: Path
+    resume_file: Path | None
     history: list[dict[str, float]]
     final: bool
 
 
 def write_checkpoint_dir(
-    directory: Path, checkpoint_file: Path, history: Sequence[dict[str, float]], *, final: bool
+    directory: Path,
+    checkpoint_file: Path,
+    history: Sequence[dict[str, float]],
+    *,
+    final: bool,
+    resume_file: Path | None,
 ) -> None:
-    """Copies `checkpoint_file` into `directory` with a small JSON index (file name, history, final flag)."""
+    """Copies the checkpoint (and the resume checkpoint) into `directory` with a small JSON index."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(checkpoint_file, directory / checkpoint_file.name)
-    meta = {"file": checkpoint_file.name, "history": list(history), "final": final}
+    if resume_file is not None and resume_file.name != checkpoint_file.name:
+        shutil.copyfile(resume_file, directory / resume_file.name)
+    meta = {
+        "file": checkpoint_file.name,
+        "resume_file": resume_file.name if resume_file is not None else None,
+        "history": list(history),
+        "final": final,
+    }
     atomic_write_text(directory / _CHECKPOINT_META, json.dumps(meta))
 
 
@@ -347,13 +364,15 @@ def read_checkpoint_dir(directory: Path) -> CheckpointContents:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         checkpoint_file = directory / str(meta["file"])
+        resume_file = directory / str(meta["resume_file"]) if meta["resume_file"] is not None else None
         history = list(meta["history"])
         final = bool(meta["final"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DistributedError(f"{meta_path}: not a drivestack checkpoint directory ({error})") from None
-    if not checkpoint_file.is_file():
-        raise DistributedError(f"{meta_path}: field 'file' names {checkpoint_file.name}, which is missing")
-    return CheckpointContents(checkpoint_file, history, final)
+    for field_name, path in (("file", checkpoint_file), ("resume_file", resume_file)):
+        if path is not None and not path.is_file():
+            raise DistributedError(f"{meta_path}: field '{field_name}' names {path.name}, which is missing")
+    return CheckpointContents(checkpoint_file, resume_file, history, final)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -76,9 +76,11 @@ class _Snapshot:
     history: list[dict[str, float]]
 
 
-def _snapshot_of(directory: Path) -> _Snapshot:
+def _snapshot_of(directory: Path) -> _Snapshot | None:
     contents = read_checkpoint_dir(directory)
-    return _Snapshot(contents.checkpoint_file.read_bytes(), list(contents.history))
+    if contents.resume_file is None:
+        return None
+    return _Snapshot(contents.resume_file.read_bytes(), list(contents.history))
 
 
 def _mirror_dir(out_dir: Path) -> Path:
@@ -92,11 +94,13 @@ def _latest_mirrored(out_dir: Path) -> Path | None:
     return _mirror_dir(out_dir) / pointer.read_text(encoding="utf-8").strip()
 
 
-def _mirror(out_dir: Path, checkpoint_path: Path, history: list[dict[str, float]], *, final: bool) -> Path:
+def _mirror(
+    out_dir: Path, checkpoint_path: Path, history: list[dict[str, float]], *, final: bool, resume_file: Path | None
+) -> Path:
     """Rank 0's local copy of a checkpoint directory, made current by an atomic pointer write; older ones removed."""
     name = f"checkpoint_{len(history):06d}_{'final' if final else 'epoch'}_{time.time_ns()}"
     directory = _mirror_dir(out_dir) / name
-    write_checkpoint_dir(directory, checkpoint_path, history, final=final)
+    write_checkpoint_dir(directory, checkpoint_path, history, final=final, resume_file=resume_file)
     atomic_write_text(_mirror_dir(out_dir) / MIRROR_POINTER, name)
     for old in _mirror_dir(out_dir).glob("checkpoint_*"):
         if old.name != name:
@@ -107,14 +111,15 @@ def _mirror(out_dir: Path, checkpoint_path: Path, history: list[dict[str, float]
 def _latest_snapshot(out_dir: Path) -> _Snapshot | None:
     """The most advanced resume point of this node: Ray's latest registered checkpoint, rank 0's mirror of the last
     one it reported (Ray may not have registered it when a worker died), or a `last.pt` left by an earlier run."""
-    candidates: list[_Snapshot] = []
+    found: list[_Snapshot | None] = []
     registered = ray.train.get_checkpoint()
     if registered is not None:
         with registered.as_directory() as directory:
-            candidates.append(_snapshot_of(Path(directory)))
+            found.append(_snapshot_of(Path(directory)))
     mirrored = _latest_mirrored(out_dir)
     if mirrored is not None:
-        candidates.append(_snapshot_of(mirrored))
+        found.append(_snapshot_of(mirrored))
+    candidates = [snapshot for snapshot in found if snapshot is not None]
     if not candidates and (out_dir / RESUME_FILENAME).is_file():
         candidates.append(_Snapshot((out_dir / RESUME_FILENAME).read_bytes(), read_metrics_history(out_dir)))
     return max(candidates, key=lambda snapshot: len(snapshot.history), default=None)
@@ -150,7 +155,12 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
             return
         if checkpoint_path is None:
             raise DistributedError("rank 0 must pass the path of the checkpoint it wrote to on_checkpoint")
-        directory = _mirror(out_dir, Path(checkpoint_path), history, final=final)
+        # `fit` resumes from `out_dir/last.pt`, which it writes before on_checkpoint; the reported file may be another
+        # (e.g. a final checkpoint without optimizer state), so `last.pt` travels with it.
+        resume_file: Path | None = out_dir / RESUME_FILENAME
+        if not resume_file.is_file():
+            resume_file = None if final else Path(checkpoint_path)
+        directory = _mirror(out_dir, Path(checkpoint_path), history, final=final, resume_file=resume_file)
         write_metrics_history(out_dir, history)
         ray.train.report(
             metrics, checkpoint=Checkpoint.from_directory(directory), delete_local_checkpoint_after_upload=False

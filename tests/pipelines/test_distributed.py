@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ import torch
 
 from pipelines.distributed import (
     CURVE_FILENAME,
+    DatasetSpec,
     DistributedError,
+    RegistryDataset,
     WorkerContext,
     epoch_batches,
     map_logs,
@@ -54,6 +57,16 @@ def regression_dataset(num_samples: int = 64, seed: int = 7) -> tuple[np.ndarray
     inputs = rng.normal(size=(num_samples, 4)).astype(np.float32)
     targets = inputs @ np.array([1.5, -2.0, 0.5, 3.0], np.float32) + 0.1 * rng.normal(size=num_samples)
     return inputs, targets.astype(np.float32)[:, None]
+
+
+@dataclass(frozen=True)
+class RegressionSpec:
+    """A `DatasetSpec`: only this travels to the Ray workers, which build the samples themselves."""
+
+    num_samples: int = 64
+
+    def open(self) -> tuple[np.ndarray, np.ndarray]:
+        return regression_dataset(self.num_samples)
 
 
 def regression_fit(
@@ -192,6 +205,16 @@ def test_in_process_fit_writes_history_plot_and_resumes(tmp_path: Path) -> None:
     np.testing.assert_allclose(losses(fresh), [row["loss"] for row in history], rtol=1e-6)
 
 
+def test_registry_dataset_spec_opens_the_named_dataset() -> None:
+    spec = RegistryDataset("synth", (("logs", 2), ("seconds", 1.0), ("lidar_beams", None), ("cameras", ())))
+    assert isinstance(spec, DatasetSpec)
+    dataset = spec.open()
+    assert len(dataset.logs()) == 2
+    assert len(list(dataset.frames(dataset.logs()[1]))) == 10  # 1 s at 10 Hz
+    with pytest.raises(ValueError, match="nuscenes"):
+        RegistryDataset("nuscenes:/nonexistent/path").open()
+
+
 def test_bad_arguments_are_rejected_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="workers must be at least 1"):
         run_fit(regression_fit, RegressionConfig(), regression_dataset(), tmp_path, workers=0)
@@ -268,7 +291,7 @@ def ray_session() -> Iterator[None]:
 def test_two_workers_follow_the_one_worker_loss_curve(ray_session: None, tmp_path: Path) -> None:
     cfg = RegressionConfig(epochs=4, batch_size=16)
     single = run_fit(regression_fit, cfg, regression_dataset(), tmp_path / "single", workers=None)
-    double = run_fit(regression_fit, cfg, regression_dataset(), tmp_path / "double", workers=2)
+    double = run_fit(regression_fit, cfg, RegressionSpec(), tmp_path / "double", workers=2)
     assert double == tmp_path / "double" / "model.pt"
     np.testing.assert_allclose(losses(tmp_path / "double"), losses(tmp_path / "single"), rtol=1e-4)
     np.testing.assert_allclose(final_weights(double), final_weights(single), rtol=1e-4, atol=1e-6)
