@@ -131,6 +131,15 @@ def test_vehicles_stay_on_the_drivable_area_and_follow_lanes(traffic_log: SynthL
     assert speeds.max() < 20.0 and np.mean(speeds > 1.0) > 0.5
 
 
+def test_vehicles_turn_both_ways_and_go_straight(traffic_log: SynthLog) -> None:
+    agents = traffic_log.agents
+    driving = np.arange(agents.num_agents) < np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)[0]
+    turned = np.degrees(np.unwrap(agents.yaw_rad[:, driving], axis=0)[-1] - agents.yaw_rad[0, driving])
+    moved = np.linalg.norm(agents.center_m[-1, driving, :2] - agents.center_m[0, driving, :2], axis=1) > 20.0
+    assert np.sum(moved & (turned > 60)) >= 2 and np.sum(moved & (turned < -60)) >= 2
+    assert np.sum(moved & (np.abs(turned) < 10)) >= 5
+
+
 def test_vehicles_never_overlap_other_agents(traffic_log: SynthLog) -> None:
     agents = traffic_log.agents
     pedestrian = agents.kind == AgentKind.PEDESTRIAN
