@@ -355,6 +355,8 @@ def build_samples(
 ) -> FeatureBatch:
     """Training samples of the focal agents of every scenario (with a fully observed future when required).
 
+    A scenario naming no focal agent (e.g. a nuScenes key frame outside the prediction challenge) offers all of them.
+
     Agents of `exclude_categories` (e.g. static objects) are not forecast, but stay in their neighbours' context.
     """
     parts: list[FeatureBatch] = []
@@ -366,7 +368,8 @@ def build_samples(
             if key not in cache:
                 cache[key] = LaneSegments.from_lane_graph(scenario.lane_graph, features.lane_segment_length_m, features.lane_points)
             current = scenario.current_index
-            focal = np.isin(scenario.agent_ids, scenario.focal_agent_ids) & scenario.valid[:, current]
+            named = np.isin(scenario.agent_ids, scenario.focal_agent_ids) if len(scenario.focal_agent_ids) else True
+            focal = named & scenario.valid[:, current]
             focal &= ~np.isin(scenario.category, list(exclude_categories))
             if require_full_future:
                 focal &= scenario.valid[:, current + 1 : current + 1 + features.horizon_steps].all(axis=1)

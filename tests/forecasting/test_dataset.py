@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecasting.config import FeatureConfig
-from forecasting.dataset import LaneSegments, encode_scenario, resample_scenario, scenario_from_tracks
+from forecasting.dataset import LaneSegments, build_samples, encode_scenario, resample_scenario, scenario_from_tracks
 from scenes.records import Boxes3D, Scenario, Tracks
 
 from .conftest import crossing_lane_graph
@@ -79,6 +81,11 @@ def test_resample_scenario_from_10_hz() -> None:
     grid = resample_scenario(scenario, FEATURES)
     np.testing.assert_allclose(grid.xy_m[0, :, 0], [1.0, 1.5, 2.0, 2.5, 3.0])
     assert grid.focal_agent_ids.tolist() == ["a"]
+    assert len(build_samples([grid], FEATURES)) == 1
+    unnamed = replace(scenario, focal_agent_ids=np.zeros(0, dtype=str))
+    assert len(build_samples([resample_scenario(unnamed, FEATURES)], FEATURES)) == 1  # no focal agent named: all of them
+    with pytest.raises(ValueError, match="no agent"):
+        build_samples([resample_scenario(unnamed, FEATURES)], FEATURES, exclude_categories={0})
     with pytest.raises(ValueError, match="resample_scenario"):
         encode_scenario(scenario, LaneSegments.from_lane_graph(None, 12.0, 4), FEATURES)
 
