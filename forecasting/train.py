@@ -118,7 +118,6 @@ def fit(
         start_epoch = int(state["epoch"]) + 1
     model: torch.nn.Module = DistributedDataParallel(network) if world > 1 else network
     with_blind = needs_blind_branch(cfg.objective)
-    per_worker = optim_cfg.batch_size // world
     final_path = out_dir / "forecaster.pt"
     with Progress(disable=not progress or rank != 0, transient=True) as bar:
         task = bar.add_task(f"training {cfg.objective.method}", total=optim_cfg.epochs, completed=start_epoch)
@@ -131,9 +130,9 @@ def fit(
             model.train()
             for begin in range(0, len(order), optim_cfg.batch_size):
                 global_batch = order[begin : begin + optim_cfg.batch_size]
+                if len(global_batch) < world:
+                    continue  # every worker skips the same tail batch, so none waits for the others
                 mine = global_batch[rank::world]
-                if len(mine) == 0:
-                    continue
                 batch = dataset.select(mine).to_torch()
                 full, blind = model(batch, with_blind=with_blind)
                 loss, parts = objective_loss(full, blind, batch, cfg.objective)
