@@ -30,6 +30,7 @@ from pipelines.distributed import (
     read_metrics_history,
     run_fit,
     shard_by_rank,
+    simulate_logs,
     unwrap_model,
     worker_context,
     worker_device,
@@ -314,6 +315,18 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_session: None, tmp_p
     np.testing.assert_allclose(final_weights(final), final_weights(reference), rtol=1e-4, atol=1e-6)
 
 
-def test_parallel_map_keeps_input_order(ray_session: None) -> None:
-    items = [5, 1, 4, 2, 3]
-    assert map_logs(lambda value: value * value, items, workers=2) == [25, 1, 16, 4, 9]
+def test_parallel_map_and_synth_generation_equal_the_sequential_ones(ray_session: None) -> None:
+    from scenes.synth.world import SynthConfig
+
+    assert map_logs(lambda value: value * value, [5, 1, 4, 2, 3], workers=2) == [25, 1, 16, 4, 9]
+    config = SynthConfig(seconds=1.0, lidar_beams=None, cameras=())
+    sequential = simulate_logs(config, seed=3, count=2)
+    parallel = simulate_logs(config, seed=3, count=2, workers=2)
+    assert len({log.log_id for log in sequential}) == 2
+    for one, other in zip(sequential, parallel, strict=True):
+        assert one.log_id == other.log_id and len(one.frames) == len(other.frames) == 10
+        for frame, twin in zip(one.frames, other.frames, strict=True):
+            assert frame.timestamp_ns == twin.timestamp_ns
+            np.testing.assert_array_equal(frame.city_SE3_ego.translation, twin.city_SE3_ego.translation)
+            np.testing.assert_array_equal(frame.annotations.center_m, twin.annotations.center_m)
+            np.testing.assert_array_equal(frame.annotations.track_id, twin.annotations.track_id)
