@@ -216,3 +216,20 @@ def test_batched_spd_inverse_matches_numpy(seed: int, dim: int) -> None:
     a = rng.normal(size=(4, dim, dim))
     spd = np.einsum("tij,tkj->tik", a, a) + 0.1 * np.eye(dim)
     np.testing.assert_allclose(_batched_spd_inverse(spd), np.linalg.inv(spd), rtol=1e-7, atol=1e-7)
+
+
+def test_train_tracking_command_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    config = tmp_path / "tracking.yaml"
+    config.write_text("synth:\n  num_logs: 1\n  seconds: 2.0\nmin_track_samples: 5\n")
+    result = CliRunner().invoke(app, ["train", "tracking", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    tracker = Tracker.from_checkpoint(tmp_path / "out" / "tracker.pt")
+    assert tracker.cfg.noise.acceleration_m_per_s2 != NoiseModel().acceleration_m_per_s2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tracker:\n  matcher: auction\n")
+    failed = CliRunner().invoke(app, ["train", "tracking", "--config", str(bad), "--out", str(tmp_path / "out")])
+    assert failed.exit_code == 2 and "tracker.matcher" in failed.output
