@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -232,17 +232,8 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
                 scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered))
                 if lidar_model is not None:
                     sweep, _ = simulate_sweep(scene, lidar_model, city_SE3_ego, EGO_SE3_LIDAR, timestamp_ns, lidar_rng, network.marking)
-                    boxes = Boxes3D(
-                        boxes.center_m,
-                        boxes.size_lwh_m,
-                        boxes.yaw_rad,
-                        boxes.category,
-                        boxes.score,
-                        boxes.velocity_m_per_s,
-                        boxes.track_id,
-                        count_points_in_boxes(sweep.points_xyz_m.astype(np.float64), boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad),
-                        "ego",
-                    )
+                    interior = count_points_in_boxes(sweep.points_xyz_m.astype(np.float64), boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)
+                    boxes = replace(boxes, num_interior_pts=interior)
                 for name in config.cameras:
                     cameras[name] = render_camera(
                         scene, name, city_SE3_ego, config.image_width_px, config.image_height_px, timestamp_ns, style, camera_rng, colors, network.marking
