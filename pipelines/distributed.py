@@ -3,8 +3,10 @@
 `run_fit` runs a module's `fit(cfg, dataset, out_dir, *, on_checkpoint=None) -> Path` either in-process (no
 `--workers`: Ray is never imported) or under Ray Train's `TorchTrainer` with N workers (gloo on CPU, nccl on GPU).
 Under Ray, every epoch's checkpoint reaches Ray through the fit's `on_checkpoint` callback (`ray.train.report` with a
-`ray.train.Checkpoint`), and after a worker failure Ray restarts the worker group, which resumes from the latest
-reported checkpoint (it is copied back to `out_dir/last.pt`, where every `fit` looks for it).
+`ray.train.Checkpoint`, which carries the fit's `last.pt` and the metrics history so far). After a worker failure Ray
+restarts the worker group (`FailureConfig(max_failures)`); rank 0 picks the newest resume point (Ray's latest
+registered checkpoint, or its own mirror of the last one it reported, which Ray may not have registered yet) and sends
+it to every rank, which writes it to `out_dir/last.pt`, where every `fit` resumes from.
 
 `map_logs` runs one function per log, sequentially or as parallel Ray tasks, and returns the results in input order:
 the synthetic city is generated with it (`simulate_logs`) and the end-to-end pipeline processes its logs with it
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 R = TypeVar("R")
 
-OnCheckpoint = Callable[[dict[str, float], "Path | None"], None]
 FitFn = Callable[..., Path]
 
 RESUME_FILENAME: Final = "last.pt"

@@ -30,9 +30,9 @@ from pipelines.distributed import (
     checked_final_path,
     copy_file_atomically,
     open_dataset,
-    validate_metrics,
     read_checkpoint_dir,
     read_metrics_history,
+    validate_metrics,
     write_checkpoint_dir,
     write_metrics_history,
 )
