@@ -55,11 +55,12 @@ def _voxel_index_kernel(
     counts = np.zeros(min(n, nx * ny * nz), dtype=np.int32)
     num_voxels = 0
     for i in range(n):
-        cx = int(np.floor((points[i, 0] - low[0]) / size[0]))
-        cy = int(np.floor((points[i, 1] - low[1]) / size[1]))
-        cz = int(np.floor((points[i, 2] - low[2]) / size[2]))
-        if cx < 0 or cx >= nx or cy < 0 or cy >= ny or cz < 0 or cz >= nz:
+        fx = np.floor((points[i, 0] - low[0]) / size[0])
+        fy = np.floor((points[i, 1] - low[1]) / size[1])
+        fz = np.floor((points[i, 2] - low[2]) / size[2])
+        if not (0 <= fx < nx and 0 <= fy < ny and 0 <= fz < nz):  # compared as floats: huge values never wrap
             continue
+        cx, cy, cz = int(fx), int(fy), int(fz)
         key = (cz * ny + cy) * nx + cx
         slot = table[key]
         if slot < 0:
@@ -105,11 +106,12 @@ def _hard_voxel_kernel(
     counts = np.zeros(max_voxels, dtype=np.int32)
     num_voxels = 0
     for i in range(n):
-        cx = int(np.floor((points[i, 0] - low[0]) / size[0]))
-        cy = int(np.floor((points[i, 1] - low[1]) / size[1]))
-        cz = int(np.floor((points[i, 2] - low[2]) / size[2]))
-        if cx < 0 or cx >= nx or cy < 0 or cy >= ny or cz < 0 or cz >= nz:
+        fx = np.floor((points[i, 0] - low[0]) / size[0])
+        fy = np.floor((points[i, 1] - low[1]) / size[1])
+        fz = np.floor((points[i, 2] - low[2]) / size[2])
+        if not (0 <= fx < nx and 0 <= fy < ny and 0 <= fz < nz):  # compared as floats: huge values never wrap
             continue
+        cx, cy, cz = int(fx), int(fy), int(fz)
         key = (cz * ny + cy) * nx + cx
         slot = table[key]
         if slot < 0:

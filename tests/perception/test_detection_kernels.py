@@ -29,8 +29,9 @@ def _cloud(seed: int, n: int) -> np.ndarray:
 
 def _brute_voxel_keys(points: np.ndarray, grid: VoxelGrid) -> np.ndarray:
     low, size, shape = grid.as_arrays()
-    cell = np.floor((points[:, :3].astype(np.float64) - low) / size).astype(np.int64)
-    inside = np.all((cell >= 0) & (cell < shape), axis=1)
+    cell_float = np.floor((points[:, :3].astype(np.float64) - low) / size)
+    inside = np.all((cell_float >= 0) & (cell_float < shape), axis=1)
+    cell = np.where(inside[:, None], cell_float, 0).astype(np.int64)
     keys = np.full(len(points), -1, dtype=np.int64)
     keys[inside] = (cell[inside, 2] * shape[1] + cell[inside, 1]) * shape[0] + cell[inside, 0]
     return keys
@@ -72,6 +73,16 @@ def test_hard_voxelization_matches_brute_force(seed: int, n: int, max_points: in
         assert result.num_points[slot] == len(bucket)
         assert np.array_equal(result.voxels[slot, : len(bucket)], np.array(bucket))
         assert not result.voxels[slot, len(bucket) :].any()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(allow_nan=False, allow_infinity=False, width=32)] * 3), max_size=30))
+def test_voxelization_never_indexes_out_of_the_grid(values: list[tuple[float, float, float]]) -> None:
+    points = np.array(values, dtype=np.float32).reshape(-1, 3)
+    voxels = voxelize_dynamic(points, GRID)
+    keys = _brute_voxel_keys(points, GRID)
+    assert np.array_equal(voxels.point_voxel >= 0, keys >= 0)
+    assert np.all((voxels.coords_zyx >= 0) & (voxels.coords_zyx < np.array(GRID.shape_zyx)))
 
 
 def test_voxelization_rejects_bad_input() -> None:
