@@ -31,11 +31,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
-# Builds mmcv 2.2.0 with its CPU ops once into the venv (11-14 minutes on 2 cores), then runs the cross-checks.
+# Builds mmcv 2.2.0 with its CPU ops once into the venv (11-17 CPU-minutes on 2 cores), then runs the cross-checks.
+# "numpy<2" keeps the resolver on an opencv-python release that accepts numpy 1.x (nuscenes-devkit pins numpy<2).
 test-mmcv: $(STAMP)
 	@$(PY) -c "import mmcv.ops" 2>/dev/null || { \
 		$(PY) -m pip install -q "setuptools<81" wheel ninja && \
-		MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation -q "mmcv==2.2.0"; }
+		MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PY) -m pip install --no-build-isolation -q "mmcv==2.2.0" "numpy<2" && \
+		$(PY) -m pip check; }
 	$(PY) -m pytest -q -m mmcv
 
 clean:
