@@ -209,3 +209,13 @@ def test_config_error_names_file_and_key(tmp_path: Path) -> None:
     path.write_text("model:\n  pillar_channels: many\n")
     with pytest.raises(ConfigError, match="det.yaml.*model.pillar_channels"):
         load_config(path, DetectionConfig)
+
+
+def test_detector_handles_empty_and_missing_sweeps() -> None:
+    cfg = DetectionConfig.model_validate({"model": TINY_MODEL})
+    detector = Detector(cfg)
+    empty = LidarSweep(5, np.zeros((0, 3), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int16))
+    boxes = detector.run(Frame("log", 5, SE3.identity(), empty))
+    assert len(boxes) == 0 and boxes.frame == "ego"  # an empty BEV leaves every heatmap at its 0.01 prior
+    with pytest.raises(ValueError, match="Frame.lidar"):
+        detector.run(Frame("log", 6, SE3.identity()))
