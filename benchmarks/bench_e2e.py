@@ -1,0 +1,111 @@
+"""Speed of the end-to-end forecasting stack on 32-beam synthetic sweeps: per stage and whole stack per sweep.
+
+Target: the whole stack (detection + tracking + forecasting at 2 Hz) keeps up with the 10 Hz sensor rate on 2 CPU
+cores, i.e. >= 10 sweeps/s. The detector is the shipped checkpoint when present, else the network of
+`configs/detection/centerpoint_synth.yaml` with its initial weights (same cost per pillar, but it decodes few or no
+boxes: reported in `extra`). So that tracking and forecasting are timed under a realistic load whatever the detector,
+their per-stage rows run on the oracle detector's boxes (ground truth with 0.3 m jitter, 10% misses). The forecaster is
+the shipped learned one when present, else the constant-velocity baseline. Frames are simulated before timing.
+
+Reproduce: `.venv/bin/python -m benchmarks e2e`
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.harness import Result, measure
+from pipelines.e2e_forecast import SHIPPED_DIR, E2EForecastConfig, run_e2e
+from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig
+from scenes.records import Frame
+
+REPO = Path(__file__).resolve().parents[1]
+SECONDS = 3.0
+
+
+class _FramesDataset:
+    """Pre-simulated frames of one log, as the adapter interface `run_e2e` reads."""
+
+    def __init__(self, log: object) -> None:
+        self.log = log
+
+    def logs(self) -> list[str]:
+        return [self.log.log_id]  # type: ignore[attr-defined]
+
+    def frames(self, log_id: str) -> list[Frame]:
+        return list(self.log.frames)  # type: ignore[attr-defined]
+
+    def lane_graph(self, log_id: str) -> object:
+        return self.log.lane_graph  # type: ignore[attr-defined]
+
+
+def _detector() -> tuple[object, str]:
+    from perception.detection.config import DetectionConfig
+    from perception.detection.detector import Detector
+    from scenes.config import load_config
+
+    shipped = SHIPPED_DIR / "detector.pt"
+    if shipped.is_file():
+        return Detector.from_checkpoint(shipped), "shipped checkpoint"
+    return Detector(load_config(REPO / "configs/detection/centerpoint_synth.yaml", DetectionConfig)), "untrained network"
+
+
+def _forecaster() -> tuple[object, str]:
+    shipped = SHIPPED_DIR / "forecaster.pt"
+    if shipped.is_file():
+        from forecasting.forecaster import Forecaster
+
+        return Forecaster.from_checkpoint(shipped), "learned (shipped)"
+    from forecasting.baselines import ConstantVelocityForecaster
+
+    return ConstantVelocityForecaster(), "constant velocity"
+
+
+def run() -> list[Result]:
+    from perception.tracking.tracker import Tracker
+    from scenes.synth.world import SynthConfig, simulate_log
+
+    log = simulate_log(SynthConfig(seconds=SECONDS, lidar_beams=32, cameras=()), seed=1000, index=0)
+    frames = log.frames
+    detector, detector_kind = _detector()
+    forecaster, forecaster_kind = _forecaster()
+    cfg = E2EForecastConfig(detector="lidar", tracker="tracker")
+    dataset = _FramesDataset(log)
+    stages = (detector, Tracker, forecaster)
+    points = float(np.mean([len(frame.lidar) for frame in frames if frame.lidar is not None]))
+
+    last = run_e2e(cfg, dataset, stages=stages, progress=False)
+    detected = [detector.run(frame, frames[max(0, i - 1) : i]) for i, frame in enumerate(frames)]  # type: ignore[attr-defined]
+    oracle = OracleDetector(OracleDetectorConfig(center_noise_m=0.3, miss_rate=0.1))
+    detections = [oracle.run(frame) for frame in frames]
+    oracle_run = run_e2e(cfg.model_copy(update={"detector": "oracle"}), dataset, stages=(oracle, Tracker, forecaster), progress=False)
+    extra = {
+        "detector": detector_kind,
+        "forecaster": forecaster_kind,
+        "points_per_sweep": round(points),
+        "detector_boxes_per_sweep": float(np.mean([len(d) for d in detected])),
+        "oracle_boxes_per_sweep": float(np.mean([len(d) for d in detections])),
+        "oracle_tracks_per_forecast": float(np.mean([len(f) for f in oracle_run.logs[0].forecasts.values()])),
+        "per_stage_mean_ms": {stage: round(last.timings.mean_ms(stage), 2) for stage in ("detection", "tracking", "forecasting")},
+    }
+    middle = len(frames) // 2
+
+    def track_log() -> None:
+        tracker = Tracker()
+        for frame, boxes in zip(frames, detections):
+            tracker.step(boxes.transformed(frame.city_SE3_ego, "city"), frame.timestamp_ns)
+
+    forecast_tracks = oracle_run.logs[0].tracks
+    assert forecast_tracks is not None
+    sweeps = len(frames)
+    return [
+        measure(
+            "e2e whole stack per 32-beam sweep", lambda: run_e2e(cfg, dataset, stages=stages, progress=False),
+            items=sweeps, unit="sweeps/s", repeats=3, target=">= 10 sweeps/s", extra=extra,
+        ),
+        measure("e2e detection (1 sweep + 1 past)", lambda: detector.run(frames[middle], frames[middle - 1 : middle]), items=1, unit="sweeps/s", repeats=5),  # type: ignore[attr-defined]
+        measure("e2e tracking, oracle boxes (per sweep)", track_log, items=sweeps, unit="sweeps/s", repeats=3),
+        measure("e2e forecasting, oracle-box tracks (one 2 Hz call)", lambda: forecaster.run(forecast_tracks, log.lane_graph, index=middle), items=1, unit="calls/s", repeats=5),  # type: ignore[attr-defined]
+    ]  # fmt: skip
