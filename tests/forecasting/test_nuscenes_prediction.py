@@ -108,3 +108,16 @@ def _road_lane_graph() -> LaneGraph:
     lane = np.array([[[-100.0, 0.0, 0.0], [100.0, 0.0, 0.0]]])
     road = np.array([[-100.0, -2.0, 0.0], [100.0, -2.0, 0.0], [100.0, 12.0, 0.0], [-100.0, 12.0, 0.0]])
     return LaneGraph("boston-seaport", np.array([1]), lane, ((),), np.array([-1]), np.array([-1]), np.array([False]), (road,))
+
+
+def test_training_samples_from_the_nuscenes_adapter(tmp_path: Path) -> None:
+    from forecasting.config import FeatureConfig, ForecastingConfig
+    from forecasting.sources import training_samples
+
+    _write_db(tmp_path / "nuscenes")
+    cfg = ForecastingConfig(features=FeatureConfig(history_steps=5, horizon_steps=12, step_s=0.5))
+    samples = training_samples(cfg, f"nuscenes:{tmp_path / 'nuscenes'}", progress=False)
+    # Key frames 0..3 leave a full 6 s future for both cars (16 key frames); 4 m/s = 2 m per 0.5 s step along +x.
+    assert len(samples) == 8
+    np.testing.assert_allclose(samples.future_m, np.broadcast_to(np.stack([2.0 * np.arange(1, 13), np.zeros(12)], 1), (8, 12, 2)), atol=1e-5)
+    assert samples.neighbor_mask[:, 0].all()  # each car sees the other one, 10 m away
