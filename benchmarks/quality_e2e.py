@@ -1,7 +1,7 @@
 """Quality of sequential finetuning (Valeo4Cast) on held-out synthetic logs: mAP_F / ADE / FDE of the AV2 E2E metric.
 
 Protocol (everything simulated and trained here, from fixed seeds):
-1. Pretraining: the forecaster of `configs/forecasting/cab_synth.yaml` (shortened: 8 epochs, batch 64, a prediction
+1. Pretraining: the forecaster of `configs/forecasting/cab_synth.yaml` (shortened: 15 epochs, batch 64, a prediction
    time every 1.5 s) learns from ground-truth tracks of training logs (seed 0).
 2. Sequential finetuning: the stack's detector and tracker run on the same training logs - the oracle detector with
    0.4 m centre jitter, 1 m/s velocity noise and 10% misses, then the AB3DMOT tracker - and the pretrained forecaster
@@ -46,9 +46,9 @@ TRAIN = SynthSplitConfig(logs=4, seconds=20.0, seed=0, lidar_beams=None)
 HELD_OUT = SynthSplitConfig(logs=3, seconds=15.0, seed=1000, lidar_beams=None)
 DETECTOR_NOISE = OracleDetectorConfig(center_noise_m=0.4, velocity_noise_m_per_s=1.0, miss_rate=0.1)
 SAMPLE_EVERY_STEPS = 3  # prediction times 1.5 s apart: fewer, less correlated samples (2 CPU cores)
-PRETRAIN_EPOCHS = 8
+PRETRAIN_EPOCHS = 15
 BATCH_SIZE = 64
-FINETUNE = FinetuneConfig(epochs=5, learning_rate=5e-4, batch_size=BATCH_SIZE, sample_every_steps=SAMPLE_EVERY_STEPS)
+FINETUNE = FinetuneConfig(epochs=8, learning_rate=5e-4, batch_size=BATCH_SIZE, sample_every_steps=SAMPLE_EVERY_STEPS)
 
 
 def main() -> dict[str, Any]:
