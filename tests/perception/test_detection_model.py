@@ -219,3 +219,26 @@ def test_detector_handles_empty_and_missing_sweeps() -> None:
     assert len(boxes) == 0 and boxes.frame == "ego"  # an empty BEV leaves every heatmap at its 0.01 prior
     with pytest.raises(ValueError, match="Frame.lidar"):
         detector.run(Frame("log", 6, SE3.identity()))
+
+
+@pytest.mark.slow
+def test_train_detection_command_on_synth(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    config = tmp_path / "det.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {**{k: list(v) if isinstance(v, tuple) else v for k, v in TINY_MODEL.items()}},
+                "train": {"epochs": 1, "batch_size": 2, "num_threads": 1},
+                "synth": {"num_logs": 1, "seconds": 0.4},
+            }
+        )
+    )
+    result = CliRunner().invoke(app, ["train", "detection", "--config", str(config), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert Detector.from_checkpoint(tmp_path / "run" / "detector.pt").cfg.model.pillar_channels == 16
+    assert (tmp_path / "run" / "loss_curve.png").is_file()
