@@ -289,15 +289,17 @@ def ray_session() -> Iterator[None]:
         os.environ[HEALTH_CHECK_ENV] = previous
 
 
-def test_two_workers_follow_the_one_worker_loss_curve(ray_session: None, tmp_path: Path) -> None:
-    cfg = RegressionConfig(epochs=4, batch_size=16)
-    single = run_fit(regression_fit, cfg, regression_dataset(), tmp_path / "single", workers=None)
-    double = run_fit(regression_fit, cfg, RegressionSpec(), tmp_path / "double", workers=2)
+def test_two_workers_follow_the_one_worker_loss_curve_and_a_rerun_resumes(ray_session: None, tmp_path: Path) -> None:
+    single = run_fit(regression_fit, RegressionConfig(epochs=4), regression_dataset(), tmp_path / "single")
+    # Two epochs, then the same out_dir again with four: the second run resumes from the first one's checkpoint.
+    run_fit(regression_fit, RegressionConfig(epochs=2), RegressionSpec(), tmp_path / "double", workers=2)
+    double = run_fit(regression_fit, RegressionConfig(epochs=4), RegressionSpec(), tmp_path / "double", workers=2)
     assert double == tmp_path / "double" / "model.pt"
+    assert [row["start_epoch"] for row in read_metrics_history(tmp_path / "double")] == [0, 0, 2, 2]
     np.testing.assert_allclose(losses(tmp_path / "double"), losses(tmp_path / "single"), rtol=1e-4)
     np.testing.assert_allclose(final_weights(double), final_weights(single), rtol=1e-4, atol=1e-6)
-    checkpoints = sorted((tmp_path / "double" / "ray").rglob("drivestack_checkpoint.json"))
-    assert len(checkpoints) >= 1 and json.loads(checkpoints[-1].read_text())["final"] is True
+    reported = [json.loads(path.read_text()) for path in (tmp_path / "double" / "ray").rglob("drivestack_checkpoint.json")]
+    assert any(meta["final"] and meta["file"] == "model.pt" and meta["resume_file"] == "last.pt" for meta in reported)
 
 
 def test_killed_worker_resumes_from_the_last_checkpoint(ray_session: None, tmp_path: Path) -> None:
