@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from av2.evaluation.forecasting.constants import CATEGORY_TO_VELOCITY_M_PER_S
 from av2.evaluation.forecasting.eval import evaluate as official_evaluate
 
@@ -21,6 +23,7 @@ from scenes.submissions.av2_e2e_forecasting import (
     evaluation_timestamps,
     ground_truth_from_frames,
     read_submission,
+    validate_submission,
     write_submission,
 )
 
@@ -189,3 +192,31 @@ def test_roi_from_a_drivable_area_raster_is_dilated_by_five_metres() -> None:
     queries = np.array([[15.0, 14.5], [15.0, 4.5], [23.0, 13.0], [24.0, 14.0]])  # 4.5, 5.5, 4.24, 5.66 m from the road
     assert roi.contains_xy(queries).tolist() == [True, False, True, False]
     assert RasterRegionOfInterest.from_lane_graph(replace(lane_graph, rasters={})) is None
+
+
+_CORRUPTIONS = {
+    "current_translation_m": [np.zeros(3), np.array([np.nan, 0.0]), [1.0, 2.0], None],
+    "prediction_m": [np.zeros((5, 6, 3)), np.zeros((4, 6, 2)), np.full((5, 6, 2), np.inf), "traj"],
+    "score": [np.zeros(4), np.zeros((5, 1)), None],
+    "size": [np.zeros(2), np.array([1.0, np.nan, 1.0])],
+    "name": ["CAR", "", None, 3],
+    "detection_score": [np.nan, "high", None, 1],
+    "yaw": [np.inf, None, "0"],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(field=st.sampled_from(sorted(_CORRUPTIONS)), choice=st.integers(0, 3), remove=st.booleans())
+def test_any_corrupted_agent_field_is_named(field: str, choice: int, remove: bool) -> None:
+    agent = {
+        "current_translation_m": np.zeros(2), "detection_score": 0.5, "name": "BUS", "label": 12, "instance_id": "a",
+        "prediction_m": np.zeros((5, 6, 2)), "score": np.full(5, 0.2), "size": np.ones(3), "yaw": 0.0,
+    }  # fmt: skip
+    validate_submission({LOG: {T0: [agent]}})
+    if remove:
+        del agent[field]
+    else:
+        options = _CORRUPTIONS[field]
+        agent[field] = options[choice % len(options)]
+    with pytest.raises(SubmissionError, match=rf"\[{T0}\]\[0\]\.{field}"):
+        validate_submission({LOG: {T0: [agent]}})
