@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -178,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(name, *(f"{values[column]:.3f}" for column in columns))
     console.print(table)
     payload = {
-        "command": ".venv/bin/python -m benchmarks.quality_forecasting"
-        + ("" if argv is None else " " + " ".join(argv)),
+        "command": " ".join([".venv/bin/python -m benchmarks.quality_forecasting", *(sys.argv[1:] if argv is None else argv)]),
         "held_out_logs": args.held_out_logs,
         "train_samples": len(samples),
         "config": reference.model_dump(mode="json"),
