@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip check
 	@touch $(STAMP)
 
+# The main job on the embedded synthetic city: detection -> tracking -> forecasting, an AV2 E2E forecasting
+# submission scored by the official evaluator (table printed), and a BEV plot of one frame's forecasts.
 demo: $(STAMP)
-	$(VENV)/bin/drivestack demo --out $(DEMO_OUT)
+	$(VENV)/bin/drivestack e2e-forecast --out $(DEMO_OUT)/submission.pkl --evaluate
 
 test: $(STAMP)
 	$(PY) -m pytest -x -q -n 2 --dist loadfile
