@@ -71,6 +71,7 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tu
     features = forecaster.features
     trajectories, scores, truths, moving, forecasts = [], [], [], [], []
     off_road: list[float] = []
+    ground_truth: dict[tuple[str, str, int], np.ndarray] = {}
     segments_cache: dict[int, LaneSegments] = {}
     drivable_cache: dict[int, DrivableArea] = {}
     for scenario in scenarios:
@@ -91,8 +92,12 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tu
         moving.append(np.linalg.norm(truth[:, -1] - batch.origin_xy_m, axis=1) > 2.0)
         off_road.extend([off_road_rate(predicted[i : i + 1], drivable_cache[key]) for i in range(len(rows))])
         current_ns = int(scenario.timestamps_ns[scenario.current_index])
+        log_id = scenario.scenario_id.rsplit("_", 1)[0]
+        for agent, path in zip(scenario.agent_ids[rows].tolist(), truth):
+            for step, point in enumerate(path):
+                ground_truth[(log_id, agent, int(round(current_ns * 1e-6 + (step + 1) * features.step_s * 1000)))] = point
         forecasts.append(
-            Forecasts(scenario.scenario_id.rsplit("_", 1)[0], current_ns, scenario.agent_ids[rows], batch.origin_xy_m,
+            Forecasts(log_id, current_ns, scenario.agent_ids[rows], batch.origin_xy_m,
                       predicted, mode_scores, np.ones(len(rows)), scenario.category[rows])  # fmt: skip
         )
     all_trajectories = np.concatenate(trajectories)
@@ -106,7 +111,8 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tu
     result["MR_5"] = miss_rate_k(all_trajectories, all_scores, all_truth, 5)
     result["minFDE_5_moving"] = min_fde_k(all_trajectories[all_moving], all_scores[all_moving], all_truth[all_moving], 5)
     result["off_road"] = float(np.mean(off_road))
-    consistency = temporal_consistency(forecasts, features.step_s, CONVERGENCE_TAUS_M)
+    consistency = temporal_consistency(forecasts, features.step_s, ground_truth, CONVERGENCE_TAUS_M)
+    result["consistency_groups"] = float(consistency.num_groups)
     result["dispersion_m"] = consistency.dispersion_m
     for tau, value in consistency.convergence_s.items():
         result[f"C({tau:g})_s"] = value
@@ -124,66 +130,121 @@ def _config(variant: str, epochs: int | None, train_logs: int | None, seed: int 
     return cfg
 
 
+def _with_kl_weight(cfg: ForecastingConfig, kl_weight: float) -> ForecastingConfig:
+    return cfg.model_copy(update={"objective": cfg.objective.model_copy(update={"kl_weight": kl_weight})})
+
+
+def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and (population) standard deviation over seeds of every metric."""
+    summary: dict[str, float] = {}
+    for name in per_seed[0]:
+        values = np.array([row[name] for row in per_seed], dtype=np.float64)
+        summary[name] = float(values.mean())
+        summary[f"{name}_std"] = float(values.std())
+    return summary
+
+
+COLUMNS: Final = ["minADE_1", "minFDE_1", "minADE_5", "minFDE_5", "MR_5", "minFDE_5_moving", "off_road", "dispersion_m"] + [
+    f"C({tau:g})_s" for tau in CONVERGENCE_TAUS_M
+]
+
+
+def _table(title: str, rows: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    table.add_column("method")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    for name, values in rows.items():
+        cells = []
+        for column in COLUMNS:
+            spread = values.get(f"{column}_std")
+            cells.append(f"{values[column]:.3f}" + (f" ± {spread:.3f}" if spread is not None else ""))
+        table.add_row(name, *cells)
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--held-out-logs", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs (smoke runs)")
-    parser.add_argument("--train-logs", type=int, default=None, help="override every config's train_logs (smoke runs)")
-    parser.add_argument("--seed", type=int, default=None, help="override the training seed (initialisation, batch order)")
+    parser.add_argument("--validation-logs", type=int, default=2, help="last training logs kept out for model selection")
+    parser.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
+    parser.add_argument("--train-logs", type=int, default=None, help="override every config's train_logs (validation included)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (initialisation, batch order)")
+    parser.add_argument("--kl-weights", type=float, nargs="+", default=[1.0, 5.0, 20.0], help="CAB lambda_KL candidates")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--ship", action="store_true", help=f"copy the CAB checkpoint to {SHIPPED_CHECKPOINT}")
+    parser.add_argument("--ship", action="store_true", help=f"copy the first seed's CAB checkpoint to {SHIPPED_CHECKPOINT}")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    console = Console(width=200)
+    console = Console(width=240)
     reference = _config("cab", args.epochs, args.train_logs)
+    fit_logs = reference.synth.train_logs - args.validation_logs
+    if fit_logs < 1 or args.validation_logs < 1:
+        raise ValueError(f"--validation-logs {args.validation_logs} must leave >= 1 of the {reference.synth.train_logs} training logs")
     started = time.perf_counter()
-    train_scenarios = synth_scenarios(reference, 0, reference.synth.train_logs)
+    train_scenarios = synth_scenarios(reference, 0, fit_logs)
+    validation = synth_scenarios(reference, fit_logs, args.validation_logs)
     held_out = synth_scenarios(reference, HELD_OUT_FIRST, args.held_out_logs)
     samples: FeatureBatch = build_samples(train_scenarios, reference.features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
     console.print(
-        f"{len(samples)} training samples from {reference.synth.train_logs} logs, {len(held_out)} held-out scenarios "
-        f"from {args.held_out_logs} logs ({time.perf_counter() - started:.0f} s)"
+        f"{len(samples)} training samples from logs 0-{fit_logs - 1}, validation logs {fit_logs}-{reference.synth.train_logs - 1} "
+        f"({len(validation)} scenarios), {len(held_out)} held-out scenarios from logs {HELD_OUT_FIRST}-"
+        f"{HELD_OUT_FIRST + args.held_out_logs - 1} ({time.perf_counter() - started:.0f} s)"
     )
-    rows: dict[str, dict[str, float]] = {}
-    curves: dict[str, list[dict[str, float]]] = {}
     features = reference.features
-    rows["constant velocity"] = evaluate(
-        ConstantVelocityForecaster(features.horizon_steps, features.step_s, reference.model.num_modes, features.history_steps),
-        held_out,
-    )
+    constant_velocity = ConstantVelocityForecaster(features.horizon_steps, features.step_s, reference.model.num_modes, features.history_steps)
+    curves: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for variant in args.variants:
-            cfg = _config(variant, args.epochs, args.train_logs, args.seed)
+
+        def train(variant: str, cfg: ForecastingConfig, tag: str) -> Path:
             if cfg.features != reference.features or cfg.synth != reference.synth:
                 raise ValueError(f"{variant}: features/synth data differ from the CAB config; the comparison needs the same data")
-            tic = time.perf_counter()
             history: list[dict[str, float]] = []
-            checkpoint = fit(cfg, samples, Path(scratch) / variant, on_checkpoint=lambda metrics, _: history.append(metrics))
-            console.print(f"{variant} last epoch: " + ", ".join(f"{name} {value:.3f}" for name, value in history[-1].items()))
-            train_s = time.perf_counter() - tic
-            rows[variant] = evaluate(Forecaster.from_checkpoint(checkpoint), held_out)
-            rows[variant]["train_s"] = train_s
-            curves[variant] = history
-            console.print(f"{variant}: trained in {train_s:.0f} s, minFDE_5 {rows[variant]['minFDE_5']:.3f} m")
-            if variant == "cab" and args.ship:
-                SHIPPED_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(checkpoint, SHIPPED_CHECKPOINT)
-    columns = ["minADE_1", "minFDE_1", "minADE_5", "minFDE_5", "MR_5", "minFDE_5_moving", "off_road", "dispersion_m"]
-    columns += [f"C({tau:g})_s" for tau in CONVERGENCE_TAUS_M]
-    table = Table(title=f"Forecasting on {args.held_out_logs} held-out synthetic logs (vehicles, K=5, 6 x 0.5 s)")
-    table.add_column("method")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for name, values in rows.items():
-        table.add_row(name, *(f"{values[column]:.3f}" for column in columns))
-    console.print(table)
+            tic = time.perf_counter()
+            checkpoint = fit(cfg, samples, Path(scratch) / tag, on_checkpoint=lambda metrics, _: history.append(metrics))
+            curves[tag] = history
+            console.print(f"{tag}: {time.perf_counter() - tic:.0f} s, last epoch " + ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items()))
+            return checkpoint
+
+        # Model selection on the validation logs (first seed only): CAB's lambda_KL.
+        selection: dict[str, dict[str, float]] = {"constant velocity": evaluate(constant_velocity, validation)}
+        cab_checkpoints: dict[float, Path] = {}
+        if "cab" in args.variants:
+            for kl_weight in args.kl_weights:
+                tag = f"cab_kl{kl_weight:g}_seed{args.seeds[0]}"
+                cab_checkpoints[kl_weight] = train("cab", _with_kl_weight(_config("cab", args.epochs, args.train_logs, args.seeds[0]), kl_weight), tag)
+                selection[f"cab lambda_KL={kl_weight:g}"] = evaluate(Forecaster.from_checkpoint(cab_checkpoints[kl_weight]), validation)
+        chosen_kl = min(cab_checkpoints, key=lambda w: selection[f"cab lambda_KL={w:g}"]["minFDE_5"]) if cab_checkpoints else None
+        console.print(_table(f"Validation (logs {fit_logs}-{reference.synth.train_logs - 1}, seed {args.seeds[0]})", selection))
+        console.print(f"selected lambda_KL = {chosen_kl} (lowest validation minFDE_5)")
+
+        per_seed: dict[str, list[dict[str, float]]] = {"constant velocity": [evaluate(constant_velocity, held_out)]}
+        for seed in args.seeds:
+            for variant in args.variants:
+                cfg = _config(variant, args.epochs, args.train_logs, seed)
+                if variant == "cab" and chosen_kl is not None:
+                    cfg = _with_kl_weight(cfg, chosen_kl)
+                    checkpoint = cab_checkpoints[chosen_kl] if seed == args.seeds[0] else train(variant, cfg, f"cab_seed{seed}")
+                else:
+                    checkpoint = train(variant, cfg, f"{variant}_seed{seed}")
+                per_seed.setdefault(variant, []).append(evaluate(Forecaster.from_checkpoint(checkpoint), held_out))
+                console.print(f"{variant} seed {seed}: held-out minFDE_5 {per_seed[variant][-1]['minFDE_5']:.3f} m")
+                if variant == "cab" and seed == args.seeds[0] and args.ship:
+                    SHIPPED_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(checkpoint, SHIPPED_CHECKPOINT)
+    rows = {name: _summary(results) for name, results in per_seed.items()}
+    console.print(_table(f"Held-out logs ({args.held_out_logs}), mean ± std over seeds {args.seeds} (vehicles, K=5, 6 x 0.5 s)", rows))
     payload = {
         "command": " ".join([".venv/bin/python -m benchmarks.quality_forecasting", *(sys.argv[1:] if argv is None else argv)]),
         "held_out_logs": args.held_out_logs,
+        "validation_logs": args.validation_logs,
+        "seeds": args.seeds,
         "train_samples": len(samples),
+        "selected_kl_weight": chosen_kl,
         "config": reference.model_dump(mode="json"),
+        "validation": selection,
         "results": rows,
+        "results_per_seed": per_seed,
         "training_curves": curves,
     }
     atomic_write_text(args.out, json.dumps(payload, indent=2))

@@ -41,7 +41,10 @@ class ObjectiveConfig(StrictConfig):
     method: Objective = "cab"
     blind_weight: float = Field(1.0, ge=0, description="lambda: weight of the blind branch's loss")
     kl_weight: float = Field(5.0, ge=0, description="lambda_KL: weight of the (negated) KL term of CAB")
-    reweight_floor: float = Field(0.1, ge=0, description="Reweight: smallest relative weight of a sample")
+    mutual_information_weight: float = Field(
+        1.0, ge=0, description="weight of Trajectron++'s mutual information term I(X, C; z) in every branch's loss"
+    )
+    logit_clip: float = Field(5.0, gt=0, description="training-time clip of the centred latent logits (official CAB code)")
 
 
 class OptimConfig(StrictConfig):

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mixture_nll", "categorical_kl", "min_ade_per_sample"]
+__all__ = ["mixture_nll", "categorical_kl", "mutual_information", "min_ade_per_sample"]
 
 
 def mixture_nll(
@@ -36,6 +36,20 @@ def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tens
     log_p = F.log_softmax(p_logits, dim=-1)
     log_q = F.log_softmax(q_logits, dim=-1)
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+
+
+def mutual_information(logits: torch.Tensor) -> torch.Tensor:
+    """Batch estimate of the inputs/latent mutual information of a categorical prior given by logits `(B, K)`.
+
+    `H(mean_i p_i) - mean_i H(p_i)` (Trajectron++'s `mutual_inf_mc`, the InfoVAE term kept by CAB): high when each
+    sample's prior is confident and the batch uses every value of `z`.
+    """
+    log_p = F.log_softmax(logits, dim=-1)
+    p = log_p.exp()
+    mean_p = p.mean(dim=0)
+    marginal_entropy = -(mean_p * torch.log(mean_p.clamp(min=1e-12))).sum()
+    conditional_entropy = -(p * log_p).sum(dim=-1).mean()
+    return marginal_entropy - conditional_entropy
 
 
 def min_ade_per_sample(trajectories_m: torch.Tensor, future_m: torch.Tensor, future_valid: torch.Tensor) -> torch.Tensor:

@@ -3,22 +3,24 @@
 Accuracy follows the nuScenes prediction challenge: the `k` most probable modes are kept, ADE/FDE are minimised over
 them, and a forecast *misses* when the maximum pointwise L2 error of every kept mode is >= 2 m.
 
-Temporal consistency follows CAB (Ben-Younes et al., "Raising context awareness in motion forecasting", section 4.4):
-an agent is forecast again at every step, so several forecasts issued at successive times `s_1 < ... < s_n` target
-the same future instant `t*`. Taking each forecast's most likely mode at `t*` gives points `p_1 ... p_n`:
+Temporal consistency follows CAB (Ben-Younes et al., "Raising context awareness in motion forecasting",
+arXiv 2109.08048, section 4.4). An agent is forecast again at every step, so a ground-truth point `y_gt` at time `t^`
+is predicted by the forecasts issued `t = 1 .. T` steps before it; `y^t` is the most likely trajectory's point for
+`t^` in the forecast issued at `t^ - t`:
 
-- dispersion (m) = sqrt(mean_i ||p_i - mean(p)||^2), the spread of the successive predictions of one future point;
-- convergence-to-range(tau) (s) = t* - s_i, with `i` the earliest forecast such that every later one (`j >= i`)
-  lies within `tau` metres of the last one `p_n`: how long before `t*` the predictions stop moving by more than tau.
-  Larger is better (earlier convergence); it is 0 when only the last forecast is within range of itself.
+- dispersion `D_t^ = STD_t(||y^t - ybar||)` (m), with `ybar` the barycenter of the `T` predictions: the standard
+  deviation of their distances to the barycenter (equation of section 4.4, population standard deviation);
+- convergence-to-range `C_t^(tau) = max {T0 in 1..T : ||y^t - y_gt|| <= tau for every t <= T0}`, expressed in
+  seconds (`T0` times the step): how long ahead of `t^` all later predictions are within `tau` of the ground truth.
+  Larger is better; 0 when even the one-step-ahead prediction misses the range.
 
-Both are averaged over every (agent, t*) pair seen by at least two forecasts.
+Both are averaged over every (agent, t^) predicted at all `T` lead times (the paper's `t in [1, T]`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,6 +44,7 @@ __all__ = [
     "off_road_rate",
     "dispersion_m",
     "convergence_to_range_s",
+    "GroundTruth",
     "TemporalConsistency",
     "temporal_consistency",
 ]
@@ -144,30 +147,34 @@ def off_road_rate(trajectories_m: npt.ArrayLike, drivable: DrivableArea) -> floa
 
 
 def dispersion_m(points_xy_m: npt.ArrayLike) -> float:
-    """Root-mean-square distance of successive predictions `(n, 2)` of one future point to their centroid."""
+    """CAB's dispersion: standard deviation of the distances of predictions `(n, 2)` of one point to their barycenter."""
     points = np.asarray(points_xy_m, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1:
         raise ValueError(f"points_xy_m: expected (n>=1, 2), got {points.shape}")
-    return float(np.sqrt(np.mean(np.sum((points - points.mean(axis=0)) ** 2, axis=1))))
+    return float(np.std(np.linalg.norm(points - points.mean(axis=0), axis=1)))
 
 
 def convergence_to_range_s(
-    points_xy_m: npt.ArrayLike, issue_times_s: npt.ArrayLike, target_time_s: float, tau_m: float
+    points_xy_m: npt.ArrayLike, lead_times_s: npt.ArrayLike, ground_truth_xy_m: npt.ArrayLike, tau_m: float
 ) -> float:
-    """Seconds before `target_time_s` from which every prediction stays within `tau_m` of the last one.
+    """CAB's convergence-to-range(tau) in seconds: the longest lead time up to which every prediction is within tau.
 
-    `points_xy_m[i]` is the prediction of the position at `target_time_s` issued at `issue_times_s[i]` (increasing).
+    `points_xy_m[i]` is the prediction of the ground-truth point `ground_truth_xy_m` issued `lead_times_s[i]` before
+    it (strictly increasing). The result is the largest `lead_times_s[i]` such that the predictions `0 .. i` all lie
+    within `tau_m` of the ground truth, 0 when the shortest-lead prediction already misses.
     """
     points = np.asarray(points_xy_m, dtype=np.float64)
-    times = np.asarray(issue_times_s, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1 or times.shape != (len(points),):
-        raise ValueError(f"points_xy_m {points.shape} and issue_times_s {times.shape}: expected (n, 2) and (n,)")
-    if np.any(np.diff(times) <= 0):
-        raise ValueError("issue_times_s must be strictly increasing")
-    within = np.linalg.norm(points - points[-1], axis=1) <= tau_m
-    outside = np.flatnonzero(~within)
-    first = 0 if not len(outside) else int(outside[-1]) + 1
-    return float(target_time_s - times[first])
+    leads = np.asarray(lead_times_s, dtype=np.float64)
+    truth = np.asarray(ground_truth_xy_m, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 1 or leads.shape != (len(points),):
+        raise ValueError(f"points_xy_m {points.shape} and lead_times_s {leads.shape}: expected (n, 2) and (n,)")
+    if truth.shape != (2,):
+        raise ValueError(f"ground_truth_xy_m: expected (2,), got {truth.shape}")
+    if np.any(np.diff(leads) <= 0) or leads[0] <= 0:
+        raise ValueError("lead_times_s must be positive and strictly increasing")
+    outside = np.flatnonzero(np.linalg.norm(points - truth, axis=1) > tau_m)
+    converged = len(points) if not len(outside) else int(outside[0])
+    return float(leads[converged - 1]) if converged else 0.0
 
 
 @dataclass(frozen=True)
@@ -179,39 +186,48 @@ class TemporalConsistency:
     num_groups: int
 
 
+GroundTruth = Mapping[tuple[str, str, int], np.ndarray]
+
+
 def temporal_consistency(
-    forecasts: Iterable[Forecasts], step_s: float, taus_m: Sequence[float] = CONVERGENCE_TAUS_M
+    forecasts: Iterable[Forecasts],
+    step_s: float,
+    ground_truth_xy_m: GroundTruth,
+    taus_m: Sequence[float] = CONVERGENCE_TAUS_M,
 ) -> TemporalConsistency:
-    """CAB's dispersion and convergence-to-range over successive forecasts of the same agents.
+    """CAB's dispersion and convergence-to-range over successive forecasts of the same agents (section 4.4).
 
     Forecasts of one log are issued at several timestamps; step `j` (0-based) of a forecast issued at `s` predicts
-    time `s + (j + 1) * step_s`. Every (agent, target time) reached by at least two forecasts' most likely modes forms
-    one group; target times are matched to the nearest millisecond.
+    time `s + (j + 1) * step_s`. `ground_truth_xy_m[(log_id, agent_id, t_ms)]` is the agent's true position at
+    `t_ms` milliseconds (same frame as the forecasts). A target `(agent, t^)` counts when the most likely modes of
+    forecasts issued `1 .. T` steps before it (`T` the horizon) all exist and its ground truth is known.
     """
     if step_s <= 0:
         raise ValueError(f"step_s must be positive, got {step_s}")
-    groups: dict[tuple[str, str, int], list[tuple[float, np.ndarray]]] = defaultdict(list)
+    groups: dict[tuple[str, str, int], dict[int, np.ndarray]] = defaultdict(dict)
+    horizon = 0
     for forecast in forecasts:
         if not len(forecast):
             continue
         issue_s = forecast.timestamp_ns * 1e-9
         best = np.argmax(forecast.mode_scores, axis=1)
         top = forecast.trajectories_m[np.arange(len(forecast)), best]  # (A, T, 2)
+        horizon = max(horizon, top.shape[1])
         for agent, path in zip(forecast.agent_ids.tolist(), top):
             for step, point in enumerate(path):
                 target_ms = int(round((issue_s + (step + 1) * step_s) * 1000))
-                groups[(forecast.log_id, agent, target_ms)].append((issue_s, point))
+                groups[(forecast.log_id, agent, target_ms)][step + 1] = point
+    leads_s = step_s * np.arange(1, horizon + 1)
     dispersions: list[float] = []
     convergence: dict[float, list[float]] = {float(tau): [] for tau in taus_m}
-    for (_, _, target_ms), predictions in groups.items():
-        if len(predictions) < 2:
+    for key, by_lead in groups.items():
+        if len(by_lead) < horizon or key not in ground_truth_xy_m:
             continue
-        predictions.sort(key=lambda item: item[0])
-        times = np.array([time for time, _ in predictions])
-        points = np.stack([point for _, point in predictions])
+        points = np.stack([by_lead[lead] for lead in range(1, horizon + 1)])
+        truth = np.asarray(ground_truth_xy_m[key], dtype=np.float64)
         dispersions.append(dispersion_m(points))
         for tau in convergence:
-            convergence[tau].append(convergence_to_range_s(points, times, target_ms / 1000.0, tau))
+            convergence[tau].append(convergence_to_range_s(points, leads_s, truth, tau))
     return TemporalConsistency(
         dispersion_m=float(np.mean(dispersions)) if dispersions else float("nan"),
         convergence_s={tau: float(np.mean(values)) if values else float("nan") for tau, values in convergence.items()},

@@ -45,13 +45,12 @@ class Prediction:
     logits: torch.Tensor
     trajectories_m: torch.Tensor
     log_scale: torch.Tensor
-    hidden: torch.Tensor
 
 
 class ForecastNet(nn.Module):
     """Encoders + categorical latent prior + per-mode trajectory decoder."""
 
-    def __init__(self, model: ModelConfig, features: FeatureConfig, *, blind_prior_head: bool = False) -> None:
+    def __init__(self, model: ModelConfig, features: FeatureConfig) -> None:
         super().__init__()
         hidden = model.hidden_dim
         self.num_modes = model.num_modes
@@ -70,10 +69,6 @@ class ForecastNet(nn.Module):
         self.prior = nn.Linear(hidden, model.num_modes)
         self.mode_embedding = nn.Embedding(model.num_modes, hidden)
         self.decoder = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 3 * features.horizon_steps))
-        # RUBiZ keeps a separate latent head for its blind branch (its own p(z | X)); CAB shares every weight.
-        self.blind_prior = (
-            nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, model.num_modes)) if blind_prior_head else None
-        )
 
     def encode(self, batch: dict[str, torch.Tensor]) -> Context:
         history = self.history(batch["history"])
@@ -92,7 +87,7 @@ class ForecastNet(nn.Module):
         constant_velocity = context.velocity_m_per_s[:, None, None, :] * self.step_times_s[None, None, :, None]
         trajectories = constant_velocity + torch.cumsum(decoded[..., :2], dim=2) * self.position_scale_m
         log_scale = decoded[..., 2].clamp(min=self.min_log_scale, max=5.0)
-        return Prediction(self.prior(hidden), trajectories, log_scale, hidden)
+        return Prediction(self.prior(hidden), trajectories, log_scale)
 
     def forward(self, batch: dict[str, torch.Tensor], with_blind: bool = False) -> tuple[Prediction, Prediction | None]:
         """The full prediction and, when asked, the blind one (same weights, null context, detached history)."""
@@ -100,7 +95,4 @@ class ForecastNet(nn.Module):
         full = self.heads(context)
         if not with_blind:
             return full, None
-        blind = self.heads(context.blind())
-        if self.blind_prior is not None:
-            blind = Prediction(self.blind_prior(blind.hidden), blind.trajectories_m, blind.log_scale, blind.hidden)
-        return full, blind
+        return full, self.heads(context.blind())

@@ -33,7 +33,7 @@ OnCheckpoint = Callable[[dict[str, float], "Path | None"], None]
 
 
 def build_network(cfg: ForecastingConfig) -> ForecastNet:
-    return ForecastNet(cfg.model, cfg.features, blind_prior_head=cfg.objective.method == "rubiz")
+    return ForecastNet(cfg.model, cfg.features)
 
 
 def save_checkpoint(path: Path, network: ForecastNet, cfg: ForecastingConfig, **extra: Any) -> Path:

@@ -69,26 +69,36 @@ def test_off_road_rate_counts_modes_with_any_point_off_the_road(with_raster: boo
 
 
 def test_dispersion_and_convergence_by_hand() -> None:
-    points = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
-    assert dispersion_m(points) == pytest.approx(np.sqrt((4 + 0 + 0 + 4) / 4))
+    # Barycenter (2, 0): distances 2, 0, 0, 2 -> mean 1, standard deviation 1 (CAB section 4.4).
+    points = np.array([[4.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    assert dispersion_m(points) == pytest.approx(1.0)
     assert dispersion_m(points[:1]) == 0.0
-    # Issued at t = 0, 0.5, 1, 1.5 s for t* = 3 s; distances to the last prediction: 4, 2, 2, 0 m.
-    times = np.array([0.0, 0.5, 1.0, 1.5])
-    assert convergence_to_range_s(points, times, 3.0, 0.2) == pytest.approx(1.5)  # only the last one
-    assert convergence_to_range_s(points, times, 3.0, 2.0) == pytest.approx(2.5)  # from the second on
-    assert convergence_to_range_s(points, times, 3.0, 5.0) == pytest.approx(3.0)  # all of them
-    late_jump = np.array([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0], [0.0, 0.0]])
-    assert convergence_to_range_s(late_jump, times, 3.0, 1.0) == pytest.approx(1.5)  # the jump at 1 s resets it
+    # Equidistant from their barycenter: spread out, yet zero dispersion by the paper's definition.
+    assert dispersion_m(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])) == pytest.approx(0.0)
+    # Issued 0.5, 1, 1.5, 2 s before the target; the ground truth is (0, 0): distances 4, 2, 2, 0 m by lead.
+    leads = np.array([0.5, 1.0, 1.5, 2.0])
+    by_lead = np.array([[4.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    truth = np.zeros(2)
+    assert convergence_to_range_s(by_lead, leads, truth, 0.2) == 0.0  # the 0.5 s prediction is already 4 m off
+    assert convergence_to_range_s(by_lead, leads, truth, 4.0) == pytest.approx(2.0)  # all of them
+    assert convergence_to_range_s(by_lead[::-1], leads, truth, 0.2) == pytest.approx(0.5)  # only the shortest lead
+    assert convergence_to_range_s(by_lead[::-1], leads, truth, 2.0) == pytest.approx(1.5)  # leads 0.5 .. 1.5 s
+    jump = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    assert convergence_to_range_s(jump, leads, truth, 1.0) == pytest.approx(0.5)  # the 1 s miss stops it
     with pytest.raises(ValueError, match="increasing"):
-        convergence_to_range_s(points, times[::-1], 3.0, 1.0)
+        convergence_to_range_s(by_lead, leads[::-1], truth, 1.0)
+    with pytest.raises(ValueError, match="ground_truth_xy_m"):
+        convergence_to_range_s(by_lead, leads, np.zeros(3), 1.0)
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50)), min_size=1, max_size=8), st.floats(0.0, 10.0))
 def test_convergence_is_monotone_in_tau_and_dispersion_translation_invariant(points: list, tau: float) -> None:
     array = np.array(points)
-    times = np.arange(len(array)) * 0.5
-    assert convergence_to_range_s(array, times, 10.0, tau) <= convergence_to_range_s(array, times, 10.0, tau + 1.0)
+    leads = (np.arange(len(array)) + 1) * 0.5
+    truth = np.array([1.0, -2.0])
+    assert convergence_to_range_s(array, leads, truth, tau) <= convergence_to_range_s(array, leads, truth, tau + 1.0)
+    assert 0.0 <= convergence_to_range_s(array, leads, truth, tau) <= leads[-1]
     assert dispersion_m(array + [3.0, -7.0]) == pytest.approx(dispersion_m(array), abs=1e-6)
 
 
@@ -101,8 +111,11 @@ def _forecast(issue_s: float, path: np.ndarray) -> Forecasts:
 def test_temporal_consistency_groups_forecasts_by_target_time() -> None:
     # Two steps of 0.5 s. Forecast at 0 s predicts t=0.5 -> (1,0), t=1 -> (2,0); at 0.5 s: t=1 -> (4,0), t=1.5 -> (5,0).
     forecasts = [_forecast(0.0, np.array([[1.0, 0.0], [2.0, 0.0]])), _forecast(0.5, np.array([[4.0, 0.0], [5.0, 0.0]]))]
-    result = temporal_consistency(forecasts, step_s=0.5, taus_m=(1.0, 3.0))
-    assert result.num_groups == 1  # only t = 1 s is predicted twice
-    assert result.dispersion_m == pytest.approx(1.0)  # (2,0) and (4,0) around (3,0)
-    assert result.convergence_s[1.0] == pytest.approx(0.5)  # 1 s - 0.5 s: only the last is within 1 m
-    assert result.convergence_s[3.0] == pytest.approx(1.0)  # both within 3 m of the last: since 0 s
+    truth = {("log", "a", 1000): np.array([3.5, 0.0]), ("log", "a", 1500): np.array([5.0, 0.0])}
+    result = temporal_consistency(forecasts, step_s=0.5, ground_truth_xy_m=truth, taus_m=(1.0, 2.0))
+    assert result.num_groups == 1  # only t = 1 s is predicted at both lead times (0.5 s and 1 s)
+    assert result.dispersion_m == pytest.approx(0.0)  # two points are always equidistant from their barycenter
+    assert result.convergence_s[1.0] == pytest.approx(0.5)  # (4,0) is 0.5 m off, (2,0) 1.5 m off
+    assert result.convergence_s[2.0] == pytest.approx(1.0)  # both within 2 m
+    unknown = temporal_consistency(forecasts, step_s=0.5, ground_truth_xy_m={})
+    assert unknown.num_groups == 0 and np.isnan(unknown.dispersion_m)
