@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -63,31 +64,60 @@ def _assignment(matches: list[tuple[int, int]], num_tracks: int, num_detections:
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def _greedy_by_detection(cost: np.ndarray, order: np.ndarray) -> np.ndarray:
+    num_tracks = cost.shape[0]
+    taken = np.zeros(num_tracks, dtype=np.bool_)
+    pairs = np.empty((min(num_tracks, order.shape[0]), 2), dtype=np.int64)
+    count = 0
+    for d in order:
+        best, best_cost = -1, np.inf
+        for t in range(num_tracks):
+            if not taken[t] and cost[t, d] < best_cost:
+                best, best_cost = t, cost[t, d]
+        if best >= 0:
+            taken[best] = True
+            pairs[count, 0] = best
+            pairs[count, 1] = d
+            count += 1
+    return pairs[:count].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def _greedy_by_cost(cost: np.ndarray) -> np.ndarray:
+    num_tracks, num_detections = cost.shape
+    flat = cost.ravel()
+    order = np.argsort(flat, kind="mergesort")
+    used_tracks = np.zeros(num_tracks, dtype=np.bool_)
+    used_detections = np.zeros(num_detections, dtype=np.bool_)
+    pairs = np.empty((min(num_tracks, num_detections), 2), dtype=np.int64)
+    count = 0
+    for index in order:
+        if not np.isfinite(flat[index]):
+            break
+        t, d = index // num_detections, index % num_detections
+        if used_tracks[t] or used_detections[d]:
+            continue
+        used_tracks[t] = True
+        used_detections[d] = True
+        pairs[count, 0] = t
+        pairs[count, 1] = d
+        count += 1
+    return pairs[:count].copy()
+
+
 def greedy_match(cost: np.ndarray, detection_order: np.ndarray | None = None) -> Assignment:
     """Greedy matching. With `detection_order` (e.g. by decreasing score, CenterPoint), each detection in turn takes
     its cheapest free track; without it, pairs are taken by increasing cost (AB3DMOT's greedy)."""
     num_tracks, num_detections = cost.shape
-    matches: list[tuple[int, int]] = []
+    matrix = np.ascontiguousarray(cost, dtype=np.float64)
+    if num_tracks == 0 or num_detections == 0:
+        return _assignment([], num_tracks, num_detections)
     if detection_order is not None:
-        taken = np.zeros(num_tracks, dtype=bool)
-        for d in detection_order:
-            column = np.where(taken, FORBIDDEN, cost[:, d])
-            if num_tracks and np.isfinite(column.min()):
-                t = int(np.argmin(column))
-                taken[t] = True
-                matches.append((t, int(d)))
-        return _assignment(matches, num_tracks, num_detections)
-    finite = np.argwhere(np.isfinite(cost))
-    order = np.argsort(cost[finite[:, 0], finite[:, 1]], kind="stable")
-    used_tracks: set[int] = set()
-    used_detections: set[int] = set()
-    for t, d in finite[order]:
-        if t in used_tracks or d in used_detections:
-            continue
-        used_tracks.add(int(t))
-        used_detections.add(int(d))
-        matches.append((int(t), int(d)))
-    return _assignment(matches, num_tracks, num_detections)
+        pairs = _greedy_by_detection(matrix, np.ascontiguousarray(detection_order, dtype=np.int64))
+    else:
+        pairs = _greedy_by_cost(matrix)
+    return _assignment([(int(t), int(d)) for t, d in pairs], num_tracks, num_detections)
 
 
 def hungarian_match(cost: np.ndarray) -> Assignment:
