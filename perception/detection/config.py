@@ -96,6 +96,8 @@ class TrainConfig(StrictConfig):
     scale_range: tuple[PositiveFloat, PositiveFloat] = (0.95, 1.05)
     min_interior_points: Annotated[int, Field(ge=0)] = 1
     num_threads: Annotated[int, Field(ge=1)] | None = None
+    # Warm start: weights of a detector checkpoint with the same model config (fine-tuning); ignored when resuming.
+    init_checkpoint: str | None = None
 
     @field_validator("code_weights")
     @classmethod

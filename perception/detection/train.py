@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from perception.detection.augment import augment
 from perception.detection.config import DetectionConfig, ModelConfig
-from perception.detection.detector import save_checkpoint
+from perception.detection.detector import load_checkpoint, save_checkpoint
 from perception.detection.losses import centerpoint_loss
 from perception.detection.model import CenterPointNet, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
@@ -167,6 +167,11 @@ def fit(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=train.learning_rate, total_steps=steps_per_epoch * train.epochs, pct_start=0.3
     )
+    if train.init_checkpoint is not None:
+        initial = load_checkpoint(train.init_checkpoint)
+        if initial["config"]["model"] != cfg.model.model_dump(mode="json"):
+            raise ValueError(f"{train.init_checkpoint}: train.init_checkpoint has another model config than this run")
+        net.load_state_dict(initial["state_dict"])
     history: list[dict[str, float]] = []
     start_epoch = 0
     last_path = out_dir / LAST

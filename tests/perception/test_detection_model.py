@@ -242,3 +242,16 @@ def test_train_detection_command_on_synth(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert Detector.from_checkpoint(tmp_path / "run" / "detector.pt").cfg.model.pillar_channels == 16
     assert (tmp_path / "run" / "loss_curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_warm_start_from_a_checkpoint(tmp_path: Path) -> None:
+    samples = [Sample(_scene(6), ()), Sample(_scene(7), ())]
+    trained = fit(_tiny_cfg(20), samples, tmp_path / "first", show_progress=False)
+    cold = load_checkpoint(fit(_tiny_cfg(1), samples, tmp_path / "cold", show_progress=False))["history"][0]["loss"]
+    warm_cfg = _tiny_cfg(1, init_checkpoint=str(trained))
+    warm = load_checkpoint(fit(warm_cfg, samples, tmp_path / "warm", show_progress=False))["history"][0]["loss"]
+    assert warm < 0.5 * cold
+    other = DetectionConfig.model_validate({**warm_cfg.model_dump(), "model": {**warm_cfg.model.model_dump(), "head_channels": 8}})
+    with pytest.raises(ValueError, match="first/detector.pt.*another model config"):
+        fit(other, samples, tmp_path / "other", show_progress=False)
