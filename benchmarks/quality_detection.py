@@ -4,8 +4,13 @@ Reproduce the shipped numbers (benchmarks/results/quality_detection.json) with:
 
     .venv/bin/python -m benchmarks.quality_detection
 
-which loads the shipped checkpoint perception/detection/checkpoints/centerpoint_synth.pt (trained by
-`drivestack train detection --config configs/detection/centerpoint_synth.yaml --data synth`, simulated seed 0),
+which loads the shipped checkpoint perception/detection/checkpoints/centerpoint_synth.pt, trained on simulated logs of
+seed 0 in two stages:
+
+    drivestack train detection --config configs/detection/centerpoint_synth.yaml --data synth --out runs/detection
+    drivestack train detection --config configs/detection/centerpoint_synth_finetune.yaml --data synth --out runs/detection_finetune
+
+(the second warm-starts from runs/detection/detector.pt; its runs/detection_finetune/detector.pt is the checkpoint),
 simulates `--logs` held-out logs from seed 1000 (never used in training), runs the detector on every sweep with its
 past sweep, scores detections with `av2.evaluation.detection` (REGULAR_VEHICLE, PEDESTRIAN; AP averaged over the
 0.5/1/2/4 m thresholds; boxes within `--max-range-m` of the ego, the reach of the detector's 96 m x 96 m grid), tracks
