@@ -2,15 +2,18 @@
 
 Reproduce the figures (written to benchmarks/results/quality_forecasting.json) with
 
-    .venv/bin/python -m benchmarks.quality_forecasting
+    .venv/bin/python -m benchmarks.quality_forecasting --epochs 10 --seeds 0 1 2 --kl-weights 1 5 20
 
-Each learned variant trains on the synthetic logs `0 .. train_logs-1` of `configs/forecasting/<variant>_synth.yaml`
-(same seed, data and network; only the objective differs) and is evaluated on the held-out logs
-`HELD_OUT_FIRST .. HELD_OUT_FIRST + held_out_logs - 1` of the same city generator, forecasting every vehicle with a fully observed
-horizon every 0.5 s. Metrics: minADE_k/minFDE_k (k = 1, 5), miss rate (k = 5, max pointwise error >= 2 m),
-off-road rate of all modes against the drivable-area raster, and CAB's temporal consistency: dispersion and
-convergence-to-range(tau) for tau in {0.2, 1, 5} m (see forecasting/metrics.py). `--ship` also copies the CAB
-checkpoint to forecasting/checkpoints/cab_synth.pt.
+Protocol. The `train_logs` synthetic logs of `configs/forecasting/<variant>_synth.yaml` are split: the last
+`--validation-logs` are the validation split and the others the training split. Every learned variant (same data and
+network; only the objective differs) trains on the training split. CAB's lambda_KL is selected among `--kl-weights` by
+minFDE_5 on the validation split (first seed only); the test logs are never used for a choice. Every variant is then
+trained with each of `--seeds` and evaluated on the held-out logs `HELD_OUT_FIRST .. HELD_OUT_FIRST + held_out_logs - 1`
+of the same city generator, forecasting every vehicle with a fully observed horizon every 0.5 s; the table gives the
+mean and standard deviation over seeds. Metrics: minADE_k/minFDE_k (k = 1, 5), miss rate (k = 5, max pointwise error
+>= 2 m), off-road rate of all modes against the drivable-area raster, and CAB's temporal consistency (section 4.4):
+dispersion and convergence-to-range(tau) for tau in {0.2, 1, 5} m (see forecasting/metrics.py). `--ship` also copies
+the first seed's CAB checkpoint to forecasting/checkpoints/cab_synth.pt.
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 
 Notation of Ben-Younes et al. (CAB, arXiv 2109.08048, section 3): `X` the agent's past, `C` its context (neighbours
 and map), `~C` the null context, `l` and `~l` the logits of `p(z | X, C)` and `p(z | X, ~C)` (the same network run on
-both inputs, `forecasting.model`). Each branch's CVAE loss is Trajectron++'s, which CAB keeps (section 3.3):
-`L_cvae = -log p(Y | X, C) - I(X, C; z)`, the negative log-likelihood of the future (`forecasting.losses.mixture_nll`,
-exact over the categorical latent) minus the mutual information between the inputs and the latent, estimated on the
-batch as `H(mean_i p(z | x_i)) - mean_i H(p(z | x_i))` (weighted by `mutual_information_weight`). `~L_cvae` is the same
+both inputs, `forecasting.model`). Each branch's CVAE loss is equation 2 with Trajectron++'s additions, which CAB
+keeps (section 3.3): `L_cvae = -log sum_z q(z | X, C, Y) p(Y | X, C, z) + alpha * KL[q(z | X, C, Y) || p(z | X, C)]
+- I(X, C; z)`: the likelihood of the future under the decoder's modes weighted by the recognition distribution `q`
+(`forecasting.losses.mixture_nll`, exact over the categorical latent; Trajectron++ weights its mixture by `q` in
+training), the KL that fits the prior to `q` (`alpha = posterior_kl_weight`), and the mutual information between the
+inputs and the prior's latent, estimated on the batch as `H(mean_i p(z | x_i)) - mean_i H(p(z | x_i))` (weighted by
+`mutual_information_weight`). Without `q` (evaluation mode) the likelihood is the exact marginal under `p`. `~L_cvae` is the same
 loss of the blind branch. As in the official implementation (valeoai/CAB, `DiscreteLatent.dist_from_h`), the latent
 logits are centred and clipped to `[-logit_clip, logit_clip]` during training, which bounds CAB's negated KL.
 
@@ -43,8 +46,16 @@ def training_logits(logits: torch.Tensor, clip: float) -> torch.Tensor:
     return centred.clamp(min=-clip, max=clip)
 
 
-def _nll(prediction: Prediction, log_prior: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return mixture_nll(log_prior, prediction.trajectories_m, prediction.log_scale, batch["future_m"], batch["future_valid"])
+def _nll(
+    prediction: Prediction, prior_logits: torch.Tensor, batch: dict[str, torch.Tensor], objective: ObjectiveConfig
+) -> torch.Tensor:
+    """Per-sample `-log sum_z q(z) p(Y | z) + alpha KL[q || p]` (the exact `-log p(Y)` when there is no `q`)."""
+    future, valid = batch["future_m"], batch["future_valid"]
+    if prediction.posterior_logits is None:
+        return mixture_nll(F.log_softmax(prior_logits, dim=-1), prediction.trajectories_m, prediction.log_scale, future, valid)
+    posterior = training_logits(prediction.posterior_logits, objective.logit_clip)
+    nll = mixture_nll(F.log_softmax(posterior, dim=-1), prediction.trajectories_m, prediction.log_scale, future, valid)
+    return nll + objective.posterior_kl_weight * categorical_kl(posterior, prior_logits)
 
 
 def objective_loss(
@@ -58,9 +69,9 @@ def objective_loss(
     if method == "rubiz":
         assert blind is not None
         blind_logits = training_logits(blind.logits, objective.logit_clip)
-        nll = _nll(full, F.log_softmax(torch.sigmoid(logits) * torch.sigmoid(blind_logits), dim=-1), batch)
+        nll = _nll(full, torch.sigmoid(logits) * torch.sigmoid(blind_logits), batch, objective)
     else:
-        nll = _nll(full, F.log_softmax(logits, dim=-1), batch)
+        nll = _nll(full, logits, batch, objective)
     information = mutual_information(logits)
     loss = nll.mean() - objective.mutual_information_weight * information
     parts: dict[str, torch.Tensor] = {"nll": nll.mean().detach(), "mutual_information": information.detach()}
@@ -69,7 +80,7 @@ def objective_loss(
         return loss, parts
     assert blind is not None
     blind_logits = training_logits(blind.logits, objective.logit_clip)
-    nll_blind = _nll(blind, F.log_softmax(blind_logits, dim=-1), batch)
+    nll_blind = _nll(blind, blind_logits, batch, objective)
     loss_blind = nll_blind.mean() - objective.mutual_information_weight * mutual_information(blind_logits)
     parts["nll_blind"] = nll_blind.mean().detach()
     loss = loss + objective.blind_weight * loss_blind

@@ -41,6 +41,7 @@ class ObjectiveConfig(StrictConfig):
     method: Objective = "cab"
     blind_weight: float = Field(1.0, ge=0, description="lambda: weight of the blind branch's loss")
     kl_weight: float = Field(5.0, ge=0, description="lambda_KL: weight of the (negated) KL term of CAB")
+    posterior_kl_weight: float = Field(1.0, ge=0, description="alpha: weight of KL[q(z|X,C,Y) || p(z|X,C)] (equation 2)")
     mutual_information_weight: float = Field(
         1.0, ge=0, description="weight of Trajectron++'s mutual information term I(X, C; z) in every branch's loss"
     )

@@ -3,10 +3,10 @@
 The latent `z` takes `K = num_modes` values. The prior `p(z | X, C)` is a softmax head over the fused encoding of the
 agent's history `X` and context `C` (interaction and map encodings); the decoder maps `(encoding, z)` to a trajectory
 (a learned correction of the constant-velocity extrapolation of the current velocity) with a per-step Laplace
-scale, so every value of `z` is one predicted mode and `p(z | X, C)` is its score. With `K`
-small the likelihood is marginalised exactly, `log p(Y | X, C) = log sum_z p(z | X, C) p(Y | X, C, z)`: this is the
-CVAE's evidence lower bound with the exact posterior `q(z | X, C, Y) ∝ p(z | X, C) p(Y | X, C, z)` in place of a
-learned one, so the bound is tight and no posterior network is needed.
+scale, so every value of `z` is one predicted mode and `p(z | X, C)` is its score. As in Trajectron++/CAB, training
+uses a recognition network `q(z | X, C, Y)` over the fused encoding and the observed future: the decoder's modes are
+weighted by `q` in the likelihood and `p` is fitted to `q` through `KL[q || p]` (`forecasting.cab`), so objectives that
+act on the prior `p` (CAB's KL) do not reweight the modes the decoder is trained on.
 
 The blind pass (CAB, `forecasting.cab`) runs the same weights with the context encodings replaced by zeros (the null
 context `~C`) and the history encoding detached.
@@ -40,11 +40,16 @@ class Context:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Prior logits of `z` `(B, K)`, mode trajectories `(B, K, T, 2)` (agent frame, m), Laplace log-scales `(B, K, T)`."""
+    """Prior logits of `z` `(B, K)`, mode trajectories `(B, K, T, 2)` (agent frame, m), Laplace log-scales `(B, K, T)`.
+
+    `posterior_logits` `(B, K)`: logits of the CVAE's recognition distribution `q(z | X, C, Y)`, computed in training
+    mode only (they need the future `Y`).
+    """
 
     logits: torch.Tensor
     trajectories_m: torch.Tensor
     log_scale: torch.Tensor
+    posterior_logits: torch.Tensor | None = None
 
 
 class ForecastNet(nn.Module):
@@ -69,6 +74,10 @@ class ForecastNet(nn.Module):
         self.prior = nn.Linear(hidden, model.num_modes)
         self.mode_embedding = nn.Embedding(model.num_modes, hidden)
         self.decoder = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 3 * features.horizon_steps))
+        # Recognition network q(z | X, C, Y) of the CVAE: the fused encoding and the observed future (training only).
+        self.posterior = nn.Sequential(
+            nn.Linear(hidden + 3 * features.horizon_steps, hidden), nn.ReLU(), nn.Linear(hidden, model.num_modes)
+        )
 
     def encode(self, batch: dict[str, torch.Tensor]) -> Context:
         history = self.history(batch["history"])
@@ -78,7 +87,7 @@ class ForecastNet(nn.Module):
         velocity = batch["history"][:, -1, 2:4] * self.position_scale_m
         return Context(agent, interaction, lanes, velocity)
 
-    def heads(self, context: Context) -> Prediction:
+    def heads(self, context: Context, targets: dict[str, torch.Tensor] | None = None) -> Prediction:
         hidden = self.trunk(torch.cat([context.agent, context.interaction, context.map], dim=-1))
         batch = hidden.shape[0]
         modes = self.mode_embedding.weight[None].expand(batch, -1, -1)
@@ -87,12 +96,18 @@ class ForecastNet(nn.Module):
         constant_velocity = context.velocity_m_per_s[:, None, None, :] * self.step_times_s[None, None, :, None]
         trajectories = constant_velocity + torch.cumsum(decoded[..., :2], dim=2) * self.position_scale_m
         log_scale = decoded[..., 2].clamp(min=self.min_log_scale, max=5.0)
-        return Prediction(self.prior(hidden), trajectories, log_scale)
+        posterior = None
+        if targets is not None:
+            valid = targets["future_valid"].to(hidden.dtype)
+            future = targets["future_m"] * valid[..., None] / self.position_scale_m
+            posterior = self.posterior(torch.cat([hidden, future.flatten(1), valid], dim=-1))
+        return Prediction(self.prior(hidden), trajectories, log_scale, posterior)
 
     def forward(self, batch: dict[str, torch.Tensor], with_blind: bool = False) -> tuple[Prediction, Prediction | None]:
         """The full prediction and, when asked, the blind one (same weights, null context, detached history)."""
         context = self.encode(batch)
-        full = self.heads(context)
+        targets = batch if self.training else None
+        full = self.heads(context, targets)
         if not with_blind:
             return full, None
-        return full, self.heads(context.blind())
+        return full, self.heads(context.blind(), targets)

@@ -126,14 +126,35 @@ def test_reweight_and_rubiz_follow_the_paper_equations() -> None:
     clip = objective.logit_clip
     logits, blind_logits = training_logits(full.logits, clip), training_logits(blind.logits, clip)
 
-    def nll(prediction: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:
-        return mixture_nll(log_prior, prediction.trajectories_m, prediction.log_scale, batch["future_m"], batch["future_valid"])
+    def nll(prediction: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
+        # Equation 2: the modes weighted by q(z | X, C, Y) in the likelihood, plus KL[q || p].
+        assert prediction.posterior_logits is not None
+        posterior = training_logits(prediction.posterior_logits, clip)
+        future, valid = batch["future_m"], batch["future_valid"]
+        likelihood = mixture_nll(torch.log_softmax(posterior, -1), prediction.trajectories_m, prediction.log_scale, future, valid)
+        return likelihood + categorical_kl(posterior, prior_logits)
 
-    nll_full = nll(full, torch.log_softmax(logits, -1))
-    nll_blind = nll(blind, torch.log_softmax(blind_logits, -1))
+    nll_full = nll(full, logits)
+    nll_blind = nll(blind, blind_logits)
     expected = nll_full.mean() + nll_blind.mean() + (torch.sigmoid(nll_blind) * nll_full).mean()  # equation 7
     assert objective_loss(full, blind, batch, objective)[0].item() == pytest.approx(expected.item(), rel=1e-5)
     rubiz = ObjectiveConfig(method="rubiz", mutual_information_weight=0.0)
-    fused = torch.log_softmax(torch.sigmoid(logits) * torch.sigmoid(blind_logits), -1)
+    fused = torch.sigmoid(logits) * torch.sigmoid(blind_logits)
     expected_rubiz = nll(full, fused).mean() + nll_blind.mean()
     assert objective_loss(full, blind, batch, rubiz)[0].item() == pytest.approx(expected_rubiz.item(), rel=1e-5)
+
+
+def test_recognition_network_sees_the_future_in_training_only() -> None:
+    cfg = tiny_config("cab")
+    torch.manual_seed(0)
+    network = build_network(cfg)
+    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    full, _ = network(batch)
+    assert full.posterior_logits is not None
+    shifted, _ = network(dict(batch, future_m=batch["future_m"] + 1.0))
+    assert shifted.posterior_logits is not None and not torch.allclose(shifted.posterior_logits, full.posterior_logits)
+    torch.testing.assert_close(shifted.logits, full.logits)  # the prior never sees the future
+    network.eval()
+    evaluated, _ = network(batch)
+    assert evaluated.posterior_logits is None
+    torch.testing.assert_close(evaluated.trajectories_m, full.trajectories_m)
