@@ -24,7 +24,7 @@ def run() -> list[Result]:
 
     ensure_ray(address=None, num_cpus=WORKERS)
     synth = SynthConfig(seconds=5.0, lidar_beams=None, cameras=())
-    e2e = E2EForecastConfig(synth=SynthSplitConfig(logs=LOGS, seconds=5.0, lidar_beams=None))
+    e2e = E2EForecastConfig(detector="oracle", synth=SynthSplitConfig(logs=LOGS, seconds=5.0, lidar_beams=None))
     results = []
     for label, workers in (("sequential", None), (f"{WORKERS} Ray workers", WORKERS)):
         results.append(

@@ -1,27 +1,22 @@
 """Speed of the end-to-end forecasting stack on 32-beam synthetic sweeps: per stage and whole stack per sweep.
 
 Target: the whole stack (detection + tracking + forecasting at 2 Hz) keeps up with the 10 Hz sensor rate on 2 CPU
-cores, i.e. >= 10 sweeps/s. The detector is the shipped checkpoint when present, else the network of
-`configs/detection/centerpoint_synth.yaml` with its initial weights (same cost per pillar, but it decodes few or no
-boxes: reported in `extra`). So that tracking and forecasting are timed under a realistic load whatever the detector,
-their per-stage rows run on the oracle detector's boxes (ground truth with 0.3 m jitter, 10% misses). The forecaster is
-the shipped learned one when present, else the constant-velocity baseline. Frames are simulated before timing.
+cores, i.e. >= 10 sweeps/s. Detector and forecaster are the shipped checkpoints (the job's defaults). So that tracking
+and forecasting are timed under a realistic load whatever the detector finds, their per-stage rows run on the oracle
+detector's boxes (ground truth with 0.3 m jitter, 10% misses). Frames are simulated before timing.
 
 Reproduce: `.venv/bin/python -m benchmarks e2e`
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from benchmarks.harness import Result, measure
-from pipelines.e2e_forecast import SHIPPED_DIR, E2EForecastConfig, run_e2e
+from pipelines.e2e_forecast import E2EForecastConfig, run_e2e
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig
 from scenes.records import Frame
 
-REPO = Path(__file__).resolve().parents[1]
 SECONDS = 3.0
 
 
@@ -41,26 +36,13 @@ class _FramesDataset:
         return self.log.lane_graph  # type: ignore[attr-defined]
 
 
-def _detector() -> tuple[object, str]:
-    from perception.detection.config import DetectionConfig
-    from perception.detection.detector import Detector
-    from scenes.config import load_config
+def _stages() -> tuple[object, object]:
+    """The shipped detector and forecaster, the ones `drivestack e2e-forecast` runs by default."""
+    from forecasting.forecaster import SHIPPED_CHECKPOINT as SHIPPED_FORECASTER
+    from forecasting.forecaster import Forecaster
+    from perception.detection.detector import SHIPPED_CHECKPOINT, Detector
 
-    shipped = SHIPPED_DIR / "detector.pt"
-    if shipped.is_file():
-        return Detector.from_checkpoint(shipped), "shipped checkpoint"
-    return Detector(load_config(REPO / "configs/detection/centerpoint_synth.yaml", DetectionConfig)), "untrained network"
-
-
-def _forecaster() -> tuple[object, str]:
-    shipped = SHIPPED_DIR / "forecaster.pt"
-    if shipped.is_file():
-        from forecasting.forecaster import Forecaster
-
-        return Forecaster.from_checkpoint(shipped), "learned (shipped)"
-    from forecasting.baselines import ConstantVelocityForecaster
-
-    return ConstantVelocityForecaster(), "constant velocity"
+    return Detector.from_checkpoint(SHIPPED_CHECKPOINT), Forecaster.from_checkpoint(SHIPPED_FORECASTER)
 
 
 def run() -> list[Result]:
@@ -69,8 +51,7 @@ def run() -> list[Result]:
 
     log = simulate_log(SynthConfig(seconds=SECONDS, lidar_beams=32, cameras=()), seed=1000, index=0)
     frames = log.frames
-    detector, detector_kind = _detector()
-    forecaster, forecaster_kind = _forecaster()
+    detector, forecaster = _stages()
     cfg = E2EForecastConfig(detector="lidar", tracker="tracker")
     dataset = _FramesDataset(log)
     stages = (detector, Tracker, forecaster)
@@ -82,8 +63,6 @@ def run() -> list[Result]:
     detections = [oracle.run(frame) for frame in frames]
     oracle_run = run_e2e(cfg.model_copy(update={"detector": "oracle"}), dataset, stages=(oracle, Tracker, forecaster), progress=False)
     extra = {
-        "detector": detector_kind,
-        "forecaster": forecaster_kind,
         "points_per_sweep": round(points),
         "detector_boxes_per_sweep": float(np.mean([len(d) for d in detected])),
         "oracle_boxes_per_sweep": float(np.mean([len(d) for d in detections])),

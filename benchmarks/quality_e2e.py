@@ -57,7 +57,7 @@ def main() -> dict[str, Any]:
     forecasting_cfg = load_config(REPO / "configs/forecasting/cab_synth.yaml", ForecastingConfig)
     optim = forecasting_cfg.optim.model_copy(update={"epochs": PRETRAIN_EPOCHS, "batch_size": BATCH_SIZE})
     forecasting_cfg = forecasting_cfg.model_copy(update={"optim": optim})
-    stack = E2EForecastConfig(detector="oracle", oracle=DETECTOR_NOISE, tracker="tracker", synth=TRAIN)
+    stack = E2EForecastConfig(detector="oracle", oracle=DETECTOR_NOISE, tracker="tracker", forecaster="constant_velocity", synth=TRAIN)
 
     train_logs = tracker_outputs(stack, open_e2e_dataset(None, "train", stack), progress=True)
     scenarios = [

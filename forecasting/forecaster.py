@@ -19,6 +19,10 @@ from forecasting.model import ForecastNet
 from forecasting.train import build_network, load_checkpoint
 from scenes.records import Forecasts, LaneGraph, Tracks
 
+# CAB forecaster for the AV2 end-to-end setting (K=5, 6 steps at 2 Hz), trained on simulated logs;
+# `benchmarks/quality_forecasting.py` gives its scores and the command that reproduces it.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cab_synth.pt"
+
 __all__ = ["GridForecaster", "Forecaster"]
 
 

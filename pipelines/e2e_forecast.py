@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 STAGES: Final = ("detection", "tracking", "forecasting")
-SHIPPED_DIR: Final = Path(__file__).resolve().parent / "checkpoints"
 
 
 class DetectorStage(Protocol):
@@ -92,12 +91,12 @@ class SynthSplitConfig(StrictConfig):
 class E2EForecastConfig(StrictConfig):
     """Which stages run and how the submission is post-processed and scored."""
 
-    detector: Literal["lidar", "oracle"] = "oracle"
+    detector: Literal["lidar", "oracle"] = "lidar"
     detector_checkpoint: Path | None = Field(None, description="LiDAR detector checkpoint; None: the shipped one")
     oracle: OracleDetectorConfig = OracleDetectorConfig()
     tracker: Literal["tracker", "oracle"] = "tracker"
     tracker_config: Path | None = Field(None, description="tracker parameters (YAML, e.g. refit ones); None: the defaults")
-    forecaster: Literal["learned", "constant_velocity"] = "constant_velocity"
+    forecaster: Literal["learned", "constant_velocity"] = "learned"
     forecaster_checkpoint: Path | None = Field(None, description="forecaster checkpoint; None: the shipped one")
     past_sweeps: int = Field(1, ge=0, description="previous frames handed to the detector (multi-sweep input)")
     track_window_s: float = Field(3.0, gt=0, description="tracker history kept for the forecaster")
@@ -155,22 +154,15 @@ class E2EResult:
         return evaluate_submission(self.submission, self.ground_truth, rois=self.rois, top_k=cfg.top_k, max_range_m=cfg.max_range_m)
 
 
-def _shipped(name: str) -> Path:
-    path = SHIPPED_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: shipped checkpoint not found; pass a checkpoint path in the config")
-    return path
-
-
 def build_stages(cfg: E2EForecastConfig) -> Stages:
     """The detector, a tracker factory (one tracker per log) and the forecaster named by `cfg`."""
     detector: DetectorStage
     if cfg.detector == "oracle":
         detector = OracleDetector(cfg.oracle)
     else:
-        from perception.detection.detector import Detector
+        from perception.detection.detector import SHIPPED_CHECKPOINT, Detector
 
-        detector = Detector.from_checkpoint(cfg.detector_checkpoint or _shipped("detector.pt"))
+        detector = Detector.from_checkpoint(cfg.detector_checkpoint or SHIPPED_CHECKPOINT)
     make_tracker: Callable[[], TrackerStage]
     if cfg.tracker == "oracle":
         make_tracker = OracleTracker
@@ -190,9 +182,10 @@ def build_stages(cfg: E2EForecastConfig) -> Stages:
 
         forecaster = ConstantVelocityForecaster(horizon_steps=6, step_s=0.5, num_modes=5)
     else:
+        from forecasting.forecaster import SHIPPED_CHECKPOINT as SHIPPED_FORECASTER
         from forecasting.forecaster import Forecaster
 
-        forecaster = Forecaster.from_checkpoint(cfg.forecaster_checkpoint or _shipped("forecaster.pt"))
+        forecaster = Forecaster.from_checkpoint(cfg.forecaster_checkpoint or SHIPPED_FORECASTER)
     return detector, make_tracker, forecaster
 
 

@@ -19,6 +19,8 @@ from scenes.io import atomic_write
 from scenes.records import Boxes3D, Frame
 
 CHECKPOINT_KEYS = ("state_dict", "config", "drivestack_version")
+# Trained on simulated logs; `benchmarks/quality_detection.py` gives its scores and the commands that reproduce it.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "centerpoint_synth.pt"
 
 
 def save_checkpoint(path: str | os.PathLike[str], net: torch.nn.Module, cfg: DetectionConfig, **extra: Any) -> Path:

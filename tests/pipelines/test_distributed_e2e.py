@@ -45,7 +45,7 @@ def ray_session() -> Iterator[None]:
 def small_config() -> E2EForecastConfig:
     # A degraded oracle (missed boxes, position noise) makes each log's output depend on its own random stream.
     oracle = OracleDetectorConfig(miss_rate=0.2, center_noise_m=0.3)
-    return E2EForecastConfig(oracle=oracle, synth=SynthSplitConfig(logs=2, seconds=2.0, lidar_beams=None))
+    return E2EForecastConfig(detector="oracle", forecaster="constant_velocity", oracle=oracle, synth=SynthSplitConfig(logs=2, seconds=2.0, lidar_beams=None))
 
 
 def test_merge_of_per_log_results_equals_the_sequential_run() -> None:
@@ -67,7 +67,7 @@ def test_cli_workers_option_writes_the_sequential_submission(ray_session: None, 
     from pipelines.cli import app
 
     config = tmp_path / "e2e.yaml"
-    config.write_text("synth:\n  logs: 2\n  seconds: 2.0\n  lidar_beams: null\noracle:\n  miss_rate: 0.2\n")
+    config.write_text("detector: oracle\nsynth:\n  logs: 2\n  seconds: 2.0\n  lidar_beams: null\noracle:\n  miss_rate: 0.2\n")
     runner = CliRunner()
     outputs = {}
     for name, extra in {"sequential": [], "parallel": ["--workers", "2"]}.items():

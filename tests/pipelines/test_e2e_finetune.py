@@ -119,7 +119,7 @@ def test_finetune_cli_runs_the_stack_then_finetunes(tmp_path) -> None:
     pretrained = fit(cfg, build_samples(scenarios_from_tracks(gt, None, cfg.features), cfg.features), tmp_path / "pre", progress=False)
     config = tmp_path / "finetune.yaml"
     config.write_text(
-        f"pretrained: {pretrained}\nstack:\n  oracle:\n    center_noise_m: 0.3\n"
+        f"pretrained: {pretrained}\nstack:\n  detector: oracle\n  oracle:\n    center_noise_m: 0.3\n"
         "finetune:\n  epochs: 1\n  batch_size: 32\n  sample_every_steps: 4\ntrain_split:\n  logs: 1\n  seconds: 4.0\n  seed: 3\n  lidar_beams: null\n"
     )
     out = tmp_path / "ft"

@@ -76,7 +76,7 @@ def test_static_mode_freezes_static_categories_only() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_runs():
-    exact_cfg = E2EForecastConfig(tracker="oracle", synth=TINY)
+    exact_cfg = E2EForecastConfig(detector="oracle", tracker="oracle", forecaster="constant_velocity", synth=TINY)
     noisy_cfg = exact_cfg.model_copy(update={"oracle": OracleDetectorConfig(center_noise_m=1.0, miss_rate=0.3)})
     dataset = open_e2e_dataset(None, "val", exact_cfg)
     return exact_cfg, run_e2e(exact_cfg, dataset, progress=False), run_e2e(noisy_cfg, dataset, progress=False)
@@ -102,7 +102,7 @@ def test_pipeline_on_a_tiny_synthetic_log(tiny_runs) -> None:
 
 def test_cli_job_writes_submission_plot_and_scores(tmp_path) -> None:
     config = tmp_path / "e2e.yaml"
-    config.write_text("tracker: oracle\nsynth:\n  logs: 1\n  seconds: 4.0\n  seed: 7\n  lidar_beams: null\n")
+    config.write_text("detector: oracle\ntracker: oracle\nsynth:\n  logs: 1\n  seconds: 4.0\n  seed: 7\n  lidar_beams: null\n")
     out = tmp_path / "sub.pkl"
     result = CliRunner().invoke(app, ["e2e-forecast", "--out", str(out), "--evaluate", "--config", str(config)])
     assert result.exit_code == 0, result.output

@@ -23,7 +23,7 @@ LOG_ID = "adcf7d18-0510-35b0-a2fa-b4cea13a6d76"
 
 @pytest.fixture(scope="module")
 def av2_dataset(shared_data):
-    cfg = E2EForecastConfig(tracker="oracle")
+    cfg = E2EForecastConfig(detector="oracle", tracker="oracle", forecaster="constant_velocity")
     return cfg, open_e2e_dataset(f"av2:{shared_data / 'av2' / 'sensor'}", "val", cfg)
 
 
