@@ -2,7 +2,7 @@
 
 Reproduce the figures (written to benchmarks/results/quality_forecasting.json) with
 
-    .venv/bin/python -m benchmarks.quality_forecasting --epochs 10 --seeds 0 1 2 --kl-weights 1 5 20
+    .venv/bin/python -m benchmarks.quality_forecasting --epochs 10 --seeds 0 1 2 --kl-weights 1 5 20 --held-out-logs 8
 
 Protocol. The `train_logs` synthetic logs of `configs/forecasting/<variant>_synth.yaml` are split: the last
 `--validation-logs` are the validation split and the others the training split. Every learned variant (same data and
