@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['peak_rss_mb']:.0f} MiB",
                 result["target"],
             )
-    Console().print(table)
+    Console(width=160).print(table)
     if failed:
         print(f"benchmark areas failed: {failed}", file=sys.stderr)
         return 1
