@@ -3,19 +3,21 @@
 Protocol (everything simulated and trained here, from fixed seeds):
 1. Pretraining: the forecaster of `configs/forecasting/cab_synth.yaml` (shortened: 15 epochs, batch 64, a prediction
    time every 1.5 s) learns from ground-truth tracks of training logs (seed 0).
-2. Sequential finetuning: the stack's detector and tracker run on the same training logs - the oracle detector with
-   0.4 m centre jitter, 1 m/s velocity noise and 10% misses, then the AB3DMOT tracker - and the pretrained forecaster
-   is finetuned on their tracks with matched GT futures (`forecasting.finetune`).
+2. Sequential finetuning: the stack's detector and tracker run on the same training logs - by default the oracle
+   detector with 0.4 m centre jitter, 1 m/s velocity noise and 10% misses, with `--detector lidar` the shipped LiDAR
+   detector on simulated 32-beam sweeps - then the AB3DMOT tracker, and the pretrained forecaster is finetuned on
+   their tracks with matched GT futures (`forecasting.finetune`).
 3. Evaluation: on held-out logs (seed 1000, never trained on) the same detector and tracker give the same tracks to
    three forecasters: constant velocity, pretrained only, pretrained + finetuned; the official AV2 E2E forecasting
    evaluator scores each submission (top-5, 50 m, our ROI filter).
 
-Reproduce (about 10-15 minutes on 2 CPU cores): `.venv/bin/python -m benchmarks.quality_e2e`
-Writes benchmarks/results/quality_e2e.json.
+Reproduce (about 10-15 minutes on 2 CPU cores): `.venv/bin/python -m benchmarks.quality_e2e [--detector lidar]`
+Writes benchmarks/results/quality_e2e_<detector>.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import tempfile
@@ -40,7 +42,7 @@ from scenes.config import load_config
 from scenes.io import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "quality_e2e.json"
+RESULTS_DIR = REPO / "benchmarks" / "results"
 
 TRAIN = SynthSplitConfig(logs=4, seconds=20.0, seed=0, lidar_beams=None)
 HELD_OUT = SynthSplitConfig(logs=3, seconds=15.0, seed=1000, lidar_beams=None)
@@ -51,13 +53,19 @@ BATCH_SIZE = 64
 FINETUNE = FinetuneConfig(epochs=8, learning_rate=5e-4, batch_size=BATCH_SIZE, sample_every_steps=SAMPLE_EVERY_STEPS)
 
 
-def main() -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description="Sequential finetuning quality on held-out synthetic logs.")
+    parser.add_argument("--detector", choices=("oracle", "lidar"), default="oracle", help="detector whose tracks are used")
+    args = parser.parse_args(argv)
+    beams = 32 if args.detector == "lidar" else None
+    train_split = TRAIN.model_copy(update={"lidar_beams": beams})
+    held_out = HELD_OUT.model_copy(update={"lidar_beams": beams})
     console = Console()
     start = time.perf_counter()
     forecasting_cfg = load_config(REPO / "configs/forecasting/cab_synth.yaml", ForecastingConfig)
     optim = forecasting_cfg.optim.model_copy(update={"epochs": PRETRAIN_EPOCHS, "batch_size": BATCH_SIZE})
     forecasting_cfg = forecasting_cfg.model_copy(update={"optim": optim})
-    stack = E2EForecastConfig(detector="oracle", oracle=DETECTOR_NOISE, tracker="tracker", forecaster="constant_velocity", synth=TRAIN)
+    stack = E2EForecastConfig(detector=args.detector, oracle=DETECTOR_NOISE, tracker="tracker", forecaster="constant_velocity", synth=train_split)
 
     train_logs = tracker_outputs(stack, open_e2e_dataset(None, "train", stack), progress=True)
     scenarios = [
@@ -76,7 +84,7 @@ def main() -> dict[str, Any]:
             "pretrained on GT tracks": Forecaster.from_checkpoint(pretrained),
             "+ finetuned on tracker outputs": Forecaster.from_checkpoint(finetuned),
         }
-        evaluation = stack.model_copy(update={"synth": HELD_OUT})
+        evaluation = stack.model_copy(update={"synth": held_out})
         dataset = open_e2e_dataset(None, "val", evaluation)
         detector, _, _ = build_stages(evaluation)
         rows: dict[str, Any] = {}
@@ -99,11 +107,11 @@ def main() -> dict[str, Any]:
         table.add_row(name, f"{row['mAP_F']:.3f}", f"{row['ADE']:.3f}", f"{row['FDE']:.3f}", *(f"{profiles[p]:.3f}" for p in ("static", "linear", "non-linear")))
     console.print(table)
     payload = {
-        "command": ".venv/bin/python -m benchmarks.quality_e2e",
+        "command": f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector}",
         "protocol": {
-            "train": TRAIN.model_dump(),
-            "held_out": HELD_OUT.model_dump(),
-            "detector": {"kind": "oracle", **DETECTOR_NOISE.model_dump()},
+            "train": train_split.model_dump(),
+            "held_out": held_out.model_dump(),
+            "detector": {"kind": "oracle", **DETECTOR_NOISE.model_dump()} if args.detector == "oracle" else {"kind": "lidar (shipped checkpoint)"},
             "tracker": "AB3DMOT-style (perception.tracking, defaults)",
             "pretrain_epochs": PRETRAIN_EPOCHS,
             "batch_size": BATCH_SIZE,
@@ -115,8 +123,9 @@ def main() -> dict[str, Any]:
         "results": rows,
         "seconds": time.perf_counter() - start,
     }
-    atomic_write_text(RESULTS, json.dumps(payload, indent=2) + "\n")
-    console.print(f"wrote {RESULTS} ({payload['seconds']:.0f} s)")
+    results_path = RESULTS_DIR / f"quality_e2e_{args.detector}.json"
+    atomic_write_text(results_path, json.dumps(payload, indent=2) + "\n")
+    console.print(f"wrote {results_path} ({payload['seconds']:.0f} s)")
     return payload
 
 
