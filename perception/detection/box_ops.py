@@ -36,13 +36,14 @@ def _points_in_boxes_kernel(points: np.ndarray, boxes: np.ndarray) -> np.ndarray
     return result
 
 
-def _boxes7(center_m: npt.ArrayLike, size_lwh_m: npt.ArrayLike, yaw_rad: npt.ArrayLike) -> np.ndarray:
-    center = np.asarray(center_m, dtype=np.float64).reshape(-1, 3)
-    size = np.asarray(size_lwh_m, dtype=np.float64).reshape(-1, 3)
+def _packed_boxes(center: npt.ArrayLike, size: npt.ArrayLike, yaw_rad: npt.ArrayLike, dims: int) -> np.ndarray:
+    """Boxes as one contiguous `(N, 2 * dims + 1)` array `[center, size, yaw]` for the kernels (dims 3: 3D, 2: BEV)."""
+    center_array = np.asarray(center, dtype=np.float64).reshape(-1, dims)
+    size_array = np.asarray(size, dtype=np.float64).reshape(-1, dims)
     yaw = np.asarray(yaw_rad, dtype=np.float64).reshape(-1)
-    if not (len(center) == len(size) == len(yaw)):
-        raise ValueError(f"boxes: {len(center)} centres, {len(size)} sizes and {len(yaw)} yaws disagree")
-    return np.ascontiguousarray(np.concatenate([center, size, yaw[:, None]], axis=1))
+    if not (len(center_array) == len(size_array) == len(yaw)):
+        raise ValueError(f"boxes: {len(center_array)} centres, {len(size_array)} sizes and {len(yaw)} yaws disagree")
+    return np.ascontiguousarray(np.concatenate([center_array, size_array, yaw[:, None]], axis=1))
 
 
 def points_in_boxes(
@@ -50,7 +51,7 @@ def points_in_boxes(
 ) -> np.ndarray:
     """Index of the (first) box containing each point, -1 for none (mmcv `points_in_boxes_part` semantics)."""
     points = np.ascontiguousarray(np.asarray(points_xyz_m, dtype=np.float64).reshape(-1, 3))
-    return _points_in_boxes_kernel(points, _boxes7(center_m, size_lwh_m, yaw_rad))
+    return _points_in_boxes_kernel(points, _packed_boxes(center_m, size_lwh_m, yaw_rad, 3))
 
 
 def count_points_in_boxes(
@@ -143,15 +144,6 @@ def _bev_iou_kernel(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return result
 
 
-def _bev5(center_xy_m: npt.ArrayLike, size_lw_m: npt.ArrayLike, yaw_rad: npt.ArrayLike) -> np.ndarray:
-    center = np.asarray(center_xy_m, dtype=np.float64).reshape(-1, 2)
-    size = np.asarray(size_lw_m, dtype=np.float64).reshape(-1, 2)
-    yaw = np.asarray(yaw_rad, dtype=np.float64).reshape(-1)
-    if not (len(center) == len(size) == len(yaw)):
-        raise ValueError(f"boxes: {len(center)} centres, {len(size)} sizes and {len(yaw)} yaws disagree")
-    return np.ascontiguousarray(np.concatenate([center, size, yaw[:, None]], axis=1))
-
-
 def bev_iou(
     center_a: npt.ArrayLike,
     size_a: npt.ArrayLike,
@@ -161,7 +153,7 @@ def bev_iou(
     yaw_b: npt.ArrayLike,
 ) -> np.ndarray:
     """`(N, M)` rotated bird's-eye-view IoU between boxes a (x,y / l,w / yaw) and boxes b."""
-    return _bev_iou_kernel(_bev5(center_a, size_a, yaw_a), _bev5(center_b, size_b, yaw_b))
+    return _bev_iou_kernel(_packed_boxes(center_a, size_a, yaw_a, 2), _packed_boxes(center_b, size_b, yaw_b, 2))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -199,7 +191,7 @@ def rotated_nms(
     center_xy_m: npt.ArrayLike, size_lw_m: npt.ArrayLike, yaw_rad: npt.ArrayLike, score: npt.ArrayLike, iou_threshold: float
 ) -> np.ndarray:
     """Indices of the boxes kept by greedy rotated-BEV NMS, by decreasing score (ties: lower index first)."""
-    boxes = _bev5(center_xy_m, size_lw_m, yaw_rad)
+    boxes = _packed_boxes(center_xy_m, size_lw_m, yaw_rad, 2)
     scores = np.asarray(score, dtype=np.float64).reshape(-1)
     if len(scores) != len(boxes):
         raise ValueError(f"rotated_nms: {len(boxes)} boxes but {len(scores)} scores")
