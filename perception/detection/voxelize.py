@@ -42,6 +42,19 @@ class VoxelGrid:
         return np.asarray(self.range_m[:3], dtype=np.float64), np.asarray(self.voxel_size_m, dtype=np.float64), shape
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell_xyz(
+    points: np.ndarray, i: int, low: np.ndarray, size: np.ndarray, nx: int, ny: int, nz: int
+) -> tuple[int, int, int]:
+    """Voxel cell (x, y, z) of point `i`, or (-1, -1, -1) outside the grid."""
+    fx = np.floor((points[i, 0] - low[0]) / size[0])
+    fy = np.floor((points[i, 1] - low[1]) / size[1])
+    fz = np.floor((points[i, 2] - low[2]) / size[2])
+    if not (0 <= fx < nx and 0 <= fy < ny and 0 <= fz < nz):  # compared as floats: huge values never wrap
+        return -1, -1, -1
+    return int(fx), int(fy), int(fz)
+
+
 @numba.njit(cache=True, nogil=True)
 def _voxel_index_kernel(
     points: np.ndarray, low: np.ndarray, size: np.ndarray, shape_xyz: np.ndarray
@@ -55,12 +68,9 @@ def _voxel_index_kernel(
     counts = np.zeros(min(n, nx * ny * nz), dtype=np.int32)
     num_voxels = 0
     for i in range(n):
-        fx = np.floor((points[i, 0] - low[0]) / size[0])
-        fy = np.floor((points[i, 1] - low[1]) / size[1])
-        fz = np.floor((points[i, 2] - low[2]) / size[2])
-        if not (0 <= fx < nx and 0 <= fy < ny and 0 <= fz < nz):  # compared as floats: huge values never wrap
+        cx, cy, cz = _cell_xyz(points, i, low, size, nx, ny, nz)
+        if cx < 0:
             continue
-        cx, cy, cz = int(fx), int(fy), int(fz)
         key = (cz * ny + cy) * nx + cx
         slot = table[key]
         if slot < 0:
@@ -106,12 +116,9 @@ def _hard_voxel_kernel(
     counts = np.zeros(max_voxels, dtype=np.int32)
     num_voxels = 0
     for i in range(n):
-        fx = np.floor((points[i, 0] - low[0]) / size[0])
-        fy = np.floor((points[i, 1] - low[1]) / size[1])
-        fz = np.floor((points[i, 2] - low[2]) / size[2])
-        if not (0 <= fx < nx and 0 <= fy < ny and 0 <= fz < nz):  # compared as floats: huge values never wrap
+        cx, cy, cz = _cell_xyz(points, i, low, size, nx, ny, nz)
+        if cx < 0:
             continue
-        cx, cy, cz = int(fx), int(fy), int(fz)
         key = (cz * ny + cy) * nx + cx
         slot = table[key]
         if slot < 0:
