@@ -65,6 +65,8 @@ STAGES: Final = ("detection", "tracking", "forecasting")
 
 
 class DetectorStage(Protocol):
+    past_sweeps: int  # previous frames the detector uses (multi-sweep input)
+
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D: ...
 
 
@@ -95,10 +97,12 @@ class E2EForecastConfig(StrictConfig):
     detector_checkpoint: Path | None = Field(None, description="LiDAR detector checkpoint; None: the shipped one")
     oracle: OracleDetectorConfig = OracleDetectorConfig()
     tracker: Literal["tracker", "oracle"] = "tracker"
-    tracker_config: Path | None = Field(None, description="tracker parameters (YAML, e.g. refit ones); None: the defaults")
+    tracker_config: Path | None = Field(
+        None, description="tracker checkpoint (.pt of `drivestack train tracking`) or configs/tracking YAML; None: the shipped one"
+    )
     forecaster: Literal["learned", "constant_velocity"] = "learned"
     forecaster_checkpoint: Path | None = Field(None, description="forecaster checkpoint; None: the shipped one")
-    past_sweeps: int = Field(1, ge=0, description="previous frames handed to the detector (multi-sweep input)")
+    past_sweeps: int | None = Field(None, ge=0, description="previous frames handed to the detector; None: as many as it uses")
     track_window_s: float = Field(3.0, gt=0, description="tracker history kept for the forecaster")
     static_mode: bool = True
     top_k: Literal[1, 5] = 5
@@ -167,11 +171,9 @@ def build_stages(cfg: E2EForecastConfig) -> Stages:
     if cfg.tracker == "oracle":
         make_tracker = OracleTracker
     else:
-        from perception.tracking.config import TrackerConfig
-        from perception.tracking.tracker import Tracker
-        from scenes.config import load_config
+        from perception.tracking.tracker import Tracker, load_tracker_config
 
-        tracker_cfg = load_config(cfg.tracker_config, TrackerConfig) if cfg.tracker_config else TrackerConfig()
+        tracker_cfg = load_tracker_config(cfg.tracker_config)
 
         def make_tracker() -> TrackerStage:
             return Tracker(tracker_cfg)
@@ -228,6 +230,7 @@ def _run_log(
     forecasts: dict[int, Forecasts] = {}
     processed: list[Frame] = []
     sweeps = 0
+    history = cfg.past_sweeps if cfg.past_sweeps is not None else detector.past_sweeps
     task = progress.add_task(f"log {log_id[:8]}", total=len(frames))
     for frame in frames:
         progress.advance(task)
@@ -235,9 +238,9 @@ def _run_log(
             continue
         sweeps += 1
         with timings.time("detection"):
-            detections = detector.run(frame, processed[-cfg.past_sweeps :] if cfg.past_sweeps else ())
+            detections = detector.run(frame, processed[-history:] if history else ())
         processed.append(frame)
-        if len(processed) > cfg.past_sweeps:
+        if len(processed) > history:
             processed.pop(0)
         with timings.time("tracking"):
             boxes = tracker.step(detections.transformed(frame.city_SE3_ego, "city"), frame.timestamp_ns)

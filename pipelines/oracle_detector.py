@@ -35,6 +35,8 @@ class OracleDetectorConfig(StrictConfig):
 class OracleDetector:
     """`run(frame, past) -> Boxes3D` returning the frame's annotations (ego frame) with scores in (0, 1]."""
 
+    past_sweeps = 0
+
     def __init__(self, cfg: OracleDetectorConfig | None = None) -> None:
         self.cfg = cfg or OracleDetectorConfig()
 

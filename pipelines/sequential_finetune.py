@@ -30,7 +30,7 @@ __all__ = ["FinetuneJobConfig", "tracker_outputs", "run_finetune_job"]
 class FinetuneJobConfig(StrictConfig):
     """Which forecaster is finetuned, on the tracks of which stack, over which training logs."""
 
-    pretrained: Path = Field(description="forecaster checkpoint pretrained on ground-truth tracks")
+    pretrained: Path | None = Field(None, description="forecaster checkpoint pretrained on ground-truth tracks; None: the shipped one")
     stack: E2EForecastConfig = E2EForecastConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     train_split: SynthSplitConfig = SynthSplitConfig(logs=8, seconds=20.0, seed=0)
@@ -72,6 +72,7 @@ def run_finetune_job(
     from rich.console import Console
 
     from forecasting.config import ForecastingConfig
+    from forecasting.forecaster import SHIPPED_CHECKPOINT
     from forecasting.train import load_checkpoint
     from pipelines.e2e_forecast import open_e2e_dataset
 
@@ -84,13 +85,14 @@ def run_finetune_job(
     else:
         logs = tracker_outputs(stack, dataset, out_dir / "tracks")
         console.print(f"saved tracker outputs of {len(logs)} log(s) in {out_dir / 'tracks'}")
-    features = ForecastingConfig.model_validate(load_checkpoint(cfg.pretrained)["config"]).features
+    pretrained = cfg.pretrained or SHIPPED_CHECKPOINT
+    features = ForecastingConfig.model_validate(load_checkpoint(pretrained)["config"]).features
     samples, counts = collect_finetune_samples(logs, features, cfg.finetune)
     console.print(
         f"{counts['tracks']} predicted tracks at prediction times, {counts['matched']} matched to ground truth, "
         f"{counts['samples']} samples with a full future"
     )
-    final = finetune(cfg.pretrained, samples, out_dir, cfg.finetune)
+    final = finetune(pretrained, samples, out_dir, cfg.finetune)
     atomic_write_text(out_dir / "finetune_counts.json", json.dumps(counts, indent=2) + "\n")
     console.print(f"wrote {final}")
     return final

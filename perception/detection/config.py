@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -25,6 +25,8 @@ class ModelConfig(StrictConfig):
     backbone_channels: tuple[int, int] = (32, 64)
     backbone_layers: tuple[int, int] = (3, 3)
     head_channels: Annotated[int, Field(ge=4)] = 32
+    # Heads run at this stride of the pillar grid: 2 (CenterPoint's pillar setting) or 1 (finer, for small objects).
+    out_stride: Literal[1, 2] = 2
     # Decoding: peaks kept per task, minimum score per class name (default for unnamed classes), rotated NMS.
     max_detections_per_task: Annotated[int, Field(ge=1)] = 100
     score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.1
@@ -61,10 +63,6 @@ class ModelConfig(StrictConfig):
     def grid(self) -> VoxelGrid:
         low_z, high_z = self.range_m[2], self.range_m[5]
         return VoxelGrid(self.range_m, (self.pillar_size_m[0], self.pillar_size_m[1], high_z - low_z))
-
-    @property
-    def out_stride(self) -> int:
-        return 2
 
     @property
     def out_cell_m(self) -> tuple[float, float]:

@@ -65,6 +65,11 @@ class Detector:
         net.load_state_dict(payload["state_dict"])
         return cls(cfg, net)
 
+    @property
+    def past_sweeps(self) -> int:
+        """Previous frames `run` uses (multi-sweep input)."""
+        return self.cfg.model.num_sweeps - 1
+
     @torch.no_grad()
     def run_batch(self, frames: Sequence[Frame], pasts: Sequence[Sequence[Frame]]) -> list[Boxes3D]:
         clouds = [accumulate_sweeps(frame, past, self.cfg.model.num_sweeps) for frame, past in zip(frames, pasts)]
@@ -77,5 +82,4 @@ class Detector:
 
     def run_log(self, frames: Sequence[Frame]) -> list[Boxes3D]:
         """Detections of every frame of a log, each with its own preceding frames as past sweeps."""
-        history = self.cfg.model.num_sweeps - 1
-        return [self.run(frame, frames[max(0, i - history) : i]) for i, frame in enumerate(frames)]
+        return [self.run(frame, frames[max(0, i - self.past_sweeps) : i]) for i, frame in enumerate(frames)]

@@ -2,7 +2,8 @@
 
 Pillar feature net (PointPillars): each point is decorated with its offset to the mean of its pillar and to the
 pillar centre, passed through Linear-BN-ReLU and max-pooled per pillar (dynamic pillars, no point limit).
-Backbone: two strided conv stages (stride 2 and 4 of the pillar grid) upsampled to stride 2 and concatenated.
+Backbone: two strided conv stages (stride 2 and 4 of the pillar grid) upsampled to the output stride (2, as CenterPoint's
+pillar model, or 1) and concatenated.
 Heads (CenterPoint): per class group a shared 3x3 conv, one heatmap (one channel per class) and a shared regression of
 center offset (2), z (1), log size (3), yaw sin/cos (2) and velocity (2) at every output cell.
 """
@@ -101,18 +102,22 @@ def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential
     )
 
 
-class BEVBackbone(nn.Module):
-    """Two downsampling stages (stride 2, 4) and their upsampled concatenation at stride 2."""
+def _upsample(in_channels: int, out_channels: int, factor: int) -> nn.Sequential:
+    """Transposed convolution by `factor` (a 1x1 convolution when `factor` is 1), BN, ReLU."""
+    layer = nn.ConvTranspose2d(in_channels, out_channels, factor, stride=factor, bias=False) if factor > 1 else nn.Conv2d(in_channels, out_channels, 1, bias=False)
+    return nn.Sequential(layer, nn.BatchNorm2d(out_channels, eps=1e-3), nn.ReLU(inplace=True))
 
-    def __init__(self, in_channels: int, channels: tuple[int, int], layers: tuple[int, int]) -> None:
+
+class BEVBackbone(nn.Module):
+    """Two downsampling stages (stride 2, 4) and their concatenation upsampled to `out_stride` (1 or 2)."""
+
+    def __init__(self, in_channels: int, channels: tuple[int, int], layers: tuple[int, int], out_stride: int = 2) -> None:
         super().__init__()
         c1, c2 = channels
         self.stage1 = nn.Sequential(_conv(in_channels, c1, 2), *[_conv(c1, c1) for _ in range(layers[0] - 1)])
         self.stage2 = nn.Sequential(_conv(c1, c2, 2), *[_conv(c2, c2) for _ in range(layers[1] - 1)])
-        self.up1 = nn.Sequential(nn.Conv2d(c1, c1, 1, bias=False), nn.BatchNorm2d(c1, eps=1e-3), nn.ReLU(inplace=True))
-        self.up2 = nn.Sequential(
-            nn.ConvTranspose2d(c2, c1, 2, stride=2, bias=False), nn.BatchNorm2d(c1, eps=1e-3), nn.ReLU(inplace=True)
-        )
+        self.up1 = _upsample(c1, c1, 2 // out_stride)
+        self.up2 = _upsample(c2, c1, 4 // out_stride)
         self.out_channels = 2 * c1
 
     def forward(self, bev: torch.Tensor) -> torch.Tensor:
@@ -137,13 +142,13 @@ class CenterHead(nn.Module):
 
 
 class CenterPointNet(nn.Module):
-    """Pillars -> per-task (heatmap logits, regression) at stride 2 of the pillar grid."""
+    """Pillars -> per-task (heatmap logits, regression) at `cfg.out_stride` of the pillar grid."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.pillars = PillarFeatureNet(cfg)
-        self.backbone = BEVBackbone(self.pillars.out_channels, cfg.backbone_channels, cfg.backbone_layers)
+        self.backbone = BEVBackbone(self.pillars.out_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.out_stride)
         self.shared = _conv(self.backbone.out_channels, cfg.head_channels)
         self.heads = nn.ModuleList(CenterHead(cfg.head_channels, cfg.head_channels, len(task)) for task in cfg.tasks)
 

@@ -26,6 +26,9 @@ class TrackerConfig(StrictConfig):
     use_detection_velocity: bool = True
     noise: NoiseModel = Field(default_factory=NoiseModel)
     interpolate_gaps: bool = True
+    # Reported heading: a track moving faster than this points along its filtered velocity (a box heading more than
+    # 90 deg off is turned by pi), which undoes the detector's front/back flips; None keeps the filtered heading.
+    heading_from_motion_min_speed_m_per_s: Annotated[float, Field(gt=0)] | None = None
     # Offline run: a track that gets confirmed also reports the frames it had as a tentative track.
     backfill_tentative: bool = True
 

@@ -20,9 +20,26 @@ from perception.tracking.associate import center_distance_cost, iou_cost, match
 from perception.tracking.config import TrackerConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import STATE_DIM, BoxKalmanFilter
+from perception.tracking.train import TrackingConfig
 from scenes.categories import CATEGORIES
-from scenes.config import ConfigError, validate_config
+from scenes.config import ConfigError, load_config, validate_config
+from scenes.geometry import wrap_angle
 from scenes.records import Boxes3D, Tracks
+
+
+# Noise and gates fitted on simulated ground-truth tracks by `drivestack train tracking --config
+# configs/tracking/ab3dmot.yaml`; `benchmarks/quality_detection.py` gives its scores.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ab3dmot_synth.pt"
+
+
+def load_tracker_config(path: str | os.PathLike[str] | None = None) -> TrackerConfig:
+    """The tracker config of a checkpoint (`.pt`, from `drivestack train tracking`) or of a configs/tracking YAML
+    (its `tracker` section); None: the shipped checkpoint's."""
+    if path is None:
+        path = SHIPPED_CHECKPOINT
+    if Path(path).suffix == ".pt":
+        return Tracker.from_checkpoint(path).cfg
+    return load_config(path, TrackingConfig).tracker
 
 
 class Tracker:
@@ -134,16 +151,26 @@ class Tracker:
             mask = mask & self.confirmed()
         index = np.flatnonzero(mask)
         state = self.state[index]
+        velocity = self.filter.velocity_xy(state)
         return Boxes3D(
             state[:, :3],
             np.maximum(state[:, 4:7], 1e-3),
-            state[:, 3],
+            self._reported_yaw(state[:, 3], velocity),
             self.category[index],
             self.score[index].astype(np.float32),
-            self.filter.velocity_xy(state),
+            velocity,
             np.array([self.ids[i] for i in index], dtype=str),
             frame="city",
         )
+
+    def _reported_yaw(self, yaw_rad: np.ndarray, velocity_xy: np.ndarray) -> np.ndarray:
+        """`yaw_rad`, turned by pi where the track moves faster than the configured speed against its heading."""
+        min_speed = self.cfg.heading_from_motion_min_speed_m_per_s
+        if min_speed is None:
+            return yaw_rad
+        speed = np.linalg.norm(velocity_xy, axis=1)
+        backwards = (speed > min_speed) & (velocity_xy[:, 0] * np.cos(yaw_rad) + velocity_xy[:, 1] * np.sin(yaw_rad) < 0)
+        return np.where(backwards, wrap_angle(yaw_rad + np.pi), yaw_rad)
 
     def run(self, log_id: str, detections_city: Sequence[Boxes3D], timestamps_ns: npt.ArrayLike) -> Tracks:
         """Tracks of a whole log: every frame stepped in order, then (offline) tentative frames of tracks that got

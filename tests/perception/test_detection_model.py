@@ -74,8 +74,10 @@ def test_gaussian_radius_and_peak() -> None:
     assert heatmap[3, 3] == 0.0
 
 
-def test_encode_decode_round_trip() -> None:
-    cfg = ModelConfig(**TINY_MODEL, score_threshold=0.5)
+@pytest.mark.parametrize("out_stride", [1, 2])
+def test_encode_decode_round_trip(out_stride: int) -> None:
+    cfg = ModelConfig(**TINY_MODEL, score_threshold=0.5, out_stride=out_stride)
+    assert cfg.out_shape_hw == (64 // out_stride, 64 // out_stride)
     truth = _scene(0).annotations
     assert truth is not None
     targets = build_targets(truth, cfg, gaussian_overlap=0.1, min_radius=2, max_objects=32)
@@ -144,9 +146,12 @@ def _tiny_cfg(epochs: int, **train: object) -> DetectionConfig:
 
 
 @pytest.mark.slow
-def test_overfits_a_tiny_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("out_stride", [1, 2])
+def test_overfits_a_tiny_batch(tmp_path: Path, out_stride: int) -> None:
     frames = [_scene(2), _scene(3)]
-    path = fit(_tiny_cfg(60), [Sample(f, ()) for f in frames], tmp_path, show_progress=False)
+    cfg = _tiny_cfg({1: 100, 2: 60}[out_stride])  # four times the cells at stride 1 take longer to fit
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"out_stride": out_stride})})
+    path = fit(cfg, [Sample(f, ()) for f in frames], tmp_path, show_progress=False)
     detector = Detector.from_checkpoint(path)
     for frame in frames:
         detections = detector.run(frame)

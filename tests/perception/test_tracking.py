@@ -14,7 +14,7 @@ from perception.tracking.associate import center_distance_cost, greedy_match, hu
 from perception.tracking.config import TrackerConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import BoxKalmanFilter, NoiseModel
-from perception.tracking.tracker import Tracker
+from perception.tracking.tracker import SHIPPED_CHECKPOINT, Tracker, load_tracker_config
 from perception.tracking.train import TrackingConfig, fit
 from scenes.records import Boxes3D, Tracks
 
@@ -149,6 +149,20 @@ def test_crossing_objects_keep_their_ids_with_detector_velocity() -> None:
     assert len(set(ids)) == 1 and len(tracks.track_ids) == 2
 
 
+def test_heading_from_motion_turns_backward_boxes() -> None:
+    stamps = np.arange(6) * 100_000_000
+    # Detections flipped by pi (yaw pi) for a car driving +x at 10 m/s, and a parked car (yaw pi) next to it.
+    frames = [replace(_boxes([[k * 1.0, 0.0], [0.0, 5.0]]), yaw_rad=np.full(2, np.pi)) for k in range(6)]
+    plain = Tracker(TrackerConfig(min_hits=2)).run("log", frames, stamps)
+    fixed = Tracker(TrackerConfig(min_hits=2, heading_from_motion_min_speed_m_per_s=1.0)).run("log", frames, stamps)
+    for boxes in plain.boxes[2:]:
+        np.testing.assert_allclose(np.cos(boxes.yaw_rad), -1.0, atol=1e-6)
+    for boxes in fixed.boxes[2:]:
+        moving = boxes.center_m[:, 1] < 2.5
+        np.testing.assert_allclose(np.cos(boxes.yaw_rad[moving]), 1.0, atol=1e-6)
+        np.testing.assert_allclose(np.cos(boxes.yaw_rad[~moving]), -1.0, atol=1e-6)  # parked: below the speed, kept
+
+
 def test_run_interpolates_gaps_and_backfills() -> None:
     stamps = np.arange(10) * 100_000_000
     frames = [_boxes([[k * 1.0, 0.0]] if k not in (4, 5) else []) for k in range(10)]
@@ -196,6 +210,18 @@ def test_fit_measures_noise_and_gates(tmp_path: Path) -> None:
     assert tracker.cfg.noise.acceleration_m_per_s2 == pytest.approx(np.sqrt(3) / 4, rel=1e-6)
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         Tracker.from_checkpoint(tmp_path / "nope.pt")
+    assert load_tracker_config(path) == tracker.cfg
+
+
+def test_load_tracker_config_reads_yaml_and_the_shipped_checkpoint(tmp_path: Path) -> None:
+    yaml_path = tmp_path / "tracking.yaml"
+    yaml_path.write_text("tracker:\n  min_hits: 4\n  heading_from_motion_min_speed_m_per_s: 2.0\n")
+    from_yaml = load_tracker_config(yaml_path)
+    assert from_yaml.min_hits == 4 and from_yaml.heading_from_motion_min_speed_m_per_s == 2.0
+    assert SHIPPED_CHECKPOINT.stat().st_size < 5_000_000
+    shipped = load_tracker_config()
+    assert shipped == load_tracker_config(SHIPPED_CHECKPOINT)
+    assert shipped.min_score > 0 and shipped.gate_m("PEDESTRIAN") < shipped.gate_m("REGULAR_VEHICLE")
 
 
 def test_shipped_tracking_configs_validate() -> None:
