@@ -13,8 +13,8 @@ Protocol (everything simulated from fixed seeds):
    three forecasters: constant velocity, pretrained only, pretrained + finetuned; the official AV2 E2E forecasting
    evaluator scores each submission (top-5, 50 m, our ROI filter).
 
-Reproduce (about 10 minutes on 2 CPU cores): `.venv/bin/python -m benchmarks.quality_e2e [--detector oracle]`
-Writes benchmarks/results/quality_e2e_<detector>[_seed<seed>].json.
+Reproduce (about 5 minutes on 2 CPU cores): `.venv/bin/python -m benchmarks.quality_e2e [--detector oracle]`
+Writes benchmarks/results/quality_e2e_<detector>[_seed<seed>][_<logs>logs].json.
 """
 
 from __future__ import annotations
@@ -53,12 +53,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detector", choices=("lidar", "oracle"), default="lidar", help="detector whose tracks are used")
     parser.add_argument("--pretrained", type=Path, default=SHIPPED_CHECKPOINT, help="forecaster pretrained on GT tracks")
+    parser.add_argument("--logs", type=int, default=HELD_OUT_LOGS, help="evaluation logs (of 15 s)")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help=f"seed of the evaluation logs ({HELD_OUT_SEED}: held out)")
     args = parser.parse_args(argv)
     beams = 32 if args.detector == "lidar" else None
     job = load_config(FINETUNE_JOB, FinetuneJobConfig)
     train_split = job.train_split.model_copy(update={"lidar_beams": beams})
-    evaluation_split = SynthSplitConfig(logs=HELD_OUT_LOGS, seconds=HELD_OUT_SECONDS, seed=args.seed, lidar_beams=beams)
+    evaluation_split = SynthSplitConfig(logs=args.logs, seconds=HELD_OUT_SECONDS, seed=args.seed, lidar_beams=beams)
     console = Console()
     start = time.perf_counter()
     features = ForecastingConfig.model_validate(load_checkpoint(args.pretrained)["config"]).features
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         profiles = row["per_profile_mAP_F"]
         table.add_row(name, f"{row['mAP_F']:.3f}", f"{row['ADE']:.3f}", f"{row['FDE']:.3f}", *(f"{profiles[p]:.3f}" for p in ("static", "linear", "non-linear")))
     console.print(table)
-    command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector}" + ("" if args.seed == HELD_OUT_SEED else f" --seed {args.seed}")
+    command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector} --logs {args.logs}" + ("" if args.seed == HELD_OUT_SEED else f" --seed {args.seed}")
     payload = {
         "command": command,
         "protocol": {
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": rows,
         "seconds": time.perf_counter() - start,
     }
-    suffix = "" if args.seed == HELD_OUT_SEED else f"_seed{args.seed}"
+    suffix = ("" if args.seed == HELD_OUT_SEED else f"_seed{args.seed}") + ("" if args.logs == HELD_OUT_LOGS else f"_{args.logs}logs")
     results_path = RESULTS_DIR / f"quality_e2e_{args.detector}{suffix}.json"
     atomic_write_text(results_path, json.dumps(payload, indent=2) + "\n")
     console.print(f"wrote {results_path} ({payload['seconds']:.0f} s)")
