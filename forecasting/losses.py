@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mixture_nll", "categorical_kl", "mutual_information", "min_ade_per_sample"]
+__all__ = ["mixture_nll", "categorical_kl", "mutual_information"]
 
 
 def mixture_nll(
@@ -51,10 +51,3 @@ def mutual_information(logits: torch.Tensor) -> torch.Tensor:
     conditional_entropy = -(p * log_p).sum(dim=-1).mean()
     return marginal_entropy - conditional_entropy
 
-
-def min_ade_per_sample(trajectories_m: torch.Tensor, future_m: torch.Tensor, future_valid: torch.Tensor) -> torch.Tensor:
-    """Smallest average displacement error over the modes, per sample `(B,)`."""
-    error = torch.linalg.norm(trajectories_m - future_m[:, None], dim=-1)  # (B, K, T)
-    valid = future_valid[:, None].to(error.dtype)
-    ade = (error * valid).sum(dim=-1) / valid.sum(dim=-1).clamp(min=1)
-    return ade.min(dim=-1).values
