@@ -109,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for log_id, frames in frames_by_log.items()
     }
-    variants = [(name, cfg, city_detections) for name, cfg in _track_variants().items()]
-    variants.append(("shipped tracker on ground-truth boxes", _track_variants()[SHIPPED_TRACKER], ground_truth_boxes))
+    tracker_configs = _track_variants()
+    variants = [(name, cfg, city_detections) for name, cfg in tracker_configs.items()]
+    variants.append(("shipped tracker on ground-truth boxes", tracker_configs[SHIPPED_TRACKER], ground_truth_boxes))
     for name, tracker_cfg, inputs in variants:
         tracks = [
             Tracker(tracker_cfg).run(log_id, inputs[log_id], [f.timestamp_ns for f in frames]) for log_id, frames in frames_by_log.items()

@@ -152,7 +152,8 @@ def train_tracking(
     out: Annotated[Path, typer.Option("--out", help="Directory of the fitted tracker checkpoint.")] = Path("runs/tracking"),
 ) -> None:
     """Fit the tracker's parameters (Kalman noise, association gates) on ground-truth tracks."""
-    from perception.tracking.train import TrackingConfig, fit
+    from perception.tracking.config import TrackingConfig
+    from perception.tracking.train import fit
     from scenes.adapters.base import AdapterError
     from scenes.adapters.registry import open_dataset
     from scenes.config import ConfigError, load_config

@@ -1,4 +1,4 @@
-"""Configuration of the AB3DMOT-style tracker (configs/tracking/*.yaml)."""
+"""Configuration of the AB3DMOT-style tracker and of its fitting (configs/tracking/*.yaml)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,20 @@ class TrackerConfig(StrictConfig):
 
     def gate_m(self, category_name: str) -> float:
         return self.class_distance_gate_m.get(category_name, self.distance_gate_m)
+
+
+class TrackingSynthConfig(StrictConfig):
+    """Simulated logs the statistics are measured on (agents and annotations only: no LiDAR, no cameras)."""
+
+    num_logs: Annotated[int, Field(ge=1)] = 4
+    seed: int = 0
+    seconds: Annotated[float, Field(gt=0)] = 15.0
+
+
+class TrackingConfig(StrictConfig):
+    """Top-level tracking config (configs/tracking/*.yaml)."""
+
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    synth: TrackingSynthConfig = Field(default_factory=TrackingSynthConfig)
+    gate_percentile: Annotated[float, Field(gt=0, le=100)] = 99.0
+    min_track_samples: Annotated[int, Field(ge=1)] = 20

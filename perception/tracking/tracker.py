@@ -17,10 +17,9 @@ import numpy.typing as npt
 import torch
 
 from perception.tracking.associate import center_distance_cost, iou_cost, match
-from perception.tracking.config import TrackerConfig
+from perception.tracking.config import TrackerConfig, TrackingConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import STATE_DIM, BoxKalmanFilter
-from perception.tracking.train import TrackingConfig
 from scenes.categories import CATEGORIES
 from scenes.config import ConfigError, load_config, validate_config
 from scenes.geometry import wrap_angle

@@ -12,41 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 from rich.progress import Progress
 
-from perception.tracking.config import TrackerConfig
+from perception.tracking.config import TrackerConfig, TrackingConfig
 from scenes import __version__
 from scenes.adapters.base import Dataset
 from scenes.categories import CATEGORIES
-from scenes.config import StrictConfig
 from scenes.geometry import wrap_angle
 from scenes.io import atomic_write
 from scenes.records import Tracks
 
 CheckpointCallback = Callable[[dict[str, float], Path | None], None]
 FINAL = "tracker.pt"
-
-
-class TrackingSynthConfig(StrictConfig):
-    """Simulated logs the statistics are measured on (agents and annotations only: no LiDAR, no cameras)."""
-
-    num_logs: Annotated[int, Field(ge=1)] = 4
-    seed: int = 0
-    seconds: Annotated[float, Field(gt=0)] = 15.0
-
-
-class TrackingConfig(StrictConfig):
-    """Top-level tracking config (configs/tracking/*.yaml)."""
-
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
-    synth: TrackingSynthConfig = Field(default_factory=TrackingSynthConfig)
-    gate_percentile: Annotated[float, Field(gt=0, le=100)] = 99.0
-    min_track_samples: Annotated[int, Field(ge=1)] = 20
 
 
 def ground_truth_tracks(cfg: TrackingConfig, dataset: Dataset | Sequence[Tracks] | str) -> list[Tracks]:

@@ -15,7 +15,8 @@ from perception.tracking.config import TrackerConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import BoxKalmanFilter, NoiseModel
 from perception.tracking.tracker import SHIPPED_CHECKPOINT, Tracker, load_tracker_config
-from perception.tracking.train import TrackingConfig, fit
+from perception.tracking.config import TrackingConfig
+from perception.tracking.train import fit
 from scenes.records import Boxes3D, Tracks
 
 NOISE = NoiseModel(
