@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from forecasting.cab import objective_loss, training_logits
-from forecasting.config import ObjectiveConfig
+from forecasting.config import ForecastingConfig, ObjectiveConfig
 from forecasting.losses import categorical_kl, mixture_nll, mutual_information
+from forecasting.model import ForecastNet
 from forecasting.train import build_network
 
 from .conftest import tiny_config, tiny_samples
@@ -39,6 +40,13 @@ def test_mixture_nll_and_kl_by_hand() -> None:
     torch.testing.assert_close(clipped, torch.tensor([[5.0, -5.0, -5.0]]))  # centred (mean 6) then clipped
 
 
+def _seeded_network(method: str) -> tuple[ForecastingConfig, ForecastNet, dict[str, torch.Tensor]]:
+    """The tiny config of `method`, its network initialised from seed 0 and a batch of 8 samples."""
+    cfg = tiny_config(method)
+    torch.manual_seed(0)
+    return cfg, build_network(cfg), tiny_samples(cfg).select(slice(0, 8)).to_torch()
+
+
 def _grads(network: torch.nn.Module, loss: torch.Tensor) -> dict[str, torch.Tensor | None]:
     network.zero_grad(set_to_none=True)
     loss.backward(retain_graph=True)
@@ -50,10 +58,7 @@ def _nonzero(grads: dict[str, torch.Tensor | None], prefix: str) -> bool:
 
 
 def test_blind_branch_detaches_history_and_nulls_context() -> None:
-    cfg = tiny_config("cab")
-    torch.manual_seed(0)
-    network = build_network(cfg)
-    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    _, network, batch = _seeded_network("cab")
     full, blind = network(batch, with_blind=True)
     assert blind is not None
     blind_loss = mixture_nll(
@@ -72,10 +77,7 @@ def test_blind_branch_detaches_history_and_nulls_context() -> None:
 
 
 def test_kl_term_only_moves_the_context_aware_distribution() -> None:
-    cfg = tiny_config("cab")
-    torch.manual_seed(0)
-    network = build_network(cfg)
-    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    _, network, batch = _seeded_network("cab")
     full, blind = network(batch, with_blind=True)
     assert blind is not None
     full.logits.retain_grad()
@@ -102,10 +104,7 @@ def test_kl_term_only_moves_the_context_aware_distribution() -> None:
 
 @pytest.mark.parametrize("method", ["plain", "cab", "reweight", "rubiz"])
 def test_every_objective_gives_a_finite_loss_and_gradients(method: str) -> None:
-    cfg = tiny_config(method)
-    torch.manual_seed(0)
-    network = build_network(cfg)
-    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    cfg, network, batch = _seeded_network(method)
     full, blind = network(batch, with_blind=method != "plain")
     loss, parts = objective_loss(full, blind, batch, cfg.objective)
     assert torch.isfinite(loss)
@@ -116,10 +115,7 @@ def test_every_objective_gives_a_finite_loss_and_gradients(method: str) -> None:
 
 
 def test_reweight_and_rubiz_follow_the_paper_equations() -> None:
-    cfg = tiny_config("reweight")
-    torch.manual_seed(0)
-    network = build_network(cfg)
-    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    _, network, batch = _seeded_network("reweight")
     full, blind = network(batch, with_blind=True)
     assert blind is not None
     objective = ObjectiveConfig(method="reweight", mutual_information_weight=0.0)
@@ -145,10 +141,7 @@ def test_reweight_and_rubiz_follow_the_paper_equations() -> None:
 
 
 def test_recognition_network_sees_the_future_in_training_only() -> None:
-    cfg = tiny_config("cab")
-    torch.manual_seed(0)
-    network = build_network(cfg)
-    batch = tiny_samples(cfg).select(slice(0, 8)).to_torch()
+    _, network, batch = _seeded_network("cab")
     full, _ = network(batch)
     assert full.posterior_logits is not None
     shifted, _ = network(dict(batch, future_m=batch["future_m"] + 1.0))
