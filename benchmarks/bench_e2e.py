@@ -38,11 +38,11 @@ class _FramesDataset:
 
 def _stages() -> tuple[object, object]:
     """The shipped detector and forecaster, the ones `drivestack e2e-forecast` runs by default."""
-    from forecasting.forecaster import SHIPPED_CHECKPOINT as SHIPPED_FORECASTER
+    from forecasting.forecaster import SHIPPED_E2E_CHECKPOINT
     from forecasting.forecaster import Forecaster
     from perception.detection.detector import SHIPPED_CHECKPOINT, Detector
 
-    return Detector.from_checkpoint(SHIPPED_CHECKPOINT), Forecaster.from_checkpoint(SHIPPED_FORECASTER)
+    return Detector.from_checkpoint(SHIPPED_CHECKPOINT), Forecaster.from_checkpoint(SHIPPED_E2E_CHECKPOINT)
 
 
 def run() -> list[Result]:

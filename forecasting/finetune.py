@@ -49,7 +49,9 @@ class FinetuneConfig(StrictConfig):
     epochs: int = Field(10, ge=1)
     learning_rate: float = Field(5e-4, gt=0)
     batch_size: int | None = Field(None, ge=1, description="None: the pretrained config's global batch size")
-    sample_every_steps: int = Field(1, ge=1, description="prediction times are this many forecast steps apart")
+    sample_every_s: float = Field(
+        0.5, gt=0, description="prediction times are at least this far apart (0.1: every frame of a 10 Hz tracker)"
+    )
     seed: int = 0
 
 
@@ -122,14 +124,16 @@ def finetune_samples(
     segments = LaneSegments.from_lane_graph(lane_graph, features.lane_segment_length_m, features.lane_points)
     parts: list[FeatureBatch] = []
     counts = {"tracks": 0, "matched": 0, "samples": 0}
-    tolerance_ns = step_ns // 4
-    for current_ns in range(first, last + 1, cfg.sample_every_steps * step_ns):
-        pred_index = int(np.argmin(np.abs(predicted.timestamps_ns - current_ns)))
-        gt_index = int(np.argmin(np.abs(ground_truth.timestamps_ns - predicted.timestamps_ns[pred_index])))
-        if abs(int(predicted.timestamps_ns[pred_index]) - current_ns) > tolerance_ns:
+    gt_index_of = {int(ts): index for index, ts in enumerate(ground_truth.timestamps_ns.tolist())}
+    spacing_ns = int(round(cfg.sample_every_s * 1e9))
+    # a frame is kept when at least `sample_every_s` (less a quarter of the tracker's frame period) after the last kept
+    slack_ns = int(np.median(np.diff(predicted.timestamps_ns))) // 4 if len(predicted) > 1 else 0
+    next_ns = first - slack_ns
+    for pred_index, current_ns in enumerate(predicted.timestamps_ns.tolist()):
+        if current_ns < next_ns or current_ns > last or current_ns not in gt_index_of:
             continue
-        if ground_truth.timestamps_ns[gt_index] != predicted.timestamps_ns[pred_index]:
-            continue
+        next_ns = current_ns + spacing_ns - slack_ns
+        gt_index = gt_index_of[current_ns]
         pred_scenario = scenario_from_tracks(predicted, lane_graph, pred_index, features)
         gt_scenario = scenario_from_tracks(ground_truth, lane_graph, gt_index, features)
         match = match_tracks(pred_scenario, gt_scenario, cfg)

@@ -22,6 +22,10 @@ from scenes.records import Forecasts, LaneGraph, Tracks
 # CAB forecaster for the AV2 end-to-end setting (K=5, 6 steps at 2 Hz), trained on simulated logs;
 # `benchmarks/quality_forecasting.py` gives its scores and the command that reproduces it.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cab_synth.pt"
+# The same forecaster after Valeo4Cast's sequential finetuning on the shipped detector and tracker's outputs
+# (`drivestack finetune forecasting --config configs/pipelines/finetune_forecasting.yaml`): the default of
+# `drivestack e2e-forecast`; `benchmarks/quality_e2e.py` compares the two.
+SHIPPED_E2E_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_synth_e2e.pt")
 
 __all__ = ["GridForecaster", "Forecaster"]
 

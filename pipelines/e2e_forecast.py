@@ -53,6 +53,7 @@ __all__ = [
     "LogResult",
     "E2EResult",
     "run_e2e",
+    "reforecast",
     "open_e2e_dataset",
     "build_stages",
     "load_e2e_config",
@@ -101,7 +102,9 @@ class E2EForecastConfig(StrictConfig):
         None, description="tracker checkpoint (.pt of `drivestack train tracking`) or configs/tracking YAML; None: the shipped one"
     )
     forecaster: Literal["learned", "constant_velocity"] = "learned"
-    forecaster_checkpoint: Path | None = Field(None, description="forecaster checkpoint; None: the shipped one")
+    forecaster_checkpoint: Path | None = Field(
+        None, description="forecaster checkpoint; None: the shipped one finetuned on the shipped detector and tracker's outputs"
+    )
     past_sweeps: int | None = Field(None, ge=0, description="previous frames handed to the detector; None: as many as it uses")
     track_window_s: float = Field(3.0, gt=0, description="tracker history kept for the forecaster")
     static_mode: bool = True
@@ -184,10 +187,9 @@ def build_stages(cfg: E2EForecastConfig) -> Stages:
 
         forecaster = ConstantVelocityForecaster(horizon_steps=6, step_s=0.5, num_modes=5)
     else:
-        from forecasting.forecaster import SHIPPED_CHECKPOINT as SHIPPED_FORECASTER
-        from forecasting.forecaster import Forecaster
+        from forecasting.forecaster import SHIPPED_E2E_CHECKPOINT, Forecaster
 
-        forecaster = Forecaster.from_checkpoint(cfg.forecaster_checkpoint or SHIPPED_FORECASTER)
+        forecaster = Forecaster.from_checkpoint(cfg.forecaster_checkpoint or SHIPPED_E2E_CHECKPOINT)
     return detector, make_tracker, forecaster
 
 
@@ -211,6 +213,21 @@ def _region_of_interest(dataset: Any, log_id: str, lane_graph: LaneGraph | None)
         if map_dir.is_dir():
             return Av2MapRegionOfInterest(map_dir)
     return RasterRegionOfInterest.from_lane_graph(lane_graph) if lane_graph is not None else None
+
+
+def _forecast(
+    cfg: E2EForecastConfig,
+    forecaster: ForecasterStage,
+    log_id: str,
+    stamps: Sequence[int],
+    tracked: Sequence[Boxes3D],
+    lane_graph: LaneGraph | None,
+) -> Forecasts:
+    """Forecasts at the last of `stamps` from the tracker's outputs of the last `track_window_s` seconds."""
+    window_start = int(np.searchsorted(stamps, stamps[-1] - int(cfg.track_window_s * 1e9)))
+    window = Tracks(log_id, np.array(stamps[window_start:], dtype=np.int64), tuple(tracked[window_start:]))
+    prediction = forecaster.run(window, lane_graph, index=-1)
+    return apply_static_mode(prediction) if cfg.static_mode else prediction
 
 
 def _run_log(
@@ -249,12 +266,7 @@ def _run_log(
         if frame.timestamp_ns not in forecast_at:
             continue
         with timings.time("forecasting"):
-            window_start = np.searchsorted(stamps, frame.timestamp_ns - int(cfg.track_window_s * 1e9))
-            window = Tracks(log_id, np.array(stamps[window_start:], dtype=np.int64), tuple(tracked[window_start:]))
-            prediction = forecaster.run(window, lane_graph, index=-1)
-            if cfg.static_mode:
-                prediction = apply_static_mode(prediction)
-        forecasts[frame.timestamp_ns] = prediction
+            forecasts[frame.timestamp_ns] = _forecast(cfg, forecaster, log_id, stamps, tracked, lane_graph)
     progress.remove_task(task)
     tracks = Tracks(log_id, np.array(stamps, dtype=np.int64), tuple(tracked)) if stamps else None
     annotated = tuple(replace(f, lidar=None, cameras={}) for f in frames if f.annotations is not None)
@@ -278,7 +290,6 @@ def run_e2e(
     results: list[LogResult] = []
     ground_truth: Sequences = {}
     rois: dict[str, RegionOfInterest] = {}
-    entries: list[tuple[Forecasts, Boxes3D]] = []
     sweeps = 0
     with Progress(disable=not progress, transient=True) as bar:
         for log_id in log_ids if log_ids is not None else dataset.logs():
@@ -294,13 +305,37 @@ def run_e2e(
                 roi = _region_of_interest(dataset, log_id, lane_graph) if cfg.roi_filter else None
                 if roi is not None:
                     rois[log_id] = roi
-            if result.tracks is not None:
-                by_stamp = dict(zip(result.tracks.timestamps_ns.tolist(), result.tracks.boxes))
-                entries.extend((forecast, by_stamp[ts]) for ts, forecast in result.forecasts.items())
-    required = {log_id: [frame["timestamp_ns"] for frame in frames] for log_id, frames in ground_truth.items()}
-    submission = build_submission(entries, required)
     use_rois = cfg.roi_filter and ground_truth and all(log_id in rois for log_id in ground_truth)
-    return E2EResult(submission, ground_truth, rois if use_rois else None, tuple(results), timings, sweeps)
+    return E2EResult(_submission(results, ground_truth), ground_truth, rois if use_rois else None, tuple(results), timings, sweeps)
+
+
+def _submission(logs: Sequence[LogResult], ground_truth: Sequences) -> ForecastSequences:
+    entries: list[tuple[Forecasts, Boxes3D]] = []
+    for log in logs:
+        if log.tracks is not None:
+            by_stamp = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes))
+            entries.extend((forecast, by_stamp[ts]) for ts, forecast in log.forecasts.items())
+    required = {log_id: [frame["timestamp_ns"] for frame in frames] for log_id, frames in ground_truth.items()}
+    return build_submission(entries, required)
+
+
+def reforecast(cfg: E2EForecastConfig, result: E2EResult, forecaster: ForecasterStage) -> E2EResult:
+    """`result` with its forecasts redone by `forecaster` from the same tracker outputs (detection and tracking not rerun).
+
+    Compares forecasters on identical tracks, as sequential finetuning is judged, at the cost of forecasting only.
+    """
+    timings = StageTimings()
+    logs: list[LogResult] = []
+    for log in result.logs:
+        forecasts: dict[int, Forecasts] = {}
+        if log.tracks is not None:
+            stamps = log.tracks.timestamps_ns.tolist()
+            for timestamp_ns in log.forecasts:
+                end = stamps.index(timestamp_ns) + 1
+                with timings.time("forecasting"):
+                    forecasts[timestamp_ns] = _forecast(cfg, forecaster, log.log_id, stamps[:end], log.tracks.boxes[:end], log.lane_graph)
+        logs.append(replace(log, forecasts=forecasts))
+    return replace(result, submission=_submission(logs, result.ground_truth), logs=tuple(logs), timings=timings)
 
 
 def load_e2e_config(path: Path | None) -> E2EForecastConfig:

@@ -143,8 +143,11 @@ def test_two_ddp_workers_reproduce_the_single_worker_run(tmp_path: Path) -> None
             assert per_rank[rank][epoch]["nll"] == pytest.approx(metrics["nll"], rel=1e-4)
 
 
-def test_shipped_checkpoint_is_the_av2_end_to_end_setting() -> None:
-    path = Path(__file__).resolve().parents[2] / "forecasting" / "checkpoints" / "cab_synth.pt"
+# The finetuned checkpoint has adapted to the tracker's outputs, so on these exact tracks its best
+# mode may drift more than the one trained on ground truth; 6 m over the 3 s, as some finetuning settings gave, fails.
+@pytest.mark.parametrize(("name", "tolerance_m"), [("cab_synth.pt", 0.5), ("cab_synth_e2e.pt", 1.5)])
+def test_shipped_checkpoints_are_the_av2_end_to_end_setting(name: str, tolerance_m: float) -> None:
+    path = Path(__file__).resolve().parents[2] / "forecasting" / "checkpoints" / name
     forecaster = Forecaster.from_checkpoint(path)
     assert forecaster.cfg.objective.method == "cab"
     assert (forecaster.cfg.model.num_modes, forecaster.cfg.features.horizon_steps, forecaster.cfg.features.step_s) == (5, 6, 0.5)
@@ -157,4 +160,4 @@ def test_shipped_checkpoint_is_the_av2_end_to_end_setting() -> None:
                       for k in range(6)], axis=1)  # fmt: skip
     best = forecasts.trajectories_m[:, 0]
     order = [forecasts.agent_ids.tolist().index(f"car{i}") for i in range(3)]
-    assert np.abs(best[order] - truth).max() < 0.5
+    assert np.abs(best[order] - truth).max() < tolerance_m

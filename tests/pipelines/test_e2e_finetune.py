@@ -17,8 +17,8 @@ FEATURES = FeatureConfig(history_steps=3, horizon_steps=2, step_s=0.5, max_neigh
 STEP_NS = 500_000_000
 
 
-def _tracks(log_id: str, paths: dict[str, list[tuple[float, float] | None]]) -> Tracks:
-    """2 Hz tracks from per-id xy paths (None: not observed at that step)."""
+def _tracks(log_id: str, paths: dict[str, list[tuple[float, float] | None]], period_ns: int = STEP_NS) -> Tracks:
+    """Tracks (2 Hz unless `period_ns` says otherwise) from per-id xy paths (None: not observed at that step)."""
     steps = len(next(iter(paths.values())))
     boxes = []
     for step in range(steps):
@@ -34,7 +34,7 @@ def _tracks(log_id: str, paths: dict[str, list[tuple[float, float] | None]]) -> 
                 frame="city",
             )
         )
-    return Tracks(log_id, np.arange(steps, dtype=np.int64) * STEP_NS + STEP_NS, tuple(boxes))
+    return Tracks(log_id, np.arange(steps, dtype=np.int64) * period_ns + period_ns, tuple(boxes))
 
 
 def _line(x0: float, y: float, dx: float, steps: int = 6) -> list[tuple[float, float] | None]:
@@ -74,6 +74,22 @@ def test_samples_take_the_tracker_past_and_the_matched_ground_truth_future() -> 
     assert batch.future_valid.all()
     # The ghost remains visible as a neighbour of the supervised agent.
     assert batch.neighbor_mask[:, 0].all()
+
+
+def test_prediction_times_of_a_10_hz_tracker() -> None:
+    period_ns = STEP_NS // 5
+    # 3.1 s of 10 Hz frames (t = 0.1 .. 3.1 s), two agents moving at 1 m/s; tracker and GT agree.
+    gt = _tracks("log", {"A": _line(0, 0, 0.1, 31), "B": _line(0, 9, 0.1, 31)}, period_ns)
+    predicted = _tracks("log", {"a": _line(0, 0.2, 0.1, 31), "b": _line(0, 9.2, 0.1, 31)}, period_ns)
+    # A prediction time needs 1 s of past (3 steps of 0.5 s) and 1 s of future: t in [1.1 s, 2.1 s].
+    every_frame, counts = finetune_samples(predicted, gt, None, FEATURES, FinetuneConfig(sample_every_s=0.1))
+    assert counts == {"tracks": 22, "matched": 22, "samples": 22}
+    np.testing.assert_allclose(np.unique(every_frame.origin_xy_m[:, 0]), 0.1 * np.arange(10, 21), atol=1e-9)
+    every_step, counts = finetune_samples(predicted, gt, None, FEATURES, FinetuneConfig(sample_every_s=0.5))
+    assert counts["samples"] == 6
+    np.testing.assert_allclose(np.unique(every_step.origin_xy_m[:, 0]), [1.0, 1.5, 2.0], atol=1e-9)
+    # Past from the tracker (0.2 m off), future from GT, on the 0.5 s grid whatever the tracker's rate.
+    np.testing.assert_allclose(every_step.future_m[0], [[0.5, -0.2], [1.0, -0.2]], atol=1e-6)
 
 
 def _tiny_config() -> ForecastingConfig:
@@ -120,7 +136,7 @@ def test_finetune_cli_runs_the_stack_then_finetunes(tmp_path) -> None:
     config = tmp_path / "finetune.yaml"
     config.write_text(
         f"pretrained: {pretrained}\nstack:\n  detector: oracle\n  oracle:\n    center_noise_m: 0.3\n"
-        "finetune:\n  epochs: 1\n  batch_size: 32\n  sample_every_steps: 4\ntrain_split:\n  logs: 1\n  seconds: 4.0\n  seed: 3\n  lidar_beams: null\n"
+        "finetune:\n  epochs: 1\n  batch_size: 32\n  sample_every_s: 2.0\ntrain_split:\n  logs: 1\n  seconds: 4.0\n  seed: 3\n  lidar_beams: null\n"
     )
     out = tmp_path / "ft"
     result = CliRunner().invoke(app, ["finetune", "forecasting", "--config", str(config), "--out", str(out)])

@@ -11,7 +11,11 @@ from av2.evaluation.forecasting.eval import evaluate as official_evaluate
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, open_e2e_dataset, run_e2e
+from forecasting.baselines import ConstantVelocityForecaster
+from forecasting.config import FeatureConfig
+from forecasting.dataset import FeatureBatch
+from forecasting.forecaster import GridForecaster
+from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, open_e2e_dataset, reforecast, run_e2e
 from pipelines.e2e_postprocess import apply_static_mode
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig, OracleTracker
 from scenes.categories import CATEGORY_ID
@@ -98,6 +102,38 @@ def test_pipeline_on_a_tiny_synthetic_log(tiny_runs) -> None:
             assert cell == pytest.approx(official[profile][category], nan_ok=True)
     # Detection noise and misses can only hurt end-to-end forecasting.
     assert noisy.evaluate(cfg).mean_mAP_F < scores.mean_mAP_F
+
+
+class _StandStill(GridForecaster):
+    """Every agent stays where it is (five equally likely modes)."""
+
+    def __init__(self) -> None:
+        super().__init__(FeatureConfig(history_steps=2, horizon_steps=6, step_s=0.5, max_neighbors=0, max_lanes=0))
+
+    def predict(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
+        return np.broadcast_to(batch.origin_xy_m[:, None, None, :], (len(batch), 5, 6, 2)).copy(), np.full((len(batch), 5), 0.2)
+
+
+def test_reforecast_equals_rerunning_the_stack_with_the_other_forecaster(tiny_runs) -> None:
+    cfg, exact, _ = tiny_runs
+    again = reforecast(cfg, exact, ConstantVelocityForecaster())
+    assert again.submission.keys() == exact.submission.keys()
+    for log_id, frames in exact.submission.items():
+        for timestamp_ns, agents in frames.items():
+            for mine, theirs in zip(again.submission[log_id][timestamp_ns], agents, strict=True):
+                np.testing.assert_array_equal(mine["prediction_m"], theirs["prediction_m"])
+    # Another forecaster on the same tracks gives exactly what a full run with it gives; detection is not rerun.
+    still = reforecast(cfg, exact, _StandStill())
+    rerun = run_e2e(cfg, open_e2e_dataset(None, "val", cfg), stages=(OracleDetector(), OracleTracker, _StandStill()), progress=False)
+    assert "detection" not in still.timings.calls and still.timings.calls["forecasting"] == exact.timings.calls["forecasting"]
+    (log_id,) = rerun.submission
+    for timestamp_ns, agents in rerun.submission[log_id].items():
+        mine = still.submission[log_id][timestamp_ns]
+        assert [a["current_translation_m"].tolist() for a in mine] == [a["current_translation_m"].tolist() for a in agents]
+        for a, b in zip(mine, agents, strict=True):
+            np.testing.assert_array_equal(a["prediction_m"], b["prediction_m"])
+            np.testing.assert_array_equal(a["prediction_m"][:, -1], np.broadcast_to(a["current_translation_m"], (5, 2)))
+    assert still.evaluate(cfg).mean_mAP_F != exact.evaluate(cfg).mean_mAP_F
 
 
 def test_cli_job_writes_submission_plot_and_scores(tmp_path) -> None:
