@@ -38,8 +38,7 @@ class _FramesDataset:
 
 def _stages() -> tuple[object, object]:
     """The shipped detector and forecaster, the ones `drivestack e2e-forecast` runs by default."""
-    from forecasting.forecaster import SHIPPED_E2E_CHECKPOINT
-    from forecasting.forecaster import Forecaster
+    from forecasting.forecaster import SHIPPED_E2E_CHECKPOINT, Forecaster
     from perception.detection.detector import SHIPPED_CHECKPOINT, Detector
 
     return Detector.from_checkpoint(SHIPPED_CHECKPOINT), Forecaster.from_checkpoint(SHIPPED_E2E_CHECKPOINT)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from av2.evaluation.forecasting import utils as forecasting_utils
 from av2.evaluation.forecasting.constants import CATEGORY_TO_VELOCITY_M_PER_S, VELOCITY_TYPES
-from av2.evaluation.forecasting.eval import convert_forecast_labels
+from av2.evaluation.forecasting.eval import convert_forecast_labels, filter_max_dist
 from rich.console import Console
 from rich.table import Table
 
@@ -141,16 +141,13 @@ def detected_agents_fde(submission: ForecastSequences, ground_truth: Sequences, 
     its nearest one is scored. Unlike mAP_F, this ignores detection scores, false positives and category cells, so it
     isolates the forecaster on the tracks it was given.
     """
-    labels = convert_forecast_labels(copy.deepcopy(ground_truth))
+    labels = filter_max_dist(convert_forecast_labels(copy.deepcopy(ground_truth)), max_range_m)
     errors: dict[str, list[float]] = {profile: [] for profile in VELOCITY_TYPES}
-    detected = {profile: 0 for profile in VELOCITY_TYPES}
     for log_id, frames in labels.items():
         for timestamp_ns, agents in frames.items():
             predictions = submission.get(log_id, {}).get(timestamp_ns, [])
             centres = np.array([p["current_translation_m"] for p in predictions], dtype=np.float64).reshape(-1, 2)
             for agent in agents:
-                if np.linalg.norm(agent["current_translation_m"][:2] - agent["ego_translation_m"][:2]) >= max_range_m:
-                    continue
                 agent["velocity_m_per_s"] = forecasting_utils.agent_velocity_m_per_s(agent)
                 profile = forecasting_utils.trajectory_type(agent, CATEGORY_TO_VELOCITY_M_PER_S)
                 if not len(centres):
@@ -162,9 +159,8 @@ def detected_agents_fde(submission: ForecastSequences, ground_truth: Sequences, 
                 future = agent["future_translation_m"][:, :2]
                 modes = predictions[nearest]["prediction_m"][:, : len(future)]
                 errors[profile].append(float(np.linalg.norm(modes[:, -1] - future[-1], axis=-1).min()))
-                detected[profile] += 1
     return {
-        profile: {"median": float(np.median(values)) if values else math.nan, "agents": detected[profile]}
+        profile: {"median": float(np.median(values)) if values else math.nan, "agents": len(values)}
         for profile, values in errors.items()
     }
 

@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perception.tracking.associate import center_distance_cost, greedy_match, hungarian_match, iou_cost
-from perception.tracking.config import TrackerConfig
+from perception.tracking.config import TrackerConfig, TrackingConfig
 from perception.tracking.interpolate import TrackState, interpolate_track
 from perception.tracking.kalman import BoxKalmanFilter, NoiseModel
 from perception.tracking.tracker import SHIPPED_CHECKPOINT, Tracker, load_tracker_config
-from perception.tracking.config import TrackingConfig
 from perception.tracking.train import fit
 from scenes.records import Boxes3D, Tracks
 
