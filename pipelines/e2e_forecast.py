@@ -219,7 +219,7 @@ def _forecast(
     cfg: E2EForecastConfig,
     forecaster: ForecasterStage,
     log_id: str,
-    stamps: Sequence[int],
+    stamps: Sequence[int] | np.ndarray,
     tracked: Sequence[Boxes3D],
     lane_graph: LaneGraph | None,
 ) -> Forecasts:
@@ -329,9 +329,9 @@ def reforecast(cfg: E2EForecastConfig, result: E2EResult, forecaster: Forecaster
     for log in result.logs:
         forecasts: dict[int, Forecasts] = {}
         if log.tracks is not None:
-            stamps = log.tracks.timestamps_ns.tolist()
+            stamps = log.tracks.timestamps_ns
             for timestamp_ns in log.forecasts:
-                end = stamps.index(timestamp_ns) + 1
+                end = int(np.searchsorted(stamps, timestamp_ns)) + 1  # forecasts are made at tracker timestamps
                 with timings.time("forecasting"):
                     forecasts[timestamp_ns] = _forecast(cfg, forecaster, log.log_id, stamps[:end], log.tracks.boxes[:end], log.lane_graph)
         logs.append(replace(log, forecasts=forecasts))
