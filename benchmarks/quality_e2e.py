@@ -14,9 +14,11 @@ Protocol (everything simulated from fixed seeds):
    pretrained + finetuned. The official AV2 E2E forecasting evaluator scores each submission (top-5, 50 m, our ROI
    filter). mAP_F averages (profile, category) cells, some holding a handful of agents, so it is noisy on few logs;
    the table also gives, per ground-truth profile, the median best-of-5 FDE of the detected agents, which isolates
-   the forecaster.
+   the forecaster, and each mAP_F and each gap between consecutive rows with its leave-one-log-out jackknife
+   standard error (the gaps are paired: every forecaster is scored on the same tracks of the same logs).
 
-Reproduce (about 8 minutes on 2 CPU cores): `.venv/bin/python -m benchmarks.quality_e2e [--detector oracle]`
+Reproduce (about 20 minutes on 2 CPU cores, most of it the detector on the 24 training logs):
+`.venv/bin/python -m benchmarks.quality_e2e [--detector oracle]`
 Writes benchmarks/results/quality_e2e_<detector>[_seed<seed>][_<logs>logs].json.
 """
 
@@ -43,7 +45,8 @@ from forecasting.config import ForecastingConfig
 from forecasting.finetune import collect_finetune_samples, finetune
 from forecasting.forecaster import SHIPPED_CHECKPOINT, Forecaster
 from forecasting.train import load_checkpoint
-from pipelines.e2e_forecast import SynthSplitConfig, build_stages, open_e2e_dataset, reforecast, run_e2e
+from pipelines.e2e_forecast import E2EForecastConfig, E2EResult, SynthSplitConfig, build_stages, open_e2e_dataset, reforecast, run_e2e
+from pipelines.evaluate_e2e import evaluate_submission
 from pipelines.oracle_detector import OracleDetectorConfig
 from pipelines.sequential_finetune import FinetuneJobConfig, tracker_outputs
 from scenes.config import load_config
@@ -88,8 +91,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         detector, tracker, _ = build_stages(evaluation)
         tracked = run_e2e(evaluation, open_e2e_dataset(None, "val", evaluation), stages=(detector, tracker, forecasters["constant velocity"]))
         rows: dict[str, Any] = {}
+        results: dict[str, E2EResult] = {}
         for name, forecaster in forecasters.items():
-            result = reforecast(evaluation, tracked, forecaster)
+            result = results[name] = reforecast(evaluation, tracked, forecaster)
             scores = result.evaluate(evaluation)
             rows[name] = {
                 "mAP_F": scores.mean_mAP_F,
@@ -100,6 +104,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 },
                 "detected_agents_median_FDE_m": detected_agents_fde(result.submission, result.ground_truth, evaluation.max_range_m),
             }
+    spread = jackknife_mAP_F(results, evaluation)
+    for name, row in rows.items():
+        row["mAP_F_jackknife_se"] = spread[name]
     which = "held-out" if args.seed == HELD_OUT_SEED else "validation"
     table = Table(title=f"End-to-end forecasting on {which} synthetic logs (seed {args.seed}; same {args.detector} detector + tracker outputs)")
     for column in ("forecaster", "mAP_F", "ADE (m)", "FDE (m)", *(f"mAP_F {p}" for p in VELOCITY_TYPES), *(f"FDE {p} (m)" for p in VELOCITY_TYPES)):
@@ -107,11 +114,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, row in rows.items():
         profiles, fde = row["per_profile_mAP_F"], row["detected_agents_median_FDE_m"]
         table.add_row(
-            name, f"{row['mAP_F']:.3f}", f"{row['ADE']:.3f}", f"{row['FDE']:.3f}",
+            name, f"{row['mAP_F']:.3f} ± {row['mAP_F_jackknife_se']:.3f}", f"{row['ADE']:.3f}", f"{row['FDE']:.3f}",
             *(f"{profiles[p]:.3f}" for p in VELOCITY_TYPES), *(f"{fde[p]['median']:.2f}" for p in VELOCITY_TYPES),
         )  # fmt: skip
     console.print(table)
     console.print("FDE <profile>: median best-of-5 final error over ground-truth agents of that profile with a forecast agent within 2 m")
+    console.print(f"mAP_F ± leave-one-log-out jackknife standard error over the {args.logs} logs; gaps between consecutive rows (paired):")
+    names = list(rows)
+    gaps = {}
+    for before, after in zip(names, names[1:]):
+        gap = rows[after]["mAP_F"] - rows[before]["mAP_F"]
+        gaps[f"{after} - {before}"] = {"mAP_F": gap, "jackknife_se": spread[(before, after)]}
+        console.print(f"  {after} - {before}: {gap:+.3f} ± {spread[(before, after)]:.3f}")
     command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector} --logs {args.logs}" + ("" if args.seed == HELD_OUT_SEED else f" --seed {args.seed}")
     payload = {
         "command": command,
@@ -125,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "finetune_match_counts": counts,
         },
         "results": rows,
+        "gaps": gaps,
         "seconds": time.perf_counter() - start,
     }
     suffix = ("" if args.seed == HELD_OUT_SEED else f"_seed{args.seed}") + ("" if args.logs == HELD_OUT_LOGS else f"_{args.logs}logs")
@@ -132,6 +147,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     atomic_write_text(results_path, json.dumps(payload, indent=2) + "\n")
     console.print(f"wrote {results_path} ({payload['seconds']:.0f} s)")
     return payload
+
+
+def jackknife_mAP_F(results: dict[str, E2EResult], cfg: E2EForecastConfig) -> dict[Any, float]:
+    """Leave-one-log-out jackknife standard errors of each forecaster's mAP_F (keyed by name) and of the paired gap
+    between consecutive forecasters (keyed by the pair): every forecaster is rescored with each log left out in turn.
+    """
+    logs = sorted(next(iter(results.values())).ground_truth)
+    left_out: dict[str, list[float]] = {name: [] for name in results}
+    for dropped in logs:
+        kept = [log_id for log_id in logs if log_id != dropped]
+        for name, result in results.items():
+            rois = {log_id: result.rois[log_id] for log_id in kept} if result.rois is not None else None
+            scores = evaluate_submission(
+                {log_id: result.submission[log_id] for log_id in kept}, {log_id: result.ground_truth[log_id] for log_id in kept},
+                rois=rois, top_k=cfg.top_k, max_range_m=cfg.max_range_m,
+            )  # fmt: skip
+            left_out[name].append(scores.mean_mAP_F)
+
+    def standard_error(values: np.ndarray) -> float:
+        n = len(values)
+        return float(np.sqrt((n - 1) / n * np.sum((values - values.mean()) ** 2))) if n > 1 else math.nan
+
+    spread: dict[Any, float] = {name: standard_error(np.array(values)) for name, values in left_out.items()}
+    names = list(results)
+    for before, after in zip(names, names[1:]):
+        spread[(before, after)] = standard_error(np.array(left_out[after]) - np.array(left_out[before]))
+    return spread
 
 
 def detected_agents_fde(submission: ForecastSequences, ground_truth: Sequences, max_range_m: float) -> dict[str, dict[str, float]]:

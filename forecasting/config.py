@@ -24,6 +24,12 @@ class FeatureConfig(StrictConfig):
     lane_segment_length_m: float = Field(12.0, gt=0)
     lane_radius_m: float = Field(40.0, gt=0)
     position_scale_m: float = Field(10.0, gt=0, description="positions are divided by this before the network")
+    heading_source: Literal["yaw", "motion"] = Field(
+        "yaw",
+        description="heading of every state (the agent frame's +x, heading features): the box yaw, or (motion) the "
+        "direction of its velocity wherever the speed reaches motion_heading_min_speed_m_per_s, else the yaw",
+    )
+    motion_heading_min_speed_m_per_s: float = Field(1.0, ge=0)
 
 
 class ModelConfig(StrictConfig):

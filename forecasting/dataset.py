@@ -6,6 +6,12 @@ steps, `step_s` apart) as a `Scenario`; states are matched to grid times by near
 so 10 Hz and 2 Hz inputs, and tracks with gaps, all work. `encode_scenario` then expresses one agent's history, its
 neighbours' histories and the nearby lane segments in the agent's frame (origin: its current position; +x: its
 current heading) and pads/masks what is missing.
+
+A state's heading is its box yaw, or with `heading_source: motion` the direction of its velocity wherever it moves at
+`motion_heading_min_speed_m_per_s` or more. Ground-truth yaws and motion agree, but a tracker's box yaws do not: on the
+shipped detector and tracker's outputs over the seed-0 training logs, 11.7% of the boxes of agents moving at 1-2 m/s
+face backwards (velocity direction: 2.5%), and 32% of all moving ones are off by more than 20 degrees (velocity: 10%).
+A forecaster trained on ground truth in the yaw frame reads a backwards-facing car as reversing.
 """
 
 from __future__ import annotations
@@ -198,6 +204,9 @@ def _grid_scenario(
     estimated = _finite_difference_velocity(xy, valid, features.step_s)
     velocity = np.where(np.isfinite(measured) & valid[..., None], measured, estimated)
     velocity = np.where(valid[..., None], velocity, 0.0)
+    if features.heading_source == "motion":
+        moving = valid & (np.linalg.norm(velocity, axis=-1) >= features.motion_heading_min_speed_m_per_s)
+        heading = np.where(moving, np.arctan2(velocity[..., 1], velocity[..., 0]), heading)
     current = features.history_steps - 1
     present = valid[:, current]
     return Scenario(

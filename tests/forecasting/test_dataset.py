@@ -19,14 +19,17 @@ FEATURES = FeatureConfig(history_steps=3, horizon_steps=2, step_s=0.5, max_neigh
                          lane_segment_length_m=12.0)  # fmt: skip
 
 
-def _tracks(yaw_rad: float, drop_index: int | None = None) -> Tracks:
-    """Car 'a' drives at 2 m/s along `yaw_rad` from (10, 20); car 'b' stands 3 m to its left; 10 Hz for 3 s."""
+def _tracks(yaw_rad: float, drop_index: int | None = None, box_yaw_error_rad: float = 0.0) -> Tracks:
+    """Car 'a' drives at 2 m/s along `yaw_rad` from (10, 20); car 'b' stands 3 m to its left; 10 Hz for 3 s.
+
+    Both boxes carry the yaw `yaw_rad + box_yaw_error_rad` (a tracker's flipped or skewed box heading).
+    """
     direction = np.array([np.cos(yaw_rad), np.sin(yaw_rad)])
     boxes = []
     for step in range(31):
         centers = np.array([[*(np.array([10.0, 20.0]) + 2.0 * step / 10 * direction), 0.0],
                             [*(np.array([10.0, 20.0]) + 3.0 * np.array([-direction[1], direction[0]])), 0.0]])  # fmt: skip
-        frame = Boxes3D(centers, np.ones((2, 3)), np.array([yaw_rad, yaw_rad]), np.zeros(2, dtype=np.int64),
+        frame = Boxes3D(centers, np.ones((2, 3)), np.full(2, yaw_rad + box_yaw_error_rad), np.zeros(2, dtype=np.int64),
                         track_id=np.array(["a", "b"]), frame="city")  # fmt: skip
         boxes.append(frame.select(np.array([False, True])) if step == drop_index else frame)
     return Tracks("log", np.arange(31, dtype=np.int64) * 100_000_000, tuple(boxes))
@@ -60,6 +63,24 @@ def test_agent_frame_features(yaw_rad: float) -> None:
     np.testing.assert_allclose(batch.neighbors[0, 0, -1, :2] * FEATURES.position_scale_m, [-4.0, 3.0], atol=1e-5)
     assert batch.lane_mask[0].sum() >= 1
     np.testing.assert_allclose(batch.to_city(batch.future_m[:, None].astype(float))[0, 0], scenario.xy_m[row, 3:5], atol=1e-5)
+
+
+@pytest.mark.parametrize("yaw_rad", [0.0, 2.0])
+def test_motion_heading_replaces_a_flipped_box_yaw(yaw_rad: float) -> None:
+    tracks = _tracks(yaw_rad, box_yaw_error_rad=np.pi)  # both boxes face backwards
+    by_yaw = scenario_from_tracks(tracks, None, index=20, features=FEATURES)
+    motion = FEATURES.model_copy(update={"heading_source": "motion", "motion_heading_min_speed_m_per_s": 1.0})
+    by_motion = scenario_from_tracks(tracks, None, index=20, features=motion)
+    moving, standing = by_yaw.agent_ids.tolist().index("a"), by_yaw.agent_ids.tolist().index("b")
+    no_lanes = LaneSegments.from_lane_graph(None, FEATURES.lane_segment_length_m, FEATURES.lane_points)
+    # The box yaw puts the car's future behind it; its 2 m/s motion gives the frame it drives in.
+    np.testing.assert_allclose(encode_scenario(by_yaw, no_lanes, FEATURES, [moving]).future_m[0], [[-1.0, 0.0], [-2.0, 0.0]], atol=1e-5)
+    batch = encode_scenario(by_motion, no_lanes, motion, [moving])
+    np.testing.assert_allclose(batch.future_m[0], [[1.0, 0.0], [2.0, 0.0]], atol=1e-5)
+    np.testing.assert_allclose(batch.history[0, :, 4:6], [[1.0, 0.0]] * 3, atol=1e-6)  # heading features follow the motion
+    np.testing.assert_allclose(by_motion.heading_rad[moving, :3], np.full(3, yaw_rad), atol=1e-9)
+    # The standing car (speed 0 < 1 m/s) keeps its box yaw.
+    np.testing.assert_allclose(by_motion.heading_rad[standing], by_yaw.heading_rad[standing])
 
 
 def test_lane_segments_cut_lanes_evenly() -> None:
