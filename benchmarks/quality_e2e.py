@@ -17,7 +17,7 @@ Protocol (everything simulated from fixed seeds):
    the forecaster, and each mAP_F and each gap between consecutive rows with its leave-one-log-out jackknife
    standard error (the gaps are paired: every forecaster is scored on the same tracks of the same logs).
 
-Reproduce (about 20 minutes on 2 CPU cores, most of it the detector on the 24 training logs):
+Reproduce (about 11 minutes on 2 CPU cores, most of it the detector on the 24 training logs):
 `.venv/bin/python -m benchmarks.quality_e2e [--detector oracle]`
 Writes benchmarks/results/quality_e2e_<detector>[_seed<seed>][_<logs>logs].json.
 """
