@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 },
                 "detected_agents_median_FDE_m": detected_agents_fde(result.submission, result.ground_truth, evaluation.max_range_m),
             }
-    spread = jackknife_mAP_F(results, evaluation)
+    left_out = leave_one_log_out_mAP_F(results, evaluation)
     for name, row in rows.items():
-        row["mAP_F_jackknife_se"] = spread[name]
+        row["mAP_F_jackknife_se"] = jackknife_standard_error(left_out[name])
     which = "held-out" if args.seed == HELD_OUT_SEED else "validation"
     table = Table(title=f"End-to-end forecasting on {which} synthetic logs (seed {args.seed}; same {args.detector} detector + tracker outputs)")
     for column in ("forecaster", "mAP_F", "ADE (m)", "FDE (m)", *(f"mAP_F {p}" for p in VELOCITY_TYPES), *(f"FDE {p} (m)" for p in VELOCITY_TYPES)):
@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gaps = {}
     for before, after in zip(names, names[1:]):
         gap = rows[after]["mAP_F"] - rows[before]["mAP_F"]
-        gaps[f"{after} - {before}"] = {"mAP_F": gap, "jackknife_se": spread[(before, after)]}
-        console.print(f"  {after} - {before}: {gap:+.3f} ± {spread[(before, after)]:.3f}")
+        gap_se = jackknife_standard_error(left_out[after] - left_out[before])
+        gaps[f"{after} - {before}"] = {"mAP_F": gap, "jackknife_se": gap_se}
+        console.print(f"  {after} - {before}: {gap:+.3f} ± {gap_se:.3f}")
     command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector} --logs {args.logs}" + ("" if args.seed == HELD_OUT_SEED else f" --seed {args.seed}")
     payload = {
         "command": command,
@@ -149,10 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return payload
 
 
-def jackknife_mAP_F(results: dict[str, E2EResult], cfg: E2EForecastConfig) -> dict[Any, float]:
-    """Leave-one-log-out jackknife standard errors of each forecaster's mAP_F (keyed by name) and of the paired gap
-    between consecutive forecasters (keyed by the pair): every forecaster is rescored with each log left out in turn.
-    """
+def leave_one_log_out_mAP_F(results: dict[str, E2EResult], cfg: E2EForecastConfig) -> dict[str, np.ndarray]:
+    """Each forecaster's mAP_F rescored with each log (in sorted order) left out in turn."""
     logs = sorted(next(iter(results.values())).ground_truth)
     left_out: dict[str, list[float]] = {name: [] for name in results}
     for dropped in logs:
@@ -164,16 +163,13 @@ def jackknife_mAP_F(results: dict[str, E2EResult], cfg: E2EForecastConfig) -> di
                 rois=rois, top_k=cfg.top_k, max_range_m=cfg.max_range_m,
             )  # fmt: skip
             left_out[name].append(scores.mean_mAP_F)
+    return {name: np.array(values) for name, values in left_out.items()}
 
-    def standard_error(values: np.ndarray) -> float:
-        n = len(values)
-        return float(np.sqrt((n - 1) / n * np.sum((values - values.mean()) ** 2))) if n > 1 else math.nan
 
-    spread: dict[Any, float] = {name: standard_error(np.array(values)) for name, values in left_out.items()}
-    names = list(results)
-    for before, after in zip(names, names[1:]):
-        spread[(before, after)] = standard_error(np.array(left_out[after]) - np.array(left_out[before]))
-    return spread
+def jackknife_standard_error(left_out: np.ndarray) -> float:
+    """The jackknife standard error of a statistic from its leave-one-out values (NaN with fewer than 2)."""
+    n = len(left_out)
+    return float(np.sqrt((n - 1) / n * np.sum((left_out - left_out.mean()) ** 2))) if n > 1 else math.nan
 
 
 def detected_agents_fde(submission: ForecastSequences, ground_truth: Sequences, max_range_m: float) -> dict[str, dict[str, float]]:
