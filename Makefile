@@ -28,6 +28,8 @@ demo: $(STAMP)
 	$(VENV)/bin/drivestack e2e-forecast --out $(DEMO_OUT)/submission.pkl --evaluate
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -x -q -n 2 --dist loadfile
 
 bench: $(STAMP)

@@ -26,7 +26,10 @@ def write_av2_log(split_dir: Path, rng: np.random.Generator) -> None:
     (log_dir / "sensors" / "lidar").mkdir(parents=True)
     stamps = np.arange(NUM_SWEEPS, dtype=np.int64) * STEP_NS + 10**18
     pose = {name: np.zeros(NUM_SWEEPS) for name in ("qx", "qy", "qz", "ty_m", "tz_m")}
-    feather.write_feather(pa.table({"timestamp_ns": stamps, "qw": np.ones(NUM_SWEEPS), "tx_m": np.arange(NUM_SWEEPS, dtype=np.float64), **pose}), log_dir / "city_SE3_egovehicle.feather")
+    feather.write_feather(
+        pa.table({"timestamp_ns": stamps, "qw": np.ones(NUM_SWEEPS), "tx_m": np.arange(NUM_SWEEPS, dtype=np.float64), **pose}),
+        log_dir / "city_SE3_egovehicle.feather",
+    )
     for stamp in stamps:
         feather.write_feather(
             pa.table(
@@ -83,6 +86,13 @@ def run() -> list[Result]:
 
         return [
             measure("av2 open log + first frame", first_frame, items=1, unit="frames/s", repeats=5, target="< 100 ms"),
-            measure(f"av2 iterate {NUM_SWEEPS} frames (cached log)", whole_log, items=NUM_SWEEPS, unit="frames/s", repeats=3, target=">= 20 frames/s (LiDAR rate 10 Hz)"),
+            measure(
+                f"av2 iterate {NUM_SWEEPS} frames (cached log)",
+                whole_log,
+                items=NUM_SWEEPS,
+                unit="frames/s",
+                repeats=3,
+                target=">= 20 frames/s (LiDAR rate 10 Hz)",
+            ),
             measure("kitti velodyne scan 120k pts", lambda: read_velodyne(velodyne, 0), items=120_000, unit="pts/s", repeats=7, target="< 20 ms"),
         ]

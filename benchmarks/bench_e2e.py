@@ -10,12 +10,19 @@ Reproduce: `.venv/bin/python -m benchmarks e2e`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from benchmarks.harness import Result, measure
 from pipelines.e2e_forecast import E2EForecastConfig, run_e2e
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig
-from scenes.records import Frame
+from scenes.records import Frame, LaneGraph
+
+if TYPE_CHECKING:
+    from forecasting.forecaster import Forecaster
+    from perception.detection.detector import Detector
+    from scenes.synth.world import SynthLog
 
 SECONDS = 3.0
 
@@ -23,20 +30,20 @@ SECONDS = 3.0
 class _FramesDataset:
     """Pre-simulated frames of one log, as the adapter interface `run_e2e` reads."""
 
-    def __init__(self, log: object) -> None:
+    def __init__(self, log: SynthLog) -> None:
         self.log = log
 
     def logs(self) -> list[str]:
-        return [self.log.log_id]  # type: ignore[attr-defined]
+        return [self.log.log_id]
 
     def frames(self, log_id: str) -> list[Frame]:
-        return list(self.log.frames)  # type: ignore[attr-defined]
+        return list(self.log.frames)
 
-    def lane_graph(self, log_id: str) -> object:
-        return self.log.lane_graph  # type: ignore[attr-defined]
+    def lane_graph(self, log_id: str) -> LaneGraph:
+        return self.log.lane_graph
 
 
-def _stages() -> tuple[object, object]:
+def _stages() -> tuple[Detector, Forecaster]:
     """The shipped detector and forecaster, the ones `drivestack e2e-forecast` runs by default."""
     from forecasting.forecaster import SHIPPED_E2E_CHECKPOINT, Forecaster
     from perception.detection.detector import SHIPPED_CHECKPOINT, Detector
@@ -57,7 +64,7 @@ def run() -> list[Result]:
     points = float(np.mean([len(frame.lidar) for frame in frames if frame.lidar is not None]))
 
     last = run_e2e(cfg, dataset, stages=stages, progress=False)
-    detected = [detector.run(frame, frames[max(0, i - 1) : i]) for i, frame in enumerate(frames)]  # type: ignore[attr-defined]
+    detected = [detector.run(frame, frames[max(0, i - 1) : i]) for i, frame in enumerate(frames)]
     oracle = OracleDetector(OracleDetectorConfig(center_noise_m=0.3, miss_rate=0.1))
     detections = [oracle.run(frame) for frame in frames]
     oracle_run = run_e2e(cfg.model_copy(update={"detector": "oracle"}), dataset, stages=(oracle, Tracker, forecaster), progress=False)
@@ -72,7 +79,7 @@ def run() -> list[Result]:
 
     def track_log() -> None:
         tracker = Tracker()
-        for frame, boxes in zip(frames, detections):
+        for frame, boxes in zip(frames, detections, strict=True):
             tracker.step(boxes.transformed(frame.city_SE3_ego, "city"), frame.timestamp_ns)
 
     forecast_tracks = oracle_run.logs[0].tracks
@@ -84,10 +91,13 @@ def run() -> list[Result]:
             items=sweeps, unit="sweeps/s", repeats=3, target=">= 10 sweeps/s", extra=extra,
         ),
         measure(
-            f"e2e detection (1 sweep + {detector.past_sweeps} past)",  # type: ignore[attr-defined]
-            lambda: detector.run(frames[middle], frames[middle - detector.past_sweeps : middle]),  # type: ignore[attr-defined]
+            f"e2e detection (1 sweep + {detector.past_sweeps} past)",
+            lambda: detector.run(frames[middle], frames[middle - detector.past_sweeps : middle]),
             items=1, unit="sweeps/s", repeats=5,
         ),
         measure("e2e tracking, oracle boxes (per sweep)", track_log, items=sweeps, unit="sweeps/s", repeats=3),
-        measure("e2e forecasting, oracle-box tracks (one 2 Hz call)", lambda: forecaster.run(forecast_tracks, log.lane_graph, index=middle), items=1, unit="calls/s", repeats=5),  # type: ignore[attr-defined]
+        measure(
+            "e2e forecasting, oracle-box tracks (one 2 Hz call)", lambda: forecaster.run(forecast_tracks, log.lane_graph, index=middle),
+            items=1, unit="calls/s", repeats=5,
+        ),
     ]  # fmt: skip

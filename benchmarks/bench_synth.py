@@ -28,9 +28,9 @@ def run() -> list[Result]:
     lidar = SynthConfig().lidar_model()
     assert lidar is not None
     style = get_style("default")
-    colors = np.full((probe.agents.num_agents, 3), 0.5)
-    network = probe.network
-    assert network is not None
+    network, agents = probe.network, probe.agents
+    assert network is not None and agents is not None  # simulate_log keeps the world it simulated
+    colors = np.full((agents.num_agents, 3), 0.5)
 
     def sweep() -> None:
         simulate_sweep(scene, lidar, frame.city_SE3_ego, EGO_SE3_LIDAR, frame.timestamp_ns, np.random.default_rng(0), network.marking)

@@ -7,6 +7,7 @@ format to a fresh directory (the cameras a format does not use are ignored by it
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 import tempfile
@@ -36,6 +37,13 @@ def _bytes_under(root: Path) -> int:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
+def _write_once(write: Callable[[SimulatedLog, Path], object], log: SimulatedLog, root: Path, calls: itertools.count[int]) -> None:
+    """One timed call: writes `log` to a fresh directory under `root`, then removes it."""
+    out = root / str(next(calls))
+    write(log, out)
+    shutil.rmtree(out)
+
+
 def run() -> list[Result]:
     config = SynthConfig(seconds=SECONDS, lidar_beams=32, cameras=("ring_front_center", "stereo_front_left", "stereo_front_right"))
     log = simulate_log(config, seed=0)
@@ -43,19 +51,12 @@ def run() -> list[Result]:
     for format_name, write in WRITERS.items():
         with tempfile.TemporaryDirectory(prefix=f"bench-{format_name}-") as scratch:
             root = Path(scratch)
-            calls = itertools.count()
-
-            def write_once() -> None:
-                out = root / str(next(calls))
-                write(log, out)
-                shutil.rmtree(out)
-
             write(log, root / "size")
             size_mb = _bytes_under(root / "size") / 2**20
             results.append(
                 measure(
                     f"write {format_name} (15 s log)",
-                    write_once,
+                    functools.partial(_write_once, write, log, root, itertools.count()),
                     items=len(log.frames),
                     unit="frames/s",
                     repeats=3,

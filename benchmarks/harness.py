@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
-import multiprocessing
+import multiprocessing.queues
 import resource
 import statistics
 import time
@@ -68,7 +68,7 @@ def measure(
     return Result(name, median, throughput, unit, peak_rss_mb(), repeats, target, dict(extra or {}))
 
 
-def run_area(area: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def run_area(area: str, queue: multiprocessing.queues.Queue[list[dict[str, Any]]]) -> None:
     """Child-process entry: runs `benchmarks.bench_<area>.run()` and sends its results back."""
     module = importlib.import_module(f"benchmarks.bench_{area}")
     queue.put([result.as_dict() for result in module.run()])

@@ -64,6 +64,15 @@ def _track_variants() -> dict[str, TrackerConfig]:
     }
 
 
+def _ground_truth_detections(frame: Frame) -> Boxes3D:
+    """The frame's annotated boxes with LiDAR points, as city-frame detections (no track ids, no point counts)."""
+    boxes = frame.annotations
+    # The synthetic city annotates every frame and counts the points in each box.
+    assert boxes is not None and boxes.num_interior_pts is not None
+    visible = replace(boxes.select(boxes.num_interior_pts > 0), track_id=None, num_interior_pts=None)
+    return visible.transformed(frame.city_SE3_ego, "city")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
@@ -91,24 +100,16 @@ def main(argv: list[str] | None = None) -> int:
             progress.advance(task)
 
     all_frames = [frame for frames in frames_by_log.values() for frame in frames]
-    dts = detections_table((f.log_id, f.timestamp_ns, d) for f, d in zip(all_frames, (d for ds in detections.values() for d in ds)))
+    dts = detections_table((f.log_id, f.timestamp_ns, d) for f, d in zip(all_frames, (d for ds in detections.values() for d in ds), strict=True))
     detection = evaluate_av2_detection(dts, ground_truth_table(all_frames), CLASSES, max_range_m=float(args.max_range_m))
 
     labels = labels_from_frames(all_frames)
     tracking: dict[str, dict[str, float]] = {}
     city_detections = {
-        log_id: [boxes.transformed(frame.city_SE3_ego, "city") for boxes, frame in zip(detections[log_id], frames)]
+        log_id: [boxes.transformed(frame.city_SE3_ego, "city") for boxes, frame in zip(detections[log_id], frames, strict=True)]
         for log_id, frames in frames_by_log.items()
     }
-    ground_truth_boxes = {
-        log_id: [
-            replace(frame.annotations.select(frame.annotations.num_interior_pts > 0), track_id=None, num_interior_pts=None).transformed(  # type: ignore[union-attr,operator]
-                frame.city_SE3_ego, "city"
-            )
-            for frame in frames
-        ]
-        for log_id, frames in frames_by_log.items()
-    }
+    ground_truth_boxes = {log_id: [_ground_truth_detections(frame) for frame in frames] for log_id, frames in frames_by_log.items()}
     tracker_configs = _track_variants()
     variants = [(name, cfg, city_detections) for name, cfg in tracker_configs.items()]
     variants.append(("shipped tracker on ground-truth boxes", tracker_configs[SHIPPED_TRACKER], ground_truth_boxes))
@@ -119,19 +120,26 @@ def main(argv: list[str] | None = None) -> int:
         tracking[name] = evaluate_av2_tracking(predictions_from_tracks(tracks), labels, CLASSES, max_range_m=args.max_range_m).as_dict()
 
     console = Console()
-    table = Table(title=f"{'held-out' if args.seed == HELD_OUT_SEED else 'validation'} synthetic logs (seed {args.seed}, {args.logs} x {args.seconds:g} s), range {args.max_range_m} m")
+    which = "held-out" if args.seed == HELD_OUT_SEED else "validation"
+    table = Table(title=f"{which} synthetic logs (seed {args.seed}, {args.logs} x {args.seconds:g} s), range {args.max_range_m} m")
     for column in ("what", "REGULAR_VEHICLE", "PEDESTRIAN", "mean", "target"):
         table.add_column(column)
     per = detection.per_category
     for metric in ("AP", "ATE", "ASE", "AOE", "CDS"):
         mean = float(per[metric].mean())
         target = f">= {TARGET_MAP}" if metric == "AP" else ""
-        table.add_row(f"detection {metric}", f"{per.loc['REGULAR_VEHICLE', metric]:.3f}", f"{per.loc['PEDESTRIAN', metric]:.3f}", f"{mean:.3f}", target)
+        table.add_row(
+            f"detection {metric}", f"{per.loc['REGULAR_VEHICLE', metric]:.3f}", f"{per.loc['PEDESTRIAN', metric]:.3f}", f"{mean:.3f}", target
+        )
     for name, values in tracking.items():
         for metric in ("HOTA", "MOTA"):
             target = f">= {TARGET_HOTA}" if metric == "HOTA" and name == SHIPPED_TRACKER else ""
             table.add_row(
-                f"tracking {metric}: {name}", f"{values[f'REGULAR_VEHICLE/{metric}']:.3f}", f"{values[f'PEDESTRIAN/{metric}']:.3f}", f"{values[metric]:.3f}", target
+                f"tracking {metric}: {name}",
+                f"{values[f'REGULAR_VEHICLE/{metric}']:.3f}",
+                f"{values[f'PEDESTRIAN/{metric}']:.3f}",
+                f"{values[metric]:.3f}",
+                target,
             )
     console.print(table)
     payload = {

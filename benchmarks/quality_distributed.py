@@ -6,7 +6,7 @@ Reproduce the figures (written to benchmarks/results/quality_distributed.json) w
 
 The forecasters of `configs/forecasting/{plain,cab}_synth.yaml`, shrunk to a few epochs on a few synthetic logs (see
 `OVERRIDES`), are trained once in-process and once with `--workers 2` (Ray Train, gloo) through
-`pipelines.distributed.run_fit`, on the same samples. The tables give each epoch's loss of both runs and their relative
+`scenes.training.launch.train`, on the same samples. The tables give each epoch's loss of both runs and their relative
 difference. DDP averages the gradients of equal halves of every global batch, so both runs take the same steps up to
 floating-point summation order. A control run (one worker, one intra-op thread instead of the default) changes only
 that summation order: its difference from the default run shows how much this training amplifies last-bit
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,10 +28,11 @@ from rich.table import Table
 
 from forecasting.config import ForecastingConfig
 from forecasting.sources import training_samples
-from forecasting.train import fit
-from pipelines.distributed import read_metrics_history, run_fit
+from forecasting.train import ForecastingTask
 from scenes.config import load_config
 from scenes.io import atomic_write_text
+from scenes.training.history import read_history
+from scenes.training.launch import train
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 CONFIGS: Final = ("plain_synth.yaml", "cab_synth.yaml")
@@ -56,10 +58,10 @@ def compare(config: Path, console: Console) -> dict[str, Any]:
             out_dir = Path(scratch) / str(index)
             torch.set_num_threads(threads)
             start = time.perf_counter()
-            run_fit(fit, cfg, samples, out_dir, workers=workers)
+            train(partial(ForecastingTask, cfg), samples, out_dir, workers=workers)
             seconds[name] = time.perf_counter() - start
             torch.set_num_threads(default_threads)
-            curves[name] = [row["loss"] for row in read_metrics_history(out_dir)]
+            curves[name] = [row["loss"] for row in read_history(out_dir)]
     single, double, control = curves.values()
     relative = [abs(a - b) / abs(a) for a, b in zip(single, double, strict=True)]
     relative_control = [abs(a - b) / abs(a) for a, b in zip(single, control, strict=True)]

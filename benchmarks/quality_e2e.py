@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import math
 import tempfile
@@ -122,12 +123,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console.print(f"mAP_F ± leave-one-log-out jackknife standard error over the {args.logs} logs; gaps between consecutive rows (paired):")
     names = list(rows)
     gaps = {}
-    for before, after in zip(names, names[1:]):
+    for before, after in itertools.pairwise(names):
         gap = rows[after]["mAP_F"] - rows[before]["mAP_F"]
         gap_se = jackknife_standard_error(left_out[after] - left_out[before])
         gaps[f"{after} - {before}"] = {"mAP_F": gap, "jackknife_se": gap_se}
         console.print(f"  {after} - {before}: {gap:+.3f} ± {gap_se:.3f}")
-    command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector} --logs {args.logs}" + ("" if args.seed == HELD_OUT_SEED else f" --seed {args.seed}")
+    command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector} --logs {args.logs}"
+    if args.seed != HELD_OUT_SEED:
+        command += f" --seed {args.seed}"
     payload = {
         "command": command,
         "protocol": {

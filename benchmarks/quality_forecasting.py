@@ -96,7 +96,7 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tu
         off_road.extend([off_road_rate(predicted[i : i + 1], drivable_cache[key]) for i in range(len(rows))])
         current_ns = int(scenario.timestamps_ns[scenario.current_index])
         log_id = scenario.scenario_id.rsplit("_", 1)[0]
-        for agent, path in zip(scenario.agent_ids[rows].tolist(), truth):
+        for agent, path in zip(scenario.agent_ids[rows].tolist(), truth, strict=True):
             for step, point in enumerate(path):
                 ground_truth[(log_id, agent, int(round(current_ns * 1e-6 + (step + 1) * features.step_s * 1000)))] = point
         forecasts.append(

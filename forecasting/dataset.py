@@ -60,13 +60,13 @@ class LaneSegments:
             return cls(np.zeros((0, num_points, 2)), np.zeros(0, dtype=bool), None)
         pieces: list[np.ndarray] = []
         flags: list[bool] = []
-        for centerline, intersection in zip(lane_graph.centerlines_m[..., :2], lane_graph.is_intersection):
+        for centerline, intersection in zip(lane_graph.centerlines_m[..., :2], lane_graph.is_intersection, strict=True):
             arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centerline, axis=0), axis=1))])
             if arc[-1] <= 0:
                 continue
             count = max(1, int(np.ceil(arc[-1] / segment_length_m)))
             bounds = np.linspace(0.0, arc[-1], count + 1)
-            for start, stop in zip(bounds[:-1], bounds[1:]):
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                 samples = np.linspace(start, stop, num_points)
                 pieces.append(np.stack([np.interp(samples, arc, centerline[:, 0]), np.interp(samples, arc, centerline[:, 1])], axis=1))
                 flags.append(bool(intersection))
@@ -85,7 +85,7 @@ class LaneSegments:
         segments = hits // num_points
         distances = np.linalg.norm(self.points_m.reshape(-1, 2)[hits] - center_xy_m, axis=1)
         best: dict[int, float] = {}
-        for segment, distance in zip(segments.tolist(), distances.tolist()):
+        for segment, distance in zip(segments.tolist(), distances.tolist(), strict=True):
             if distance < best.get(segment, np.inf):
                 best[segment] = distance
         ranked = sorted(best, key=lambda segment: (best[segment], segment))
@@ -171,6 +171,7 @@ class _DenseTracks:
         for column, boxes in enumerate(tracks.boxes):
             if not len(boxes):
                 continue
+            assert boxes.track_id is not None  # Tracks requires track ids
             rows = np.array([lookup[agent] for agent in boxes.track_id.tolist()], dtype=np.int64)
             xy[rows, column] = boxes.center_m[:, :2]
             heading[rows, column] = boxes.yaw_rad

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 from rich.progress import Progress
 from scipy.optimize import linear_sum_assignment
 
 from forecasting.config import FeatureConfig, ForecastingConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, encode_scenario, scenario_from_tracks
-from forecasting.train import OnCheckpoint, build_network, fit, load_checkpoint, save_checkpoint
+from forecasting.train import ForecastingTask, load_checkpoint
 from scenes.config import StrictConfig
 from scenes.records import LaneGraph, Scenario, Tracks
+from scenes.training.harness import OnCheckpoint, fit
 
 __all__ = [
     "FinetuneConfig",
@@ -84,7 +84,7 @@ def match_tracks(predicted: Scenario, ground_truth: Scenario, cfg: FinetuneConfi
     else:
         rows = np.arange(len(cost))
         cols = np.argmin(cost, axis=1)
-    for row, col in zip(rows.tolist(), cols.tolist()):
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
         if allowed[row, col]:
             match[str(predicted.agent_ids[row])] = str(ground_truth.agent_ids[col])
     return match
@@ -147,14 +147,6 @@ def finetune_samples(
     return (FeatureBatch.concatenate(parts) if parts else None), counts
 
 
-def _warm_start(pretrained: dict[str, object], cfg: ForecastingConfig, out_dir: Path) -> None:
-    """Writes `out_dir/last.pt` holding the pretrained weights before epoch 0, which `fit` resumes from."""
-    network = build_network(cfg)
-    network.load_state_dict(pretrained["state_dict"])  # type: ignore[arg-type]
-    optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.optim.learning_rate, weight_decay=cfg.optim.weight_decay)
-    save_checkpoint(out_dir / "last.pt", network, cfg, epoch=-1, optimizer=optimizer.state_dict(), finetuned_from="pretrained")
-
-
 def finetune(
     pretrained_checkpoint: str | os.PathLike[str],
     samples: FeatureBatch,
@@ -166,8 +158,8 @@ def finetune(
 ) -> Path:
     """Finetunes the pretrained forecaster on `samples`; returns the final checkpoint (`out_dir/forecaster.pt`).
 
-    Same objective, features and network as pretraining, with `cfg`'s epochs and learning rate. Runs through
-    `forecasting.train.fit`, so it resumes after an interruption and runs under Ray Train unchanged.
+    Same objective, features and network as pretraining, with `cfg`'s epochs and learning rate, starting from the
+    pretrained weights. Runs on the training harness, so it resumes after an interruption.
     """
     cfg = cfg or FinetuneConfig()
     payload = load_checkpoint(pretrained_checkpoint)
@@ -176,10 +168,8 @@ def finetune(
         update={"epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size or base.optim.batch_size}
     )
     finetune_cfg = base.model_copy(update={"optim": optim, "seed": cfg.seed})
-    target = Path(out_dir)
-    if not (target / "last.pt").exists():
-        _warm_start(payload, finetune_cfg, target)
-    return fit(finetune_cfg, samples, target, on_checkpoint=on_checkpoint, progress=progress)
+    task = ForecastingTask(finetune_cfg, samples, initial_state=payload["state_dict"])
+    return fit(task, Path(out_dir), on_checkpoint=on_checkpoint, show_progress=progress)
 
 
 def collect_finetune_samples(

@@ -17,7 +17,9 @@ from forecasting.config import FeatureConfig, ForecastingConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, encode_scenario, scenario_from_tracks
 from forecasting.model import ForecastNet
 from forecasting.train import build_network, load_checkpoint
+from scenes.config import ConfigError, validate_config
 from scenes.records import Forecasts, LaneGraph, Tracks
+from scenes.training.checkpoint import CheckpointError
 
 # CAB forecaster for the AV2 end-to-end setting (K=5, 6 steps at 2 Hz), trained on simulated logs;
 # `benchmarks/quality_forecasting.py` gives its scores and the command that reproduces it.
@@ -60,6 +62,7 @@ class GridForecaster(ABC):
             )  # fmt: skip
         batch = encode_scenario(scenario, self.lane_segments(lane_graph), self.features)
         trajectories, scores = self.predict(batch)
+        assert boxes.track_id is not None  # Tracks requires track ids
         lookup = {agent: row for row, agent in enumerate(boxes.track_id.tolist())}
         rows = np.array([lookup[agent] for agent in scenario.agent_ids.tolist()], dtype=np.int64)
         assert boxes.score is not None
@@ -87,12 +90,15 @@ class Forecaster(GridForecaster):
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Forecaster:
         payload = load_checkpoint(path)
-        cfg = ForecastingConfig.model_validate(payload["config"])
+        try:
+            cfg = validate_config(payload["config"], ForecastingConfig, f"{path}:config")
+        except ConfigError as error:
+            raise CheckpointError(str(error)) from None
         network = build_network(cfg)
         try:
             network.load_state_dict(payload["state_dict"])
         except RuntimeError as error:
-            raise ValueError(f"{path}: state dict does not match its config ({error})") from None
+            raise CheckpointError(f"{path}: weights do not fit the stored config ({str(error).splitlines()[0]})") from None
         return cls(cfg, network)
 
     @torch.no_grad()

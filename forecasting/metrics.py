@@ -213,7 +213,7 @@ def temporal_consistency(
         best = np.argmax(forecast.mode_scores, axis=1)
         top = forecast.trajectories_m[np.arange(len(forecast)), best]  # (A, T, 2)
         horizon = max(horizon, top.shape[1])
-        for agent, path in zip(forecast.agent_ids.tolist(), top):
+        for agent, path in zip(forecast.agent_ids.tolist(), top, strict=True):
             for step, point in enumerate(path):
                 target_ms = int(round((issue_s + (step + 1) * step_s) * 1000))
                 groups[(forecast.log_id, agent, target_ms)][step + 1] = point

@@ -55,6 +55,8 @@ class Prediction:
 class ForecastNet(nn.Module):
     """Encoders + categorical latent prior + per-mode trajectory decoder."""
 
+    step_times_s: torch.Tensor  # buffer (registered in __init__): seconds from now of each forecast step
+
     def __init__(self, model: ModelConfig, features: FeatureConfig) -> None:
         super().__init__()
         hidden = model.hidden_dim

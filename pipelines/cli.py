@@ -6,14 +6,18 @@ Every command imports its implementation lazily, so `drivestack --help` stays fa
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from scenes import __version__
+
+if TYPE_CHECKING:
+    from scenes.training.harness import TrainingTask
 
 app = typer.Typer(
     name="drivestack",
@@ -33,15 +37,15 @@ DataOption = Annotated[
     str,
     typer.Option("--data", help="Dataset as NAME:PATH (av2:, av2-mf:, nuscenes:, kitti:, kitti-object:, cityscapes:) or 'synth'."),
 ]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML config (see configs/).")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (see configs/).")]
 WorkersOption = Annotated[
-    Optional[int], typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")
+    int | None, typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")
 ]
-AddressOption = Annotated[Optional[str], typer.Option("--address", help="Address of an existing Ray cluster.")]
+AddressOption = Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Output file or directory.")]
 
 
-class SynthFormat(str, Enum):
+class SynthFormat(StrEnum):
     av2 = "av2"
     av2_mf = "av2-mf"
     kitti = "kitti"
@@ -79,13 +83,13 @@ def e2e_forecast(
     workers: WorkersOption = None,
     address: AddressOption = None,
     config: ConfigOption = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="BEV PNG of one frame (default: beside --out).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="BEV PNG of one frame (default: beside --out).")] = None,
 ) -> None:
     """Detection -> tracking -> forecasting on LiDAR logs; writes an AV2 E2E forecasting submission."""
     if address is not None and workers is None:
         console.print("[bold red]drivestack e2e-forecast:[/] --address connects to a Ray cluster: give --workers N too")
         raise typer.Exit(code=2)
-    from pipelines.e2e_forecast import run_job
+    from pipelines.e2e_job import run_job
 
     run_job(data=data, split=split, out=out, evaluate=evaluate, config=config, plot=plot, console=console, workers=workers, address=address)
 
@@ -95,23 +99,25 @@ def _train(module: str) -> None:
 
 
 def run_training(
-    command: str, fit_fn: Callable[..., Path], cfg: Any, dataset: Any, out_dir: Path, workers: Optional[int], address: Optional[str]
+    command: str, task_factory: Callable[[Any], TrainingTask], dataset: Any, out_dir: Path, workers: int | None, address: str | None
 ) -> Path:
-    """Runs a module's `fit` in this process or, with `--workers N` (and `--address`), under Ray Train.
-
-    `dataset` may be a `pipelines.distributed.RegistryDataset`, which each Ray worker opens itself.
-    """
-    from pipelines.distributed import DistributedError, run_fit
+    """Runs a module's training task on the harness in this process or, with `--workers N`, under Ray Train."""
+    from scenes.training.checkpoint import CheckpointError
+    from scenes.training.launch import train
 
     where = "in-process" if workers is None else f"on {workers} Ray Train worker(s)" + (f" at {address}" if address else "")
-    console.print(f"drivestack {command}: training {where}, checkpoints in {out_dir}")
+    console.print(f"drivestack {command}: training {where}, checkpoints in {out_dir}", soft_wrap=True)
     try:
-        final = run_fit(fit_fn, cfg, dataset, out_dir, workers=workers, address=address)
-    except (ValueError, DistributedError) as error:
-        console.print(f"[bold red]drivestack {command}:[/] {error}")
+        final = train(task_factory, dataset, out_dir, workers=workers, address=address)
+    except (CheckpointError, ValueError) as error:
+        console.print(f"error: {error}", style="bold red", soft_wrap=True, markup=False)
         raise typer.Exit(code=2) from None
-    console.print(f"wrote {final} (metrics per epoch: {out_dir / 'run_metrics.json'}, curve: {out_dir / 'run_metrics.png'})")
+    console.print(f"wrote {final} (metrics per epoch: {out_dir / 'metrics.json'}, curve: {out_dir / 'loss_curve.png'})", soft_wrap=True)
     return final
+
+
+def _config_source(config: Path | None) -> str:
+    return str(config) if config is not None else "the default config"
 
 
 @train_app.command("detection")
@@ -126,7 +132,7 @@ def train_detection(
 ) -> None:
     """Train the CenterPoint-style LiDAR detector (loss curve: OUT/loss_curve.png, final weights: OUT/detector.pt)."""
     from perception.detection.config import DetectionConfig
-    from perception.detection.train import collect_samples, fit, synth_samples
+    from perception.detection.train import DetectionTask, collect_samples, synth_samples
     from scenes.adapters.base import AdapterError
     from scenes.adapters.registry import open_dataset
     from scenes.config import ConfigError, load_config
@@ -140,27 +146,22 @@ def train_detection(
     except (ConfigError, AdapterError, ValueError) as error:
         console.print(f"[bold red]drivestack train detection:[/] {error}")
         raise typer.Exit(code=2) from None
-    run_training("train detection", fit, cfg, samples, out, workers, address)
+    run_training("train detection", partial(DetectionTask, cfg, config_source=_config_source(config)), samples, out, workers, address)
 
 
 @train_app.command("tracking")
 def train_tracking(
     config: ConfigOption = None,
     data: DataOption = "synth",
-    workers: WorkersOption = None,
-    address: AddressOption = None,
     out: Annotated[Path, typer.Option("--out", help="Directory of the fitted tracker checkpoint.")] = Path("runs/tracking"),
 ) -> None:
-    """Fit the tracker's parameters (Kalman noise, association gates) on ground-truth tracks."""
+    """Fit the tracker's parameters (Kalman noise, association gates) on ground-truth tracks (one pass, no workers)."""
     from perception.tracking.config import TrackingConfig
     from perception.tracking.train import fit
     from scenes.adapters.base import AdapterError
     from scenes.adapters.registry import open_dataset
     from scenes.config import ConfigError, load_config
 
-    if workers is not None:
-        console.print("[bold red]drivestack train tracking:[/] --workers is not available: the fit is a single pass over the tracks")
-        raise typer.Exit(code=2)
     try:
         cfg = load_config(config, TrackingConfig) if config is not None else TrackingConfig()
         path = fit(cfg, data if data == "synth" else open_dataset(data), out)
@@ -183,7 +184,7 @@ def train_forecasting(
     """Train the CAB multimodal forecaster (plain, CAB, Reweight or RUBiZ objective, see configs/forecasting/)."""
     from forecasting.config import ForecastingConfig
     from forecasting.sources import training_samples
-    from forecasting.train import fit
+    from forecasting.train import ForecastingTask
     from scenes.adapters.base import AdapterError
     from scenes.config import ConfigError, load_config
 
@@ -193,7 +194,7 @@ def train_forecasting(
     except (ConfigError, AdapterError, ValueError) as error:
         console.print(f"[bold red]drivestack train forecasting:[/] {error}")
         raise typer.Exit(code=2) from None
-    run_training("train forecasting", fit, cfg, samples, out, workers, address)
+    run_training("train forecasting", partial(ForecastingTask, cfg, config_source=_config_source(config)), samples, out, workers, address)
 
 
 @train_app.command("depth")
@@ -222,7 +223,7 @@ def train_scenegen(
 
 @finetune_app.command("forecasting")
 def finetune_forecasting(
-    on_tracks: Annotated[Optional[Path], typer.Option("--on-tracks", help="Tracker outputs to finetune on.")] = None,
+    on_tracks: Annotated[Path | None, typer.Option("--on-tracks", help="Tracker outputs to finetune on.")] = None,
     config: ConfigOption = None,
     data: DataOption = "synth",
     split: Annotated[str, typer.Option(help="Split to finetune on (AV2 data).")] = "train",
@@ -240,7 +241,7 @@ def finetune_forecasting(
 @app.command("generate")
 def generate(
     num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 8,
-    proportions: Annotated[Optional[str], typer.Option(help="Class proportions, e.g. 'road=0.4,car=0.1'.")] = None,
+    proportions: Annotated[str | None, typer.Option(help="Class proportions, e.g. 'road=0.4,car=0.1'.")] = None,
     out: OutOption = Path("generated"),
 ) -> None:
     """Generate synthetic urban scenes conditioned on class proportions (Semantic Palette)."""
@@ -287,8 +288,8 @@ def evaluate(
 @app.command("inspect")
 def inspect(
     data: DataOption,
-    preview: Annotated[Optional[Path], typer.Option("--preview", help="Write a BEV preview PNG of one frame.")] = None,
-    version: Annotated[Optional[str], typer.Option("--version", help="nuScenes version, e.g. v1.0-mini.")] = None,
+    preview: Annotated[Path | None, typer.Option("--preview", help="Write a BEV preview PNG of one frame.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="nuScenes version, e.g. v1.0-mini.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad frames/logs instead of failing.")] = False,
 ) -> None:
     """Summarise a dataset on disk (logs, frames, sensors, categories, time span)."""

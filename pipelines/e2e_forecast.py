@@ -4,7 +4,8 @@ Frames of each log stream through the stages in time order: the detector gives e
 frame and into the tracker; at every 2 Hz evaluation timestamp the forecaster predicts K=5 trajectories of 6 steps
 (0.5 s apart) for every confirmed track, from the tracker's recent history. Static categories optionally get the
 static mode (`pipelines.e2e_postprocess`). The result is an AV2 E2E forecasting submission with a key for every
-evaluated (log, timestamp), the ground truth built from the annotations, and per-stage latencies.
+evaluated (log, timestamp), the ground truth built from the annotations, the regions of interest the dataset's
+adapter gives, and per-stage latencies. The `drivestack e2e-forecast` job around it is `pipelines.e2e_job`.
 
 Stages are chosen in `E2EForecastConfig`: the LiDAR detector (shipped or given checkpoint) or the oracle detector
 (ground truth, optionally degraded), the tracker or the oracle tracker (ground-truth identities), the learned
@@ -28,16 +29,11 @@ from pydantic import Field
 from rich.progress import Progress
 
 from pipelines.e2e_postprocess import apply_static_mode
-from pipelines.evaluate_e2e import (
-    Av2MapRegionOfInterest,
-    E2EForecastingScores,
-    RasterRegionOfInterest,
-    RegionOfInterest,
-    evaluate_submission,
-)
+from pipelines.evaluate_e2e import E2EForecastingScores, evaluate_submission
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig, OracleTracker
 from scenes.config import StrictConfig
 from scenes.records import Boxes3D, Forecasts, Frame, LaneGraph, Tracks
+from scenes.regions import RegionOfInterest
 from scenes.submissions.av2_e2e_forecasting import (
     ForecastSequences,
     Sequences,
@@ -58,15 +54,16 @@ __all__ = [
     "build_stages",
     "load_e2e_config",
     "ground_truth_tracks",
-    "plot_result_frame",
-    "run_job",
 ]
 
 STAGES: Final = ("detection", "tracking", "forecasting")
 
 
 class DetectorStage(Protocol):
-    past_sweeps: int  # previous frames the detector uses (multi-sweep input)
+    @property
+    def past_sweeps(self) -> int:
+        """Previous frames the detector uses (multi-sweep input); read-only (the Detector derives it from its config)."""
+        ...
 
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D: ...
 
@@ -207,14 +204,6 @@ def open_e2e_dataset(data: str | None, split: str, cfg: E2EForecastConfig) -> An
     return open_dataset(data, split=split)
 
 
-def _region_of_interest(dataset: Any, log_id: str, lane_graph: LaneGraph | None) -> RegionOfInterest | None:
-    if hasattr(dataset, "log_dir"):
-        map_dir = Path(dataset.log_dir(log_id)) / "map"
-        if map_dir.is_dir():
-            return Av2MapRegionOfInterest(map_dir)
-    return RasterRegionOfInterest.from_lane_graph(lane_graph) if lane_graph is not None else None
-
-
 def _forecast(
     cfg: E2EForecastConfig,
     forecaster: ForecasterStage,
@@ -302,7 +291,7 @@ def run_e2e(
             results.append(result)
             if result.annotated:
                 ground_truth.update(ground_truth_from_frames(result.annotated))
-                roi = _region_of_interest(dataset, log_id, lane_graph) if cfg.roi_filter else None
+                roi = dataset.region_of_interest(log_id) if cfg.roi_filter else None
                 if roi is not None:
                     rois[log_id] = roi
     use_rois = cfg.roi_filter and ground_truth and all(log_id in rois for log_id in ground_truth)
@@ -313,7 +302,7 @@ def _submission(logs: Sequence[LogResult], ground_truth: Sequences) -> ForecastS
     entries: list[tuple[Forecasts, Boxes3D]] = []
     for log in logs:
         if log.tracks is not None:
-            by_stamp = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes))
+            by_stamp = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes, strict=True))
             entries.extend((forecast, by_stamp[ts]) for ts, forecast in log.forecasts.items())
     required = {log_id: [frame["timestamp_ns"] for frame in frames] for log_id, frames in ground_truth.items()}
     return build_submission(entries, required)
@@ -345,72 +334,8 @@ def load_e2e_config(path: Path | None) -> E2EForecastConfig:
     return load_config(path, E2EForecastConfig) if path is not None else E2EForecastConfig()
 
 
-def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
-    """The BEV plot of the busiest forecast frame of the first log that has forecasts."""
-    from pipelines.e2e_plot import busiest_timestamp, plot_forecasts_bev
-
-    for log in result.logs:
-        if not log.forecasts or log.tracks is None:
-            continue
-        timestamp_ns = busiest_timestamp(log.forecasts)
-        tracked = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes))[timestamp_ns]
-        frames = {frame.timestamp_ns: frame for frame in log.annotated}
-        ego_xy = frames[timestamp_ns].city_SE3_ego.translation[:2] if timestamp_ns in frames else log.forecasts[timestamp_ns].current_xy_m.mean(0)
-        ground_truth = ground_truth_tracks(log.annotated) if log.annotated else None
-        return plot_forecasts_bev(path, log.forecasts[timestamp_ns], tracked, ego_xy, lane_graph=log.lane_graph, ground_truth=ground_truth)
-    return None
-
-
 def ground_truth_tracks(frames: Sequence[Frame]) -> Tracks:
     """City-frame ground-truth tracks of a log's annotated frames."""
     boxes = [frame.annotations.transformed(frame.city_SE3_ego, "city") for frame in frames if frame.annotations is not None]
     stamps = np.array([frame.timestamp_ns for frame in frames if frame.annotations is not None], dtype=np.int64)
     return Tracks(frames[0].log_id, stamps, tuple(boxes))
-
-
-def run_job(
-    *,
-    data: str | None,
-    split: str,
-    out: Path,
-    evaluate: bool,
-    config: Path | None = None,
-    plot: Path | None = None,
-    console: Any = None,
-    workers: int | None = None,
-    address: str | None = None,
-) -> E2EResult:
-    """`drivestack e2e-forecast`: runs the stack, writes the submission, the BEV plot and, with `evaluate`, the scores.
-
-    With `workers`, the logs are processed in parallel Ray tasks (`address`: an existing Ray cluster) and merged.
-    """
-    from rich.console import Console
-
-    from scenes.submissions.av2_e2e_forecasting import write_submission
-
-    console = console or Console(stderr=True)
-    cfg = load_e2e_config(config)
-    dataset = open_e2e_dataset(data, split, cfg)
-    if workers is None:
-        result = run_e2e(cfg, dataset)
-    else:
-        from pipelines.e2e_parallel import run_e2e_parallel
-
-        result = run_e2e_parallel(cfg, data, split, workers=workers, address=address)
-    write_submission(out, result.submission)
-    agents = sum(len(agents) for log in result.submission.values() for agents in log.values())
-    keys = sum(len(log) for log in result.submission.values())
-    console.print(f"wrote {out}: {len(result.submission)} log(s), {keys} (log, timestamp) keys, {agents} forecast agents")
-    stages = ", ".join(f"{stage} {result.timings.mean_ms(stage):.1f} ms/call" for stage in STAGES if result.timings.calls[stage])
-    console.print(f"{result.num_sweeps} sweeps processed; {stages}")
-    plot_path = plot or out.with_name(f"{out.stem}_bev.png")
-    if plot_result_frame(result, plot_path) is not None:
-        console.print(f"wrote {plot_path}")
-    if evaluate:
-        if not result.ground_truth:
-            raise ValueError(f"--evaluate: {data} has no annotations to build ground truth from")
-        scores = result.evaluate(cfg)
-        scores.print(console)
-        json_path = scores.save_json(out.with_name(f"{out.stem}_scores.json"))
-        console.print(f"wrote {json_path}")
-    return result

@@ -11,25 +11,15 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from pipelines.distributed import map_logs
 from pipelines.e2e_forecast import E2EForecastConfig, E2EResult, StageTimings, open_e2e_dataset, run_e2e
-from scenes.adapters.registry import SynthDataset
+from scenes.parallel import map_logs
 from scenes.submissions.av2_e2e_forecasting import ForecastSequences, Sequences
-
-
-def _log_count(dataset: Any) -> int:
-    return dataset.num_logs if isinstance(dataset, SynthDataset) else len(dataset.logs())
-
-
-def _log_id_at(dataset: Any, index: int) -> str:
-    """The id of the dataset's `index`-th log; the synthetic city simulates that log only."""
-    return dataset.simulated(index).log_id if isinstance(dataset, SynthDataset) else dataset.logs()[index]
 
 
 def run_one_log(cfg: E2EForecastConfig, data: str | None, split: str, index: int) -> E2EResult:
     """The end-to-end result of the `index`-th log of the dataset (opened here, on the worker)."""
     dataset = open_e2e_dataset(data, split, cfg)
-    return run_e2e(cfg, dataset, progress=False, log_ids=[_log_id_at(dataset, index)])
+    return run_e2e(cfg, dataset, progress=False, log_ids=[dataset.logs()[index]])
 
 
 def merge_results(cfg: E2EForecastConfig, results: Sequence[E2EResult]) -> E2EResult:
@@ -58,6 +48,6 @@ def run_e2e_parallel(
     cfg: E2EForecastConfig, data: str | None, split: str, *, workers: int, address: str | None = None
 ) -> E2EResult:
     """`run_e2e` over every log of `--data`, as at most `workers` parallel Ray tasks (one per log)."""
-    count = _log_count(open_e2e_dataset(data, split, cfg))
+    count = len(open_e2e_dataset(data, split, cfg).logs())
     task = functools.partial(run_one_log, cfg, data, split)
     return merge_results(cfg, map_logs(task, list(range(count)), workers, address, description="end-to-end logs"))

@@ -35,7 +35,7 @@ def _ground_truth_futures(ground_truth: Tracks, timestamp_ns: int, horizon_s: fl
     paths: dict[str, list[np.ndarray]] = {}
     for index in window:
         boxes = ground_truth.boxes[index]
-        for track, center in zip(boxes.track_id.tolist(), boxes.center_m[:, :2]):
+        for track, center in zip(boxes.track_id.tolist(), boxes.center_m[:, :2], strict=True):
             paths.setdefault(track, []).append(center)
     return {track: np.array(points) for track, points in paths.items()}
 
@@ -59,7 +59,8 @@ def plot_forecasts_bev(
             axes.plot(centerline[:, 0], centerline[:, 1], color="0.7", linewidth=0.6, linestyle=":", zorder=1)
     if ground_truth is not None:
         for index, future in enumerate(_ground_truth_futures(ground_truth, forecasts.timestamp_ns).values()):
-            axes.plot(future[:, 0], future[:, 1], color="tab:green", linewidth=1.4, linestyle="--", zorder=5, label="ground-truth future" if index == 0 else None)
+            label = "ground-truth future" if index == 0 else None
+            axes.plot(future[:, 0], future[:, 1], color="tab:green", linewidth=1.4, linestyle="--", zorder=5, label=label)
     if len(tracked_city):
         corners = bev_box_corners(tracked_city.center_m[:, :2], tracked_city.size_lwh_m[:, :2], tracked_city.yaw_rad)
         for index, box in enumerate(corners):

@@ -25,24 +25,20 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import numpy as np
 from av2.evaluation.forecasting import eval as av2_forecasting_eval
 from av2.evaluation.forecasting.constants import AV2_CATEGORIES, VELOCITY_TYPES
 from rich.console import Console
-from scipy.ndimage import distance_transform_edt
 from rich.table import Table
 
 from scenes.geometry import bev_box_corners
 from scenes.io import atomic_write_text
-from scenes.records import LaneGraph, MapRaster
+from scenes.regions import RegionOfInterest
 from scenes.submissions.av2_e2e_forecasting import ForecastSequences, Sequences, SubmissionError, validate_submission
 
 __all__ = [
-    "RegionOfInterest",
-    "RasterRegionOfInterest",
-    "Av2MapRegionOfInterest",
     "E2EForecastingScores",
     "evaluate_submission",
     "roi_keep_mask",
@@ -51,55 +47,6 @@ __all__ = [
 TOP_K_SUPPORTED: Final = (1, 5)
 DEFAULT_MAX_RANGE_M: Final = 50
 METRICS: Final = ("mAP_F", "ADE", "FDE")
-ROI_DILATION_M: Final = 5.0  # av2.map.map_api.ROI_ISOCONTOUR_M
-
-
-class RegionOfInterest(Protocol):
-    """Which city-frame points lie in the evaluated region of one log's map."""
-
-    def contains_xy(self, points_xy_city_m: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class RasterRegionOfInterest:
-    """ROI from a boolean raster layer (e.g. the synthetic city's `roi` layer) with its city->pixel Sim(2)."""
-
-    raster: MapRaster
-
-    @classmethod
-    def from_lane_graph(cls, lane_graph: LaneGraph, dilation_m: float = ROI_DILATION_M) -> RasterRegionOfInterest | None:
-        """The `roi` layer of a map, else its `drivable_area` layer dilated by `dilation_m` (as AV2 builds its ROI)."""
-        if "roi" in lane_graph.rasters:
-            return cls(lane_graph.rasters["roi"])
-        if "drivable_area" not in lane_graph.rasters:
-            return None
-        drivable = lane_graph.rasters["drivable_area"]
-        metres_per_pixel = 1.0 / abs(drivable.img_Sim2_city.scale)
-        distance_m = distance_transform_edt(~drivable.values.astype(bool)) * metres_per_pixel
-        return cls(MapRaster("roi", distance_m <= dilation_m, drivable.img_Sim2_city))
-
-    def contains_xy(self, points_xy_city_m: np.ndarray) -> np.ndarray:
-        return self.raster.lookup(points_xy_city_m, outside=0).astype(bool)
-
-
-@dataclass(frozen=True)
-class Av2MapRegionOfInterest:
-    """ROI of an AV2 log map (`ArgoverseStaticMap` with rasters: drivable area dilated by 5 m)."""
-
-    map_dir: Path
-
-    def __post_init__(self) -> None:
-        from av2.map.map_api import ArgoverseStaticMap
-
-        if not Path(self.map_dir).is_dir():
-            raise FileNotFoundError(f"{self.map_dir}: AV2 map directory not found")
-        object.__setattr__(self, "_avm", ArgoverseStaticMap.from_map_dir(Path(self.map_dir), build_raster=True))
-
-    def contains_xy(self, points_xy_city_m: np.ndarray) -> np.ndarray:
-        from av2.map.map_api import RasterLayerType
-
-        points = np.asarray(points_xy_city_m, dtype=np.float64).reshape(-1, 2)
-        return np.asarray(self._avm.get_raster_layer_points_boolean(points, RasterLayerType.ROI), dtype=bool)  # type: ignore[attr-defined]
 
 
 def roi_keep_mask(agents: list[dict[str, Any]], roi: RegionOfInterest) -> np.ndarray:
@@ -119,7 +66,7 @@ def _filter_roi(forecasts: ForecastSequences, rois: Mapping[str, RegionOfInteres
             raise SubmissionError(f"no region of interest given for log {log_id!r}")
         for timestamp_ns, agents in log.items():
             keep = roi_keep_mask(agents, rois[log_id])
-            log[timestamp_ns] = [agent for agent, kept in zip(agents, keep) if kept]
+            log[timestamp_ns] = [agent for agent, kept in zip(agents, keep, strict=True) if kept]
     return forecasts
 
 

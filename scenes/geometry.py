@@ -9,8 +9,9 @@ Conventions (shared by every dataset adapter and stage):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -110,11 +111,11 @@ class SE3:
         quat = _as_float_array("SE3.quat_wxyz", quat_wxyz, (4,))
         if np.linalg.norm(quat) < 1e-9:
             raise ValueError("SE3.quat_wxyz: zero-norm quaternion")
-        return cls(quat_wxyz_to_matrix(quat), translation)
+        return cls(quat_wxyz_to_matrix(quat), _as_float_array("SE3.translation", translation, (3,)))
 
     @classmethod
     def from_yaw(cls, yaw_rad: float, translation: npt.ArrayLike) -> SE3:
-        return cls(yaw_to_matrix(float(yaw_rad)), translation)
+        return cls(yaw_to_matrix(float(yaw_rad)), _as_float_array("SE3.translation", translation, (3,)))
 
     def as_matrix(self) -> FloatArray:
         matrix = np.eye(4)
@@ -196,8 +197,8 @@ class Sim2:
         return {"R": self.rotation.flatten().tolist(), "t": self.translation.tolist(), "s": self.scale}
 
     @classmethod
-    def from_json_dict(cls, payload: dict[str, object]) -> Sim2:
-        return cls(np.asarray(payload["R"], dtype=np.float64).reshape(2, 2), np.asarray(payload["t"]), float(payload["s"]))  # type: ignore[arg-type]
+    def from_json_dict(cls, payload: Mapping[str, Any]) -> Sim2:
+        return cls(np.asarray(payload["R"], dtype=np.float64).reshape(2, 2), np.asarray(payload["t"]), float(payload["s"]))
 
 
 def box_corners(center_m: npt.ArrayLike, size_lwh_m: npt.ArrayLike, yaw_rad: npt.ArrayLike) -> FloatArray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -44,6 +44,8 @@ __all__ = [
 _SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("record_source", default=None)
 
 BoxFrame = Literal["ego", "city"]
+# What `select` takes: whatever numpy indexes the first axis with (a boolean mask, integer indices, a slice).
+RowIndex = slice | int | Sequence[int] | Sequence[bool] | npt.NDArray[np.integer[Any]] | npt.NDArray[np.bool_]
 _BOX_FRAMES: Final = ("ego", "city")
 
 
@@ -98,7 +100,7 @@ def _check_array(
         raise _fail(record_name, name, f"expected strings, got {array.dtype}")
     if array.ndim != len(shape):
         raise _fail(record_name, name, f"expected {len(shape)} dimensions {shape}, got shape {array.shape}")
-    for axis, (expected, actual) in enumerate(zip(shape, array.shape)):
+    for axis, (expected, actual) in enumerate(zip(shape, array.shape, strict=True)):
         if isinstance(expected, int):
             if expected != actual:
                 raise _fail(record_name, name, f"expected shape {shape}, got {array.shape} (axis {axis})")
@@ -166,7 +168,7 @@ class LidarSweep:
     def __len__(self) -> int:
         return int(self.points_xyz_m.shape[0])
 
-    def select(self, mask: npt.ArrayLike) -> LidarSweep:
+    def select(self, mask: RowIndex) -> LidarSweep:
         offsets = None if self.offset_ns is None else self.offset_ns[mask]
         return LidarSweep(self.timestamp_ns, self.points_xyz_m[mask], self.intensity[mask], self.laser_number[mask], offsets)
 
@@ -259,7 +261,7 @@ class Boxes3D:
     def corners(self) -> np.ndarray:
         return box_corners(self.center_m, self.size_lwh_m, self.yaw_rad)
 
-    def select(self, index: npt.ArrayLike) -> Boxes3D:
+    def select(self, index: RowIndex) -> Boxes3D:
         def pick(value: np.ndarray | None) -> np.ndarray | None:
             return None if value is None else value[index]
 
@@ -297,8 +299,19 @@ class Boxes3D:
                 return None
             return np.concatenate(values)
 
+        def cat_required(name: str) -> np.ndarray:
+            values = [getattr(part, name) for part in parts]
+            return np.concatenate(values)
+
         return Boxes3D(
-            *(cat(name) for name in ("center_m", "size_lwh_m", "yaw_rad", "category", "score", "velocity_m_per_s", "track_id", "num_interior_pts")),  # type: ignore[arg-type]
+            cat_required("center_m"),
+            cat_required("size_lwh_m"),
+            cat_required("yaw_rad"),
+            cat_required("category"),
+            cat_required("score"),  # never None once constructed: __post_init__ fills it with ones
+            cat("velocity_m_per_s"),
+            cat("track_id"),
+            cat("num_interior_pts"),
             frame=parts[0].frame,
         )
 
@@ -454,7 +467,7 @@ class Tracks:
 
     @property
     def track_ids(self) -> np.ndarray:
-        ids = [b.track_id for b in self.boxes if len(b)]
+        ids = [b.track_id for b in self.boxes if b.track_id is not None and len(b)]
         return np.unique(np.concatenate(ids)) if ids else np.zeros(0, dtype=str)
 
     def history(self, track_id: str, n: int, until_index: int = -1) -> TrackHistory:

@@ -6,14 +6,14 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 
 from scenes.io import atomic_write
-from scenes.records import RECORD_TYPES, Boxes3D, LidarSweep, RecordError
+from scenes.records import RECORD_TYPES, Boxes3D, BoxFrame, LidarSweep, RecordError
 
 _MANIFEST: Final = "__manifest__"
 
@@ -69,7 +69,7 @@ def save_npz(record: Any, path: str | os.PathLike[str]) -> None:
     arrays: dict[str, np.ndarray] = {}
     _flatten(record, "root", manifest, arrays)
     payload = {f"a{index}": array for index, array in enumerate(arrays.values())}
-    keys = dict(zip(arrays, payload))
+    keys = dict(zip(arrays, payload, strict=True))
     payload[_MANIFEST] = np.array(json.dumps({"entries": manifest, "keys": keys}))
     with atomic_write(path) as temporary:
         with open(temporary, "wb") as stream:
@@ -169,4 +169,5 @@ def load_boxes_feather(path: str | os.PathLike[str]) -> Boxes3D:
             kwargs[name] = np.asarray(column.to_pylist(), dtype=str) if pa.types.is_string(column.type) else column.to_numpy()
     if "center_m" not in kwargs or "size_lwh_m" not in kwargs or "yaw_rad" not in kwargs or "category" not in kwargs:
         raise RecordError(f"{path}: missing box columns (have {sorted(names)})")
-    return Boxes3D(frame=metadata[b"frame"].decode(), **kwargs)  # type: ignore[arg-type]
+    # Boxes3D checks that the stored frame name is one of BoxFrame's.
+    return Boxes3D(frame=cast(BoxFrame, metadata[b"frame"].decode()), **kwargs)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from perception.detection.box_coder import LAYOUT, BoxCoder
 from perception.detection.voxelize import VoxelGrid
 from scenes.categories import CATEGORY_ID
 from scenes.config import StrictConfig
@@ -73,6 +74,11 @@ class ModelConfig(StrictConfig):
         _, ny, nx = self.grid.shape_zyx
         return ny // self.out_stride, nx // self.out_stride
 
+    @property
+    def box_coder(self) -> BoxCoder:
+        """The coder of boxes at the heads' output cells."""
+        return BoxCoder(origin_m=(self.range_m[0], self.range_m[1]), cell_m=self.out_cell_m)
+
 
 class TrainConfig(StrictConfig):
     """Optimisation, targets, augmentation and data of `perception.detection.train.fit`."""
@@ -85,8 +91,8 @@ class TrainConfig(StrictConfig):
     gaussian_overlap: Annotated[float, Field(gt=0, lt=1)] = 0.1
     min_gaussian_radius: Annotated[int, Field(ge=0)] = 2
     max_objects: Annotated[int, Field(ge=1)] = 256
-    # Regression weights: offset x/y, z, log l/w/h, sin/cos yaw, velocity x/y.
-    code_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2)
+    # Regression weights, one per channel of the box code (`box_coder.LAYOUT`).
+    code_weights: tuple[float, ...] = LAYOUT.weights(velocity=0.2)
     regression_weight: PositiveFloat = 0.25
     augment: bool = True
     flip_probability: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -99,9 +105,9 @@ class TrainConfig(StrictConfig):
 
     @field_validator("code_weights")
     @classmethod
-    def _ten_weights(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
-        if len(weights) != 10:
-            raise ValueError(f"expected 10 code weights, got {len(weights)}")
+    def _one_weight_per_channel(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
+        if len(weights) != LAYOUT.width:
+            raise ValueError(f"expected {LAYOUT.width} code weights, got {len(weights)}")
         return weights
 
 

@@ -21,7 +21,7 @@ def peak_mask(heat: torch.Tensor) -> torch.Tensor:
 def decode_task(
     heatmap_logits: torch.Tensor, regression: torch.Tensor, task: tuple[str, ...], cfg: ModelConfig
 ) -> Boxes3D:
-    """Boxes of one sample and one class group from `(C, H, W)` logits and `(10, H, W)` regression."""
+    """Boxes of one sample and one class group from `(C, H, W)` logits and the `(code width, H, W)` box-code regression."""
     heat = torch.sigmoid(heatmap_logits.float())
     heat = heat * peak_mask(heat[None])[0]
     num_classes, height, width = heat.shape
@@ -36,20 +36,11 @@ def decode_task(
     keep = scores_np > thresholds[class_index]
     if not np.any(keep):
         return Boxes3D.empty()
-    class_index, row, column, cell, scores_np = class_index[keep], row[keep], column[keep], cell[keep], scores_np[keep]
-    code = regression.float().reshape(10, -1)[:, torch.from_numpy(cell)].numpy().astype(np.float64).T
-    cell_x, cell_y = cfg.out_cell_m
-    center = np.column_stack(
-        [
-            (column + code[:, 0]) * cell_x + cfg.range_m[0],
-            (row + code[:, 1]) * cell_y + cfg.range_m[1],
-            code[:, 2],
-        ]
-    )
-    size = np.exp(np.clip(code[:, 3:6], -5.0, 5.0))
-    yaw = np.arctan2(code[:, 6], code[:, 7])
+    class_index, row, column, scores_np = class_index[keep], row[keep], column[keep], scores_np[keep]
+    decoded = cfg.box_coder.decode(regression.float().numpy(), row, column)
+    center, size, yaw = decoded.center_m, decoded.size_lwh_m, decoded.yaw_rad
     category = np.array([CATEGORY_ID[task[c]] for c in class_index], dtype=np.int64)
-    boxes = Boxes3D(center, size, yaw, category, scores_np.astype(np.float32), code[:, 8:10].copy())
+    boxes = Boxes3D(center, size, yaw, category, scores_np.astype(np.float32), decoded.velocity_m_per_s)
     if cfg.nms_iou_threshold is None:
         return boxes
     kept = [
@@ -66,7 +57,7 @@ def decode(outputs: list[tuple[torch.Tensor, torch.Tensor]], cfg: ModelConfig) -
     batch_size = outputs[0][0].shape[0]
     results = []
     for b in range(batch_size):
-        parts = [decode_task(logits[b], regression[b], task, cfg) for (logits, regression), task in zip(outputs, cfg.tasks)]
+        parts = [decode_task(logits[b], regression[b], task, cfg) for (logits, regression), task in zip(outputs, cfg.tasks, strict=True)]
         parts = [part for part in parts if len(part)]
         results.append(Boxes3D.concatenate(parts) if parts else Boxes3D.empty())
     return results

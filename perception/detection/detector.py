@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import torch
 
@@ -13,57 +13,37 @@ from perception.detection.config import DetectionConfig
 from perception.detection.decode import decode
 from perception.detection.model import CenterPointNet, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
-from scenes import __version__
 from scenes.config import ConfigError, validate_config
-from scenes.io import atomic_write
 from scenes.records import Boxes3D, Frame
+from scenes.training.checkpoint import CheckpointError, load_checkpoint
 
-CHECKPOINT_KEYS = ("state_dict", "config", "drivestack_version")
+STAGE: Final = "detection"
 # Trained on simulated logs; `benchmarks/quality_detection.py` gives its scores and the commands that reproduce it.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "centerpoint_synth.pt"
-
-
-def save_checkpoint(path: str | os.PathLike[str], net: torch.nn.Module, cfg: DetectionConfig, **extra: Any) -> Path:
-    """One file, written atomically: state dict, config, drivestack version and any `extra` (epoch, optimizer...)."""
-    payload = {"state_dict": net.state_dict(), "config": cfg.model_dump(mode="json"), "drivestack_version": __version__, **extra}
-    with atomic_write(path) as temporary:
-        torch.save(payload, temporary)
-    return Path(path)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads a detector checkpoint, naming the file and the missing key on a malformed one."""
-    checkpoint_path = Path(path)
-    if not checkpoint_path.is_file():
-        raise FileNotFoundError(f"{checkpoint_path}: detector checkpoint not found")
-    try:
-        payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for corrupt files
-        raise ValueError(f"{checkpoint_path}: not a readable checkpoint ({error})") from None
-    missing = [key for key in CHECKPOINT_KEYS if not isinstance(payload, dict) or key not in payload]
-    if missing:
-        raise ValueError(f"{checkpoint_path}: checkpoint lacks {missing}")
-    return payload
 
 
 class Detector:
     """Pillars -> CenterPoint heads -> decoded ego-frame boxes, for one frame and its past sweeps."""
 
-    def __init__(self, cfg: DetectionConfig, net: CenterPointNet | None = None) -> None:
+    def __init__(self, cfg: DetectionConfig, net: CenterPointNet | None = None, device: torch.device | str = "cpu") -> None:
         self.cfg = cfg
-        self.net = net if net is not None else CenterPointNet(cfg.model)
+        self.device = torch.device(device)
+        self.net = (net if net is not None else CenterPointNet(cfg.model)).to(self.device)
         self.net.eval()
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str]) -> Detector:
-        payload = load_checkpoint(path)
+    def from_checkpoint(cls, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Detector:
+        payload = load_checkpoint(path, STAGE)
         try:
             cfg = validate_config(payload["config"], DetectionConfig, f"{path}:config")
         except ConfigError as error:
-            raise ValueError(str(error)) from None
+            raise CheckpointError(str(error)) from None
         net = CenterPointNet(cfg.model)
-        net.load_state_dict(payload["state_dict"])
-        return cls(cfg, net)
+        try:
+            net.load_state_dict(payload["state_dict"])
+        except RuntimeError as error:
+            raise CheckpointError(f"{path}: weights do not fit the stored config ({str(error).splitlines()[0]})") from None
+        return cls(cfg, net, device)
 
     @property
     def past_sweeps(self) -> int:
@@ -72,9 +52,9 @@ class Detector:
 
     @torch.no_grad()
     def run_batch(self, frames: Sequence[Frame], pasts: Sequence[Sequence[Frame]]) -> list[Boxes3D]:
-        clouds = [accumulate_sweeps(frame, past, self.cfg.model.num_sweeps) for frame, past in zip(frames, pasts)]
-        outputs = self.net(make_pillar_batch(clouds, self.cfg.model))
-        return decode(outputs, self.cfg.model)
+        clouds = [accumulate_sweeps(frame, past, self.cfg.model.num_sweeps) for frame, past in zip(frames, pasts, strict=True)]
+        outputs = self.net(make_pillar_batch(clouds, self.cfg.model).to(self.device))
+        return decode([(heatmap.cpu(), regression.cpu()) for heatmap, regression in outputs], self.cfg.model)
 
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D:
         """Ego-frame boxes of `frame` (with `score` and `velocity_m_per_s`), using up to `num_sweeps - 1` past frames."""

@@ -22,7 +22,8 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, b
 
 
 def regression_loss(prediction: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor, target: torch.Tensor, code_weights: torch.Tensor) -> torch.Tensor:
-    """L1 between the `(B, 10, H, W)` prediction gathered at `indices (B, K)` and `target (B, K, 10)` where `mask`."""
+    """L1 between the `(B, D, H, W)` prediction gathered at `indices (B, K)` and `target (B, K, D)` where `mask`
+    (`D` channels of the box code, weighted by `code_weights (D,)`)."""
     batch, channels = prediction.shape[:2]
     gathered = prediction.reshape(batch, channels, -1).gather(2, indices[:, None, :].expand(-1, channels, -1)).permute(0, 2, 1)
     weight = mask.float()[..., None]
@@ -47,10 +48,10 @@ def centerpoint_loss(
     regression_weight: float,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over tasks of focal + `regression_weight` · L1; also returns the parts for logging."""
-    total = torch.zeros(())
+    total = outputs[0][0].new_zeros(())
     heat_total, reg_total = 0.0, 0.0
     for task, (logits, regression) in enumerate(outputs):
-        heatmap, indices, mask, target = stack_targets(samples, task)
+        heatmap, indices, mask, target = (tensor.to(logits.device) for tensor in stack_targets(samples, task))
         heat = focal_loss(logits, heatmap)
         reg = regression_loss(regression, indices, mask, target, code_weights)
         total = total + heat + regression_weight * reg

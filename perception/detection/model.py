@@ -5,7 +5,7 @@ pillar centre, passed through Linear-BN-ReLU and max-pooled per pillar (dynamic 
 Backbone: two strided conv stages (stride 2 and 4 of the pillar grid) upsampled to the output stride (2, as CenterPoint's
 pillar model, or 1) and concatenated.
 Heads (CenterPoint): per class group a shared 3x3 conv, one heatmap (one channel per class) and a shared regression of
-center offset (2), z (1), log size (3), yaw sin/cos (2) and velocity (2) at every output cell.
+the box code (`perception.detection.box_coder`) at every output cell.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from perception.detection.box_coder import LAYOUT
 from perception.detection.config import ModelConfig
 from perception.detection.sweeps import POINT_FEATURES
 from perception.detection.voxelize import voxelize_dynamic
 
-REGRESSION_CHANNELS = 10  # dx, dy, z, log l, log w, log h, sin yaw, cos yaw, vx, vy
 HEATMAP_PRIOR = 0.01
 
 
@@ -32,6 +32,9 @@ class PillarBatch:
     point_pillar: torch.Tensor  # (N,) global pillar index
     pillar_coords: torch.Tensor  # (P, 3) batch index, row (y), column (x)
     batch_size: int
+
+    def to(self, device: torch.device) -> PillarBatch:
+        return PillarBatch(self.points.to(device), self.point_pillar.to(device), self.pillar_coords.to(device), self.batch_size)
 
 
 def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> PillarBatch:
@@ -75,8 +78,8 @@ class PillarFeatureNet(nn.Module):
     def forward(self, batch: PillarBatch) -> torch.Tensor:
         points, index = batch.points, batch.point_pillar
         num_pillars = batch.pillar_coords.shape[0]
-        counts = torch.zeros(num_pillars, dtype=points.dtype).index_add_(0, index, torch.ones_like(index, dtype=points.dtype))
-        sums = torch.zeros(num_pillars, 3, dtype=points.dtype).index_add_(0, index, points[:, :3])
+        counts = torch.zeros(num_pillars, dtype=points.dtype, device=points.device).index_add_(0, index, torch.ones_like(index, dtype=points.dtype))
+        sums = torch.zeros(num_pillars, 3, dtype=points.dtype, device=points.device).index_add_(0, index, points[:, :3])
         mean = sums / counts.clamp(min=1)[:, None]
         coords = batch.pillar_coords[index]
         center_x = (coords[:, 2].to(points.dtype) + 0.5) * self.pillar_size[0] + self.range_low[0]
@@ -86,9 +89,9 @@ class PillarFeatureNet(nn.Module):
             dim=1,
         )
         features = torch.relu(self.norm(self.linear(decorated)))
-        pooled = torch.zeros(num_pillars, features.shape[1], dtype=features.dtype)
+        pooled = torch.zeros(num_pillars, features.shape[1], dtype=features.dtype, device=features.device)
         pooled = pooled.scatter_reduce(0, index[:, None].expand_as(features), features, reduce="amax", include_self=False)
-        canvas = torch.zeros(batch.batch_size, self.ny * self.nx, features.shape[1], dtype=features.dtype)
+        canvas = torch.zeros(batch.batch_size, self.ny * self.nx, features.shape[1], dtype=features.dtype, device=features.device)
         flat = batch.pillar_coords[:, 1] * self.nx + batch.pillar_coords[:, 2]
         canvas[batch.pillar_coords[:, 0], flat] = pooled
         return canvas.view(batch.batch_size, self.ny, self.nx, -1).permute(0, 3, 1, 2).contiguous()
@@ -104,7 +107,11 @@ def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential
 
 def _upsample(in_channels: int, out_channels: int, factor: int) -> nn.Sequential:
     """Transposed convolution by `factor` (a 1x1 convolution when `factor` is 1), BN, ReLU."""
-    layer = nn.ConvTranspose2d(in_channels, out_channels, factor, stride=factor, bias=False) if factor > 1 else nn.Conv2d(in_channels, out_channels, 1, bias=False)
+    layer: nn.Module
+    if factor > 1:
+        layer = nn.ConvTranspose2d(in_channels, out_channels, factor, stride=factor, bias=False)
+    else:
+        layer = nn.Conv2d(in_channels, out_channels, 1, bias=False)
     return nn.Sequential(layer, nn.BatchNorm2d(out_channels, eps=1e-3), nn.ReLU(inplace=True))
 
 
@@ -127,13 +134,14 @@ class BEVBackbone(nn.Module):
 
 
 class CenterHead(nn.Module):
-    """One class group: a 3x3 conv shared by heatmap logits (C, H, W) and regression (10, H, W) 1x1 outputs."""
+    """One class group: a 3x3 conv shared by 1x1 heatmap logits (C, H, W) and box-code regression (LAYOUT.width, H, W)."""
 
     def __init__(self, in_channels: int, channels: int, num_classes: int) -> None:
         super().__init__()
         self.conv = _conv(in_channels, channels)
         self.heatmap = nn.Conv2d(channels, num_classes, 1)
-        self.regression = nn.Conv2d(channels, REGRESSION_CHANNELS, 1)
+        self.regression = nn.Conv2d(channels, LAYOUT.width, 1)
+        assert self.heatmap.bias is not None  # nn.Conv2d has a bias unless built with bias=False
         nn.init.constant_(self.heatmap.bias, float(-np.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR)))
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,6 @@
 """CenterPoint training targets: Gaussian class heatmaps and per-object regression at the object's centre cell.
 
-Regression code (10 values, output-cell units for the offset): `dx, dy` offset of the centre inside its cell,
-`z` (m), `log l, log w, log h` (m), `sin yaw, cos yaw`, `vx, vy` (m/s, ego frame).
+The regression target of an object is its code from `perception.detection.box_coder`.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perception.detection.box_coder import LAYOUT
 from perception.detection.config import ModelConfig
 from scenes.categories import CATEGORY_ID
 from scenes.records import Boxes3D
@@ -53,29 +53,7 @@ class TaskTargets:
     heatmap: np.ndarray  # (C, H, W) float32
     indices: np.ndarray  # (K,) int64 flat cell index (row * W + column)
     mask: np.ndarray  # (K,) bool, True for the first `num_objects` slots
-    regression: np.ndarray  # (K, 10) float32
-
-
-def encode_regression(boxes: Boxes3D, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cell (column, row) of each box centre and its 10-value regression code."""
-    cell_x, cell_y = cfg.out_cell_m
-    u = (boxes.center_m[:, 0] - cfg.range_m[0]) / cell_x
-    v = (boxes.center_m[:, 1] - cfg.range_m[1]) / cell_y
-    column = np.floor(u).astype(np.int64)
-    row = np.floor(v).astype(np.int64)
-    velocity = boxes.velocity_m_per_s if boxes.velocity_m_per_s is not None else np.zeros((len(boxes), 2))
-    code = np.column_stack(
-        [
-            u - column,
-            v - row,
-            boxes.center_m[:, 2],
-            np.log(boxes.size_lwh_m),
-            np.sin(boxes.yaw_rad),
-            np.cos(boxes.yaw_rad),
-            velocity,
-        ]
-    ).astype(np.float32)
-    return column, row, code
+    regression: np.ndarray  # (K, LAYOUT.width) float32
 
 
 def build_targets(
@@ -84,14 +62,15 @@ def build_targets(
     """Targets of every task of `cfg` for ego-frame `boxes` (boxes of other classes or outside the grid are ignored)."""
     height, width = cfg.out_shape_hw
     cell_x, cell_y = cfg.out_cell_m
-    column, row, code = encode_regression(boxes, cfg)
+    coded = cfg.box_coder.encode(boxes)
+    column, row = coded.column, coded.row
     inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
     targets = []
     for task in cfg.tasks:
         heatmap = np.zeros((len(task), height, width), dtype=np.float32)
         indices = np.zeros(max_objects, dtype=np.int64)
         mask = np.zeros(max_objects, dtype=bool)
-        regression = np.zeros((max_objects, 10), dtype=np.float32)
+        regression = np.zeros((max_objects, LAYOUT.width), dtype=np.float32)
         slot = 0
         for class_index, name in enumerate(task):
             for k in np.flatnonzero(inside & (boxes.category == CATEGORY_ID[name])):
@@ -103,7 +82,7 @@ def build_targets(
                 draw_gaussian(heatmap[class_index], (int(column[k]), int(row[k])), radius)
                 indices[slot] = row[k] * width + column[k]
                 mask[slot] = True
-                regression[slot] = code[k]
+                regression[slot] = coded.code[k]
                 slot += 1
         targets.append(TaskTargets(heatmap, indices, mask, regression))
     return targets

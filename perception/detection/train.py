@@ -1,37 +1,37 @@
-"""`fit(cfg, dataset, out_dir) -> checkpoint`: trains the detector in-process or, unchanged, under Ray Train (DDP).
+"""The detector's training task for the harness (`scenes.training.harness`): samples, augmentation, loss.
 
-Samples are (frame, past frames) of every log; each epoch visits them in a seeded permutation, augments each with a
-generator seeded by `(seed, epoch, sample)` (so a resumed run draws exactly what an uninterrupted one would) and
-steps AdamW under a one-cycle schedule. `out_dir/last.pt` (weights, optimizer, schedule, history) is written after
-every epoch and resumed from when present; the final `out_dir/detector.pt` holds weights, config and version only.
+Samples are (frame, past frames) of every log; the harness visits them in a seeded permutation per epoch and the task
+augments each with a generator seeded by `(seed, epoch, sample)`, so a resumed run draws exactly what an
+uninterrupted one would. AdamW under a one-cycle schedule; `out_dir/last.pt` after every epoch, `out_dir/detector.pt`
+at the end, both in the one checkpoint format.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from perception.detection.augment import augment
 from perception.detection.config import DetectionConfig, ModelConfig
-from perception.detection.detector import load_checkpoint, save_checkpoint
+from perception.detection.detector import STAGE
 from perception.detection.losses import centerpoint_loss
-from perception.detection.model import CenterPointNet, make_pillar_batch
+from perception.detection.model import CenterPointNet, PillarBatch, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import TaskTargets, build_targets
 from scenes.adapters.base import Dataset
-from scenes.io import atomic_write
 from scenes.records import Frame
+from scenes.training.checkpoint import CheckpointError, load_checkpoint
+from scenes.training.harness import LoopSettings, OnCheckpoint, TrainingTask
+from scenes.training.harness import fit as harness_fit
 
-CheckpointCallback = Callable[[dict[str, float], Path | None], None]
-LAST = "last.pt"
-FINAL = "detector.pt"
+FINAL: Final = "detector.pt"
+GRAD_CLIP_NORM: Final = 35.0
 
 
 @dataclass(frozen=True)
@@ -111,138 +111,67 @@ def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | Non
     return points, targets
 
 
-def _distributed() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+class DetectionTask(TrainingTask):
+    """The detector on the training harness: pillar batches of augmented multi-sweep samples, CenterPoint loss."""
 
+    stage = "detection"
+    final_name = FINAL
+    config: DetectionConfig
+    plot_title = "CenterPoint detector training"
 
-def plot_loss_curve(history: Sequence[dict[str, float]], path: Path) -> None:
-    """Per-epoch mean losses (total, heatmap, regression) as a PNG, written atomically."""
-    import matplotlib
+    def __init__(self, cfg: DetectionConfig, samples: Sequence[Sample], config_source: str = "this run's config") -> None:
+        self.config = cfg
+        self.samples = list(samples)
+        self.config_source = config_source
+        train = cfg.train
+        self.loop = LoopSettings(
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            learning_rate=train.learning_rate,
+            weight_decay=train.weight_decay,
+            seed=train.seed,
+            grad_clip_norm=GRAD_CLIP_NORM,
+            schedule="one_cycle",
+            num_threads=train.num_threads,
+        )
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __len__(self) -> int:
+        return len(self.samples)
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    epochs = [entry["epoch"] for entry in history]
-    for key in ("loss", "heatmap_loss", "regression_loss"):
-        axis.plot(epochs, [entry[key] for entry in history], marker="o", label=key)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("mean training loss")
-    axis.set_yscale("log")
-    axis.set_title("CenterPoint detector training")
-    axis.grid(True, alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    with atomic_write(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    def build_model(self) -> CenterPointNet:
+        return CenterPointNet(self.config.model)
+
+    def initial_state(self) -> Mapping[str, torch.Tensor] | None:
+        init = self.config.train.init_checkpoint
+        if init is None:
+            return None
+        initial = load_checkpoint(init, STAGE)
+        if initial["config"]["model"] != self.config.model.model_dump(mode="json"):
+            raise CheckpointError(f"{init}: train.init_checkpoint has another model config than this run")
+        return initial["state_dict"]
+
+    def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> tuple[PillarBatch, list[list[TaskTargets]]]:
+        train = self.config.train
+        prepared = [
+            prepare(self.samples[i], self.config, np.random.default_rng([train.seed, epoch, int(i)]) if train.augment else None)
+            for i in indices
+        ]
+        pillars = make_pillar_batch([points for points, _ in prepared], self.config.model).to(device)
+        return pillars, [targets for _, targets in prepared]
+
+    def loss(self, model: torch.nn.Module, batch: tuple[PillarBatch, list[list[TaskTargets]]]) -> tuple[torch.Tensor, dict[str, float]]:
+        pillars, targets = batch
+        code_weights = torch.tensor(self.config.train.code_weights, dtype=torch.float32, device=pillars.points.device)
+        return centerpoint_loss(model(pillars), targets, code_weights, self.config.train.regression_weight)
 
 
 def fit(
     cfg: DetectionConfig,
-    dataset: Dataset | Sequence[Sample],
+    samples: Sequence[Sample],
     out_dir: Path,
     *,
-    on_checkpoint: CheckpointCallback | None = None,
+    on_checkpoint: OnCheckpoint | None = None,
     show_progress: bool = True,
 ) -> Path:
-    """Trains the detector on `dataset` (a `Dataset` or prepared samples); returns the final checkpoint path."""
-    out_dir = Path(out_dir)
-    train = cfg.train
-    rank, world_size = _distributed()
-    if train.batch_size % world_size:
-        raise ValueError(f"train.batch_size {train.batch_size} is not divisible by the {world_size} workers")
-    if train.num_threads is not None:
-        torch.set_num_threads(train.num_threads)
-    samples = list(dataset) if not isinstance(dataset, Dataset) else collect_samples(dataset, cfg.model, cfg.synth.frame_stride)
-    torch.manual_seed(train.seed)
-    net = CenterPointNet(cfg.model)
-    model: torch.nn.Module = net
-    if world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
-    steps_per_epoch = math.ceil(len(samples) / train.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=train.learning_rate, total_steps=steps_per_epoch * train.epochs, pct_start=0.3
-    )
-    if train.init_checkpoint is not None:
-        initial = load_checkpoint(train.init_checkpoint)
-        if initial["config"]["model"] != cfg.model.model_dump(mode="json"):
-            raise ValueError(f"{train.init_checkpoint}: train.init_checkpoint has another model config than this run")
-        net.load_state_dict(initial["state_dict"])
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    last_path = out_dir / LAST
-    if last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-    code_weights = torch.tensor(train.code_weights, dtype=torch.float32)
-    per_worker = train.batch_size // world_size
-    progress = Progress(
-        TextColumn("[bold]detector[/] epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeRemainingColumn(),
-        disable=not show_progress or rank != 0,
-    )
-    with progress:
-        bar = progress.add_task("train", total=steps_per_epoch * (train.epochs - start_epoch), epoch=start_epoch, loss=float("nan"))
-        for epoch in range(start_epoch, train.epochs):
-            model.train()
-            order = np.random.default_rng([train.seed, epoch]).permutation(len(samples))
-            sums = {"loss": 0.0, "heatmap_loss": 0.0, "regression_loss": 0.0}
-            for step in range(steps_per_epoch):
-                global_batch = order[step * train.batch_size : (step + 1) * train.batch_size]
-                local = global_batch[rank::world_size][:per_worker]
-                prepared = [
-                    prepare(samples[i], cfg, np.random.default_rng([train.seed, epoch, int(i)]) if train.augment else None)
-                    for i in local
-                ]
-                outputs = model(make_pillar_batch([points for points, _ in prepared], cfg.model))
-                loss, parts = centerpoint_loss(outputs, [targets for _, targets in prepared], code_weights, train.regression_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=35.0)
-                optimizer.step()
-                scheduler.step()
-                sums["loss"] += float(loss.detach())
-                for key, value in parts.items():
-                    sums[key] += value
-                progress.update(bar, advance=1, epoch=epoch, loss=float(loss.detach()))
-            metrics = {key: value / steps_per_epoch for key, value in sums.items()}
-            if world_size > 1:
-                reduced = torch.tensor([metrics[k] for k in sorted(metrics)], dtype=torch.float64)
-                dist.all_reduce(reduced)
-                metrics = {k: float(v) / world_size for k, v in zip(sorted(metrics), reduced)}
-            metrics["epoch"] = float(epoch)
-            metrics["learning_rate"] = float(scheduler.get_last_lr()[0])
-            history.append(metrics)
-            checkpoint_path: Path | None = None
-            if rank == 0:
-                checkpoint_path = save_checkpoint(
-                    last_path,
-                    net,
-                    cfg,
-                    optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(),
-                    history=history,
-                    epoch=epoch,
-                )
-                plot_loss_curve(history, out_dir / "loss_curve.png")
-            if on_checkpoint is not None:
-                on_checkpoint(dict(metrics), checkpoint_path)
-    final = out_dir / FINAL
-    if rank == 0:
-        net.eval()
-        save_checkpoint(final, net, cfg, history=history)
-    if world_size > 1:
-        dist.barrier()
-    return final
-
+    """Trains the detector on prepared samples with the harness; returns the final checkpoint path."""
+    return harness_fit(DetectionTask(cfg, samples), out_dir, on_checkpoint=on_checkpoint, show_progress=show_progress)

@@ -128,7 +128,7 @@ def hungarian_match(cost: np.ndarray) -> Assignment:
     finite = np.isfinite(cost)
     big = (cost[finite].max() + 1.0) * max(num_tracks, num_detections) + 1.0 if finite.any() else 1.0
     rows, cols = linear_sum_assignment(np.where(finite, cost, big))
-    matches = [(int(r), int(c)) for r, c in zip(rows, cols) if finite[r, c]]
+    matches = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if finite[r, c]]
     return _assignment(matches, num_tracks, num_detections)
 
 

@@ -29,7 +29,7 @@ def interpolate_track(
     interpolated linearly in time; the returned dict holds only the new frames."""
     frames = sorted(observed)
     filled: dict[int, TrackState] = {}
-    for before, after in zip(frames[:-1], frames[1:]):
+    for before, after in zip(frames[:-1], frames[1:], strict=True):
         gap = after - before - 1
         if gap <= 0 or gap > max_gap_frames:
             continue

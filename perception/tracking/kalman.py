@@ -9,6 +9,7 @@ Measurements are `x, y, z, yaw, l, w, h`, plus the detector's `vx, vy` when avai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numba
@@ -100,7 +101,7 @@ def _batched_spd_inverse(matrices: np.ndarray) -> np.ndarray:
     return result
 
 
-def _numeric_jacobian(function, state: np.ndarray, outputs: int, step: float = 1e-5) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _numeric_jacobian(function: Callable[[np.ndarray], np.ndarray], state: np.ndarray, outputs: int, step: float = 1e-5) -> np.ndarray:
     """`(T, outputs, STATE_DIM)` central-difference Jacobian of a row-wise function."""
     jacobian = np.empty((state.shape[0], outputs, STATE_DIM))
     for k in range(STATE_DIM):
@@ -176,8 +177,8 @@ class BoxKalmanFilter:
         g[:, 8, 1] = dt
         g[:, 2, 2] = 0.5 * dt**2
         g[:, 9, 2] = dt
-        sigma = np.diag([n.acceleration_m_per_s2**2, n.yaw_acceleration_rad_per_s2**2, n.vertical_acceleration_m_per_s2**2])
-        return q + np.einsum("tik,kl,tjl->tij", g, sigma, g)
+        acceleration_covariance = np.diag([n.acceleration_m_per_s2**2, n.yaw_acceleration_rad_per_s2**2, n.vertical_acceleration_m_per_s2**2])
+        return q + np.einsum("tik,kl,tjl->tij", g, acceleration_covariance, g)
 
     def predict(self, state: np.ndarray, covariance: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """States and covariances `dt` seconds later."""

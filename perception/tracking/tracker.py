@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from perception.tracking.associate import center_distance_cost, iou_cost, match
 from perception.tracking.config import TrackerConfig, TrackingConfig
@@ -24,8 +23,9 @@ from scenes.categories import CATEGORIES
 from scenes.config import ConfigError, load_config, validate_config
 from scenes.geometry import wrap_angle
 from scenes.records import Boxes3D, Tracks
+from scenes.training.checkpoint import CheckpointError, load_checkpoint
 
-
+STAGE = "tracking"
 # Noise and gates fitted on simulated ground-truth tracks by `drivestack train tracking --config
 # configs/tracking/ab3dmot.yaml`; `benchmarks/quality_detection.py` gives its scores.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ab3dmot_synth.pt"
@@ -53,16 +53,11 @@ class Tracker:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str]) -> Tracker:
         """A tracker with the config fitted by `perception.tracking.train.fit`."""
-        checkpoint_path = Path(path)
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"{checkpoint_path}: tracker checkpoint not found")
-        payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or "config" not in payload:
-            raise ValueError(f"{checkpoint_path}: checkpoint lacks ['config']")
+        payload = load_checkpoint(path, STAGE)
         try:
-            return cls(validate_config(payload["config"], TrackerConfig, f"{checkpoint_path}:config"))
+            return cls(validate_config(payload["config"], TrackerConfig, f"{path}:config"))
         except ConfigError as error:
-            raise ValueError(str(error)) from None
+            raise CheckpointError(str(error)) from None
 
     def reset(self) -> None:
         self.ids: list[str] = []
@@ -80,7 +75,7 @@ class Tracker:
         return len(self.ids)
 
     def _keep(self, mask: npt.NDArray[np.bool_]) -> None:
-        self.ids = [track_id for track_id, keep in zip(self.ids, mask) if keep]
+        self.ids = [track_id for track_id, keep in zip(self.ids, mask, strict=True) if keep]
         self.category = self.category[mask]
         self.state = self.state[mask]
         self.covariance = self.covariance[mask]
@@ -103,7 +98,9 @@ class Tracker:
         dt = 0.0 if self.last_timestamp_ns is None else (timestamp_ns - self.last_timestamp_ns) * 1e-9
         self.last_timestamp_ns = timestamp_ns
         self.frame_count += 1
-        detections = detections_city.select(detections_city.score >= self.cfg.min_score)
+        assert detections_city.score is not None  # Boxes3D fills a missing score with ones
+        kept = detections_city.score >= self.cfg.min_score
+        detections, detection_scores = detections_city.select(kept), detections_city.score[kept]
         self.state, self.covariance = self.filter.predict(self.state, self.covariance, dt)
 
         if self.cfg.metric == "center":
@@ -115,7 +112,7 @@ class Tracker:
                 self.state[:, :3], self.state[:, 4:7], self.state[:, 3], self.category,
                 detections.center_m, detections.size_lwh_m, detections.yaw_rad, detections.category, self.cfg.min_iou,
             )  # fmt: skip
-        order = np.argsort(-detections.score, kind="stable")
+        order = np.argsort(-detection_scores, kind="stable")
         assignment = match(cost, self.cfg.matcher, order if self.cfg.matcher == "greedy" else None)
         pose, velocity = self._measurements(detections)
         tracks, dets = assignment.matches[:, 0], assignment.matches[:, 1]
@@ -126,7 +123,7 @@ class Tracker:
         self.hits[tracks] += 1
         self.misses += 1
         self.misses[tracks] = 0
-        self.score[tracks] = detections.score[dets]
+        self.score[tracks] = detection_scores[dets]
 
         new = assignment.unmatched_detections
         if len(new):
@@ -138,7 +135,7 @@ class Tracker:
             self.covariance = np.concatenate([self.covariance, new_covariance])
             self.hits = np.concatenate([self.hits, np.ones(len(new), dtype=np.int64)])
             self.misses = np.concatenate([self.misses, np.zeros(len(new), dtype=np.int64)])
-            self.score = np.concatenate([self.score, detections.score[new].astype(np.float64)])
+            self.score = np.concatenate([self.score, detection_scores[new].astype(np.float64)])
         self._keep(self.misses <= self.cfg.max_age)
         return self._output(self.misses == 0, confirmed_only=True)
 
@@ -180,13 +177,15 @@ class Tracker:
         self.reset()
         observed: dict[str, dict[int, TrackState]] = {}
         confirmed: set[str] = set()
-        for frame, (boxes, stamp) in enumerate(zip(detections_city, stamps)):
+        for frame, (boxes, stamp) in enumerate(zip(detections_city, stamps, strict=True)):
             self.step(boxes, int(stamp))
             updated = self._output(self.misses == 0, confirmed_only=not self.cfg.backfill_tentative)
-            for k, track_id in enumerate(updated.track_id):  # type: ignore[union-attr]
+            # `_output` always gives track ids, velocities and scores.
+            assert updated.track_id is not None and updated.velocity_m_per_s is not None and updated.score is not None
+            for k, track_id in enumerate(updated.track_id):
                 observed.setdefault(str(track_id), {})[frame] = TrackState(
                     updated.center_m[k], updated.size_lwh_m[k], float(updated.yaw_rad[k]),
-                    updated.velocity_m_per_s[k], int(updated.category[k]), float(updated.score[k]),  # type: ignore[index]
+                    updated.velocity_m_per_s[k], int(updated.category[k]), float(updated.score[k]),
                 )  # fmt: skip
             confirmed.update(self.ids[i] for i in np.flatnonzero(self.confirmed() & (self.misses == 0)))
         rows: list[list[tuple[str, TrackState]]] = [[] for _ in stamps]

@@ -10,24 +10,22 @@ The checkpoint is one file (empty state dict, fitted config, drivestack version,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import torch
-from rich.progress import Progress
 
 from perception.tracking.config import TrackerConfig, TrackingConfig
-from scenes import __version__
+from perception.tracking.tracker import STAGE
 from scenes.adapters.base import Dataset
 from scenes.categories import CATEGORIES
 from scenes.geometry import wrap_angle
-from scenes.io import atomic_write
-from scenes.records import Tracks
+from scenes.records import Boxes3D, Tracks
+from scenes.training.harness import EstimationTask, estimate
 
-CheckpointCallback = Callable[[dict[str, float], Path | None], None]
-FINAL = "tracker.pt"
+FINAL: Final = "tracker.pt"
 
 
 def ground_truth_tracks(cfg: TrackingConfig, dataset: Dataset | Sequence[Tracks] | str) -> list[Tracks]:
@@ -43,10 +41,14 @@ def ground_truth_tracks(cfg: TrackingConfig, dataset: Dataset | Sequence[Tracks]
         return list(dataset)
     logs = []
     for log_id in dataset.logs():
-        frames = [frame for frame in dataset.frames(log_id) if frame.annotations is not None and frame.annotations.track_id is not None]
-        if frames:
-            boxes = tuple(frame.annotations.transformed(frame.city_SE3_ego, "city") for frame in frames)  # type: ignore[union-attr]
-            logs.append(Tracks(log_id, np.array([frame.timestamp_ns for frame in frames], dtype=np.int64), boxes))
+        stamps: list[int] = []
+        boxes: list[Boxes3D] = []
+        for frame in dataset.frames(log_id):
+            if frame.annotations is not None and frame.annotations.track_id is not None:
+                stamps.append(frame.timestamp_ns)
+                boxes.append(frame.annotations.transformed(frame.city_SE3_ego, "city"))
+        if boxes:
+            logs.append(Tracks(log_id, np.array(stamps, dtype=np.int64), tuple(boxes)))
     return logs
 
 
@@ -58,8 +60,9 @@ def motion_statistics(logs: Sequence[Tracks]) -> dict[str, Any]:
     yaw_rate: list[float] = []
     for log in logs:
         series: dict[str, list[tuple[int, np.ndarray, float, int]]] = {}
-        for stamp, boxes in zip(log.timestamps_ns, log.boxes):
-            for k, track_id in enumerate(boxes.track_id):  # type: ignore[arg-type]
+        for stamp, boxes in zip(log.timestamps_ns, log.boxes, strict=True):
+            assert boxes.track_id is not None  # Tracks requires track ids
+            for k, track_id in enumerate(boxes.track_id):
                 series.setdefault(str(track_id), []).append((int(stamp), boxes.center_m[k], float(boxes.yaw_rad[k]), int(boxes.category[k])))
         for states in series.values():
             if len(states) < 3:
@@ -84,7 +87,12 @@ def fitted_config(cfg: TrackingConfig, statistics: dict[str, Any]) -> tuple[Trac
     tracker = cfg.tracker
     summary: dict[str, float] = {}
     noise_update: dict[str, float] = {}
-    for key, field_name in (("acceleration_xy", "acceleration_m_per_s2"), ("acceleration_z", "vertical_acceleration_m_per_s2"), ("yaw_rate", "yaw_rate_rad_per_s")):
+    noise_fields = (
+        ("acceleration_xy", "acceleration_m_per_s2"),
+        ("acceleration_z", "vertical_acceleration_m_per_s2"),
+        ("yaw_rate", "yaw_rate_rad_per_s"),
+    )
+    for key, field_name in noise_fields:
         values = np.asarray(statistics[key])
         if len(values) >= cfg.min_track_samples:
             noise_update[field_name] = max(float(np.std(values)), 1e-3)
@@ -99,25 +107,21 @@ def fitted_config(cfg: TrackingConfig, statistics: dict[str, Any]) -> tuple[Trac
     return tracker.model_copy(update={"noise": noise, "class_distance_gate_m": gates}), summary
 
 
-def fit(
-    cfg: TrackingConfig,
-    dataset: Dataset | Sequence[Tracks] | str,
-    out_dir: Path,
-    *,
-    on_checkpoint: CheckpointCallback | None = None,
-    show_progress: bool = True,
-) -> Path:
-    """Measures the statistics, writes `out_dir/tracker.pt` and reports them once (a single 'epoch')."""
-    with Progress(disable=not show_progress) as progress:
-        task = progress.add_task("tracker statistics", total=None)
-        logs = ground_truth_tracks(cfg, dataset)
-        statistics = motion_statistics(logs)
-        progress.update(task, total=1, completed=1)
-    tracker_cfg, summary = fitted_config(cfg, statistics)
-    path = Path(out_dir) / FINAL
-    payload = {"state_dict": {}, "config": tracker_cfg.model_dump(mode="json"), "drivestack_version": __version__, "statistics": summary}
-    with atomic_write(path) as temporary:
-        torch.save(payload, temporary)
-    if on_checkpoint is not None:
-        on_checkpoint({"epoch": 0.0, **summary}, path)
-    return path
+class TrackingFitTask(EstimationTask):
+    """The tracker fit on the harness: statistics of ground-truth tracks, no weights."""
+
+    stage = STAGE
+    final_name = FINAL
+
+    def __init__(self, cfg: TrackingConfig, dataset: Dataset | Sequence[Tracks] | str) -> None:
+        self.cfg = cfg
+        self.dataset = dataset
+
+    def estimate(self) -> tuple[dict[str, torch.Tensor], TrackerConfig, dict[str, float]]:
+        tracker_cfg, summary = fitted_config(self.cfg, motion_statistics(ground_truth_tracks(self.cfg, self.dataset)))
+        return {}, tracker_cfg, summary
+
+
+def fit(cfg: TrackingConfig, dataset: Dataset | Sequence[Tracks] | str, out_dir: Path, *, show_progress: bool = True) -> Path:
+    """Measures the statistics and writes `out_dir/tracker.pt` (and `metrics.json`) with the harness."""
+    return estimate(TrackingFitTask(cfg, dataset), out_dir, show_progress=show_progress)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pyarrow as pa
@@ -27,9 +27,13 @@ from scenes.adapters.base import (
     require_dir,
     skip_or_raise,
 )
+from scenes.caching import per_instance_lru_cache
 from scenes.categories import category_id, from_av2
 from scenes.geometry import SE3, Sim2, quat_wxyz_to_matrix, quat_wxyz_to_yaw
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, LidarSweep, MapRaster, source_file
+
+if TYPE_CHECKING:
+    from av2.map.map_api import ArgoverseStaticMap
 
 POSE_COLUMNS: Final = {"timestamp_ns": "int", **{name: "float" for name in ("qw", "qx", "qy", "qz", "tx_m", "ty_m", "tz_m")}}
 CALIBRATION_COLUMNS: Final = {"sensor_name": "str", **{name: "float" for name in ("qw", "qx", "qy", "qz", "tx_m", "ty_m", "tz_m")}}
@@ -74,14 +78,14 @@ def discover_logs(root: Path, split: str | None = None) -> dict[str, Path]:
 def read_poses(path: Path) -> dict[int, SE3]:
     """`city_SE3_egovehicle.feather` -> {timestamp_ns: city_SE3_ego} (exact-timestamp lookup, as in av2)."""
     table = read_feather_columns(path, POSE_COLUMNS)
-    return dict(zip(table.column("timestamp_ns").to_pylist(), _se3_rows(path, table)))
+    return dict(zip(table.column("timestamp_ns").to_pylist(), _se3_rows(path, table), strict=True))
 
 
 def read_calibration(log_dir: Path) -> dict[str, SE3]:
     """`calibration/egovehicle_SE3_sensor.feather` -> {sensor_name: ego_SE3_sensor}."""
     path = log_dir / "calibration" / "egovehicle_SE3_sensor.feather"
     table = read_feather_columns(path, CALIBRATION_COLUMNS)
-    return dict(zip(table.column("sensor_name").to_pylist(), _se3_rows(path, table)))
+    return dict(zip(table.column("sensor_name").to_pylist(), _se3_rows(path, table), strict=True))
 
 
 def _se3_rows(path: Path, table: pa.Table) -> list[SE3]:
@@ -91,7 +95,7 @@ def _se3_rows(path: Path, table: pa.Table) -> list[SE3]:
     if np.any(norms < 1e-6):
         raise AdapterError(path, f"zero-norm quaternion at row {int(np.flatnonzero(norms < 1e-6)[0])}")
     rotations = quat_wxyz_to_matrix(quats)
-    return [SE3(rotation, translation) for rotation, translation in zip(rotations, translations)]
+    return [SE3(rotation, translation) for rotation, translation in zip(rotations, translations, strict=True)]
 
 
 def read_lidar(path: Path) -> LidarSweep:
@@ -181,7 +185,7 @@ class LogAnnotations:
         """Canonical category id per row, -1 for AV2's non-competition categories; unknown names raise."""
         ids = {}
         for name in np.unique(self.category):
-            canonical = guarded(self.path, lambda name=name: from_av2(str(name)))
+            canonical = guarded(self.path, functools.partial(from_av2, str(name)))
             ids[str(name)] = -1 if canonical is None else category_id(canonical)
         return np.array([ids[str(name)] for name in self.category], dtype=np.int64)
 
@@ -224,20 +228,20 @@ class AV2SensorDataset(Dataset):
                 names.update(child.name for child in cameras_dir.iterdir() if child.is_dir())
         return tuple(sorted(names))
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def poses(self, log_id: str) -> dict[int, SE3]:
         return read_poses(self.log_dir(log_id) / "city_SE3_egovehicle.feather")
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def calibration(self, log_id: str) -> dict[str, SE3]:
         return read_calibration(self.log_dir(log_id))
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def annotations(self, log_id: str) -> LogAnnotations | None:
         path = self.log_dir(log_id) / "annotations.feather"
         return LogAnnotations.read(path) if path.exists() else None
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def lidar_paths(self, log_id: str) -> dict[int, Path]:
         """{timestamp_ns: sweep file} of a log (listed once per log)."""
         lidar_dir = self.log_dir(log_id) / "sensors" / "lidar"
@@ -250,7 +254,7 @@ class AV2SensorDataset(Dataset):
             paths[int(path.stem)] = path
         return dict(sorted(paths.items()))
 
-    @functools.lru_cache(maxsize=16)
+    @per_instance_lru_cache(maxsize=16)
     def camera_paths(self, log_id: str, camera: str) -> tuple[np.ndarray, tuple[Path, ...]]:
         camera_dir = require_dir(self.log_dir(log_id) / "sensors" / "cameras" / camera, f"camera {camera!r} directory")
         paths = sorted((path for path in camera_dir.glob("*.jpg") if path.stem.isdigit()), key=lambda p: int(p.stem))
@@ -324,7 +328,7 @@ class AV2SensorDataset(Dataset):
         with source_file(path):
             return guarded(path, lambda: CameraFrame(int(stamps[index]), camera, image, intrinsics[camera], calibration[camera]))
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def intrinsics(self, log_id: str) -> dict[str, np.ndarray]:
         path = self.log_dir(log_id) / "calibration" / "intrinsics.feather"
         table = read_feather_columns(path, INTRINSICS_COLUMNS)
@@ -335,7 +339,7 @@ class AV2SensorDataset(Dataset):
             )
         return result
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def lane_graph(self, log_id: str) -> LaneGraph | None:
         if not self.with_map:
             return None
@@ -347,6 +351,43 @@ class AV2SensorDataset(Dataset):
         except AdapterError as error:
             skip_or_raise(error, self.skip_bad, f"map of log {log_id}")
             return None
+
+    def region_of_interest(self, log_id: str) -> Av2MapRegionOfInterest | None:
+        """The official ROI of the log's map (`Av2MapRegionOfInterest`); None when the log has no `map/` dir."""
+        map_dir = self.log_dir(log_id) / "map"
+        if not map_dir.is_dir():
+            return None
+        try:
+            return Av2MapRegionOfInterest.read(map_dir)
+        except AdapterError as error:
+            skip_or_raise(error, self.skip_bad, f"region of interest of log {log_id}")
+            return None
+
+
+@dataclass(frozen=True)
+class Av2MapRegionOfInterest:
+    """The ROI raster of an AV2 log map (drivable area dilated by 5 m), looked up by `ArgoverseStaticMap` itself."""
+
+    map_dir: Path
+    avm: ArgoverseStaticMap
+
+    @classmethod
+    def read(cls, map_dir: Path) -> Av2MapRegionOfInterest:
+        """Reads the map of an AV2 `map/` dir with its rasters (they need the ground-height raster and Sim(2) files)."""
+        from av2.map.map_api import ArgoverseStaticMap
+
+        require_dir(map_dir, "AV2 map directory")
+        try:
+            avm = ArgoverseStaticMap.from_map_dir(map_dir, build_raster=True)
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, AssertionError) as error:
+            raise AdapterError(map_dir, f"unreadable AV2 map rasters ({type(error).__name__}: {error})") from None
+        return cls(map_dir, avm)
+
+    def contains_xy(self, points_xy_city_m: np.ndarray) -> np.ndarray:
+        from av2.map.map_api import RasterLayerType
+
+        points = np.asarray(points_xy_city_m, dtype=np.float64).reshape(-1, 2)
+        return np.asarray(self.avm.get_raster_layer_points_boolean(points, RasterLayerType.ROI), dtype=bool)
 
 
 def read_map_dir(map_dir: Path, build_raster: bool | None = None) -> LaneGraph:

@@ -129,7 +129,9 @@ class AV2MotionForecastingDataset(Dataset):
         path = self.scenario_dir(scenario_id) / f"scenario_{scenario_id}.parquet"
         loaded = self.load(scenario_id)
         steps = len(loaded.timestamps_ns)
-        agents, categories, scored = [], [], []
+        agents: list[str] = []
+        categories: list[int] = []
+        scored: list[str] = []
         xy = np.full((len(loaded.tracks), steps, 2), np.nan)
         heading = np.full((len(loaded.tracks), steps), np.nan)
         velocity = np.full((len(loaded.tracks), steps, 2), np.nan)

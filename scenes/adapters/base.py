@@ -22,6 +22,7 @@ import pyarrow.feather as feather
 
 from scenes.categories import UnknownCategoryError
 from scenes.records import Frame, LaneGraph, RecordError, Scenario
+from scenes.regions import RasterRegionOfInterest, RegionOfInterest
 
 LOGGER: Final = logging.getLogger("scenes.adapters")
 
@@ -151,6 +152,12 @@ class Dataset(abc.ABC):
 
     def lane_graph(self, log_id: str) -> LaneGraph | None:
         return None
+
+    def region_of_interest(self, log_id: str) -> RegionOfInterest | None:
+        """The region of the log's map that evaluations consider: by default from the lane graph's rasters (its `roi`
+        layer, else its drivable area dilated by 5 m); None when the log has no such map."""
+        lane_graph = self.lane_graph(log_id)
+        return RasterRegionOfInterest.from_lane_graph(lane_graph) if lane_graph is not None else None
 
     def scenarios(self) -> Iterator[Scenario]:
         raise AdapterError(self.root, f"{self.name} provides no forecasting scenarios")

@@ -171,7 +171,7 @@ class CityscapesDataset(Dataset):
         for item in self.items(log_id):
             if item.labels is not None:
                 ids, pixels = np.unique(item.labels.labels, return_counts=True)
-                counts.update({TRAIN_CLASSES[i]: int(n) for i, n in zip(ids, pixels) if i != IGNORE_ID})
+                counts.update({TRAIN_CLASSES[i]: int(n) for i, n in zip(ids, pixels, strict=True) if i != IGNORE_ID})
         return counts
 
     def _frame_number(self, path: Path) -> int:

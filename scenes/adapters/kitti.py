@@ -18,6 +18,7 @@ from typing import Final
 import numpy as np
 
 from scenes.adapters.base import AdapterError, Dataset, guarded, read_image, require_dir, require_file, skip_or_raise
+from scenes.caching import per_instance_lru_cache
 from scenes.categories import category_id, from_kitti
 from scenes.geometry import SE3, wrap_angle
 from scenes.records import Boxes3D, CameraFrame, Frame, LidarSweep, source_file
@@ -167,7 +168,7 @@ def labels_to_boxes(path: Path, labels: list[KittiLabel], rect_SE3_velo: SE3) ->
     """KITTI labels -> canonical Velodyne-frame boxes (classes outside the canonical table are dropped)."""
     kept = []
     for label in labels:
-        canonical = guarded(path, lambda label=label: from_kitti(label.kind))
+        canonical = guarded(path, functools.partial(from_kitti, label.kind))
         if canonical is not None:
             kept.append((label, category_id(canonical)))
     if not kept:
@@ -200,7 +201,7 @@ def boxes_to_labels(boxes: Boxes3D, rect_SE3_velo: SE3) -> list[tuple[tuple[floa
     heading_rect = heading_velo @ rect_SE3_velo.rotation.T
     rotation_y = wrap_angle(np.arctan2(-heading_rect[:, 2], heading_rect[:, 0]))
     result = []
-    for center, size, ry in zip(center_rect, boxes.size_lwh_m, rotation_y):
+    for center, size, ry in zip(center_rect, boxes.size_lwh_m, rotation_y, strict=True):
         bottom = (float(center[0]), float(center[1] + size[2] / 2), float(center[2]))
         result.append(((float(size[2]), float(size[1]), float(size[0])), bottom, float(ry)))
     return result
@@ -301,7 +302,7 @@ def oxts_to_poses(packets: np.ndarray) -> list[SE3]:
     from scipy.spatial.transform import Rotation
 
     rotations = Rotation.from_euler("ZYX", np.stack([yaw, pitch, roll], axis=1)).as_matrix()
-    return [SE3(rotation, t) for rotation, t in zip(rotations, translation)]
+    return [SE3(rotation, t) for rotation, t in zip(rotations, translation, strict=True)]
 
 
 def read_timestamps(path: Path) -> list[int]:
@@ -366,7 +367,7 @@ class KittiRawDataset(Dataset):
     def sensors(self) -> tuple[str, ...]:
         return tuple(sorted({"velodyne", *(camera for log_id in self._drives for camera in self.cameras(log_id))}))
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def calibration(self, log_id: str) -> tuple[SE3, dict[str, tuple[np.ndarray, SE3]]]:
         """(imu_SE3_velo, {camera: (K, velo_SE3_camera)}) of a drive's date."""
         date_dir = self.drive_dir(log_id).parent
@@ -386,7 +387,7 @@ class KittiRawDataset(Dataset):
         velo_SE3_imu = _rigid(imu_path, "R|T", np.hstack([_matrix(imu_path, imu, "R", (3, 3)), _matrix(imu_path, imu, "T", (3, 1))]))
         return velo_SE3_imu.inverse(), cameras
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def poses(self, log_id: str) -> list[SE3]:
         """city_SE3_ego (ego = Velodyne) per frame, from the OXTS packets."""
         oxts_dir = self.drive_dir(log_id) / "oxts" / "data"
@@ -447,6 +448,6 @@ class KittiRawDataset(Dataset):
             intrinsics, velo_SE3_camera = calibration[camera]
             with source_file(depth_path or image_path):
                 cameras[camera] = guarded(
-                    image_path, lambda: CameraFrame(timestamp_ns, camera, image, intrinsics, velo_SE3_camera, depth_m=depth)
+                    image_path, functools.partial(CameraFrame, timestamp_ns, camera, image, intrinsics, velo_SE3_camera, depth_m=depth)
                 )
         return Frame(log_id, timestamp_ns, city_SE3_ego, lidar, cameras, None)

@@ -22,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 
 from scenes.adapters.base import LOGGER, AdapterError, Dataset, guarded, read_image, require_dir, skip_or_raise
+from scenes.caching import per_instance_lru_cache
 from scenes.categories import category_id, from_nuscenes
 from scenes.geometry import SE3, quat_wxyz_to_matrix
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, LidarSweep, Scenario, source_file
@@ -399,7 +400,7 @@ class NuScenesDataset(Dataset):
         location = self.nusc.get("log", self.scene(log_id)["log_token"])["location"]
         return self._lane_graph(location)
 
-    @functools.lru_cache(maxsize=4)
+    @per_instance_lru_cache(maxsize=4)
     def _lane_graph(self, location: str) -> LaneGraph | None:
         path = self.root / "maps" / "expansion" / f"{location}.json"
         if not path.is_file():

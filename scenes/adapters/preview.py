@@ -24,7 +24,7 @@ def _format_time(timestamp_ns: int | None) -> str:
         return "-"
     seconds = timestamp_ns / 1e9
     if 946_684_800 <= seconds <= 4_102_444_800:  # a wall-clock time between 2000 and 2100
-        stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+        stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
         return f"{timestamp_ns} ({stamp:%Y-%m-%d %H:%M:%S} UTC)"
     return str(timestamp_ns)
 
@@ -94,7 +94,7 @@ def write_bev_preview(frame: Frame, lane_graph: LaneGraph | None, path: Path, ra
     if frame.annotations is not None and len(frame.annotations):
         boxes = frame.annotations
         corners = bev_box_corners(boxes.center_m[:, :2], boxes.size_lwh_m[:, :2], boxes.yaw_rad)
-        for box_corners, center, yaw, name in zip(corners, boxes.center_m, boxes.yaw_rad, boxes.category_names):
+        for box_corners, center, yaw in zip(corners, boxes.center_m, boxes.yaw_rad, strict=True):
             loop = np.vstack([box_corners, box_corners[:1]])
             axes.plot(loop[:, 0], loop[:, 1], color="tab:red", linewidth=0.9, zorder=3)
             front = center[:2] + 0.5 * np.array([np.cos(yaw), np.sin(yaw)]) * 2.0

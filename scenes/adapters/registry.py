@@ -13,16 +13,19 @@ Adapters are imported only when their dataset is opened, so importing the regist
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from scenes.adapters.base import AdapterError, Dataset
+from scenes.caching import per_instance_lru_cache
 from scenes.config import ConfigError, validate_config
 from scenes.records import Frame, LaneGraph
+
+if TYPE_CHECKING:
+    from scenes.synth.world import SynthLog
 
 # name -> (module, class) of the adapter; the path after "NAME:" is its root directory.
 ADAPTERS: Final[dict[str, tuple[str, str]]] = {
@@ -37,7 +40,12 @@ DATASET_NAMES: Final = (*ADAPTERS, "synth")
 
 
 class SynthDataset(Dataset):
-    """The synthetic city as a dataset: log `index` is `simulate_log(config, seed, index)`, simulated when first used."""
+    """The synthetic city as a dataset: log `index` is `simulate_log(config, seed, index)`, simulated when first used.
+
+    Listing the logs simulates nothing (their ids follow from the seed and index). The last simulated log is kept, so
+    a caller that reads everything it needs of one log before moving to the next (frames, lane graph, timestamps...,
+    as the pipelines and `summary` do) simulates each log once and holds one log at a time.
+    """
 
     name = "synth"
 
@@ -47,27 +55,30 @@ class SynthDataset(Dataset):
             world = importlib.import_module("scenes.synth.world")
         except ModuleNotFoundError as error:
             raise AdapterError("synth", f"the synthetic city is not available ({error})") from None
-        self._simulate: Callable[..., Any] = world.simulate_log
+        self._simulate: Callable[..., SynthLog] = world.simulate_log
         try:
             self.config = validate_config(config, world.SynthConfig, "synth options")
         except ConfigError as error:
             raise AdapterError("synth", str(error)) from None
         self.num_logs = logs
         self.seed = seed
-        self._index_of: dict[str, int] = {}
+        self._log_ids = [world.log_id(seed, index) for index in range(logs)]
+        self._index_of = {log_id: index for index, log_id in enumerate(self._log_ids)}
 
-    @functools.lru_cache(maxsize=2)
-    def simulated(self, index: int) -> Any:
+    @per_instance_lru_cache(maxsize=1)
+    def simulated(self, index: int) -> SynthLog:
+        """Log `index`, simulated unless it is the last one simulated."""
+        if not 0 <= index < self.num_logs:
+            raise AdapterError("synth", f"no log {index}: the dataset has {self.num_logs}")
         log = self._simulate(self.config, self.seed, index)
-        self._index_of[log.log_id] = index
+        if log.log_id != self._log_ids[index]:
+            raise AdapterError("synth", f"log {index} was simulated as {log.log_id}, expected {self._log_ids[index]}")
         return log
 
     def logs(self) -> list[str]:
-        return [self.simulated(index).log_id for index in range(self.num_logs)]
+        return list(self._log_ids)
 
-    def _log(self, log_id: str) -> Any:
-        if log_id not in self._index_of:
-            self.logs()
+    def _log(self, log_id: str) -> SynthLog:
         if log_id not in self._index_of:
             raise AdapterError("synth", f"no simulated log {log_id!r}")
         return self.simulated(self._index_of[log_id])

@@ -58,7 +58,8 @@ def detections_table(items: Iterable[tuple[str, int, Boxes3D]]) -> pd.DataFrame:
     parts = []
     for log_id, timestamp_ns, boxes in items:
         rows = _rows(log_id, timestamp_ns, boxes)
-        rows["score"] = boxes.score.astype(np.float64)  # type: ignore[union-attr]
+        assert boxes.score is not None  # Boxes3D fills a missing score with ones
+        rows["score"] = boxes.score.astype(np.float64)
         parts.append(rows)
     if not parts:
         return pd.DataFrame({column: [] for column in DETECTION_COLUMNS})

@@ -83,6 +83,7 @@ def ground_truth_frame(log_id: str, timestamp_ns: int, city_SE3_ego: SE3, boxes_
     if boxes_ego.num_interior_pts is not None:
         boxes_ego = boxes_ego.select(boxes_ego.num_interior_pts > 0)
     boxes = boxes_ego.transformed(city_SE3_ego, "city")
+    assert boxes.track_id is not None  # checked above; `select` and `transformed` keep it
     count = len(boxes)
     return {
         "seq_id": log_id,
@@ -101,19 +102,17 @@ def ground_truth_frame(log_id: str, timestamp_ns: int, city_SE3_ego: SE3, boxes_
 
 def ground_truth_from_frames(frames: Sequence[Frame]) -> Sequences:
     """GT `Sequences` of annotated frames (one or more logs), at the 2 Hz evaluation timestamps of each log."""
-    by_log: dict[str, list[Frame]] = {}
+    by_log: dict[str, list[tuple[Frame, Boxes3D]]] = {}
     for frame in frames:
         if frame.annotations is None:
             raise SubmissionError(f"{frame.log_id}@{frame.timestamp_ns}: frame has no annotations")
-        by_log.setdefault(frame.log_id, []).append(frame)
+        by_log.setdefault(frame.log_id, []).append((frame, frame.annotations))
     sequences: Sequences = {}
     for log_id, log_frames in by_log.items():
-        log_frames.sort(key=lambda f: f.timestamp_ns)
-        keep = set(evaluation_timestamps([f.timestamp_ns for f in log_frames]).tolist())
+        log_frames.sort(key=lambda item: item[0].timestamp_ns)
+        keep = set(evaluation_timestamps([f.timestamp_ns for f, _ in log_frames]).tolist())
         sequences[log_id] = [
-            ground_truth_frame(log_id, f.timestamp_ns, f.city_SE3_ego, f.annotations)  # type: ignore[arg-type]
-            for f in log_frames
-            if f.timestamp_ns in keep
+            ground_truth_frame(log_id, f.timestamp_ns, f.city_SE3_ego, annotations) for f, annotations in log_frames if f.timestamp_ns in keep
         ]
     return sequences
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,7 @@ def unified_frame(log_id: str, timestamp_ns: int, boxes_city: Boxes3D) -> dict[s
     """One unified frame from city-frame boxes carrying `track_id`."""
     if boxes_city.frame != "city" or boxes_city.track_id is None:
         raise TrackingFormatError(f"{log_id}@{timestamp_ns}: expected city-frame boxes with track ids")
+    assert boxes_city.score is not None  # Boxes3D fills a missing score with ones
     velocity = np.zeros((len(boxes_city), 3))
     if boxes_city.velocity_m_per_s is not None:
         velocity[:, :2] = boxes_city.velocity_m_per_s
@@ -46,14 +48,14 @@ def unified_frame(log_id: str, timestamp_ns: int, boxes_city: Boxes3D) -> dict[s
         "label": boxes_city.category.copy(),
         "name": boxes_city.category_names.astype(object),
         "track_id": boxes_city.track_id.astype(object),
-        "score": boxes_city.score.astype(np.float64),  # type: ignore[union-attr]
+        "score": boxes_city.score.astype(np.float64),
     }
 
 
 def predictions_from_tracks(tracks: Iterable[Tracks]) -> Sequences:
     """Tracker outputs of one or more logs -> prediction `Sequences` (grouped by av2's `group_frames`)."""
     frames = [
-        unified_frame(log.log_id, int(stamp), boxes) for log in tracks for stamp, boxes in zip(log.timestamps_ns, log.boxes)
+        unified_frame(log.log_id, int(stamp), boxes) for log in tracks for stamp, boxes in zip(log.timestamps_ns, log.boxes, strict=True)
     ]
     return group_frames(frames)
 
@@ -84,7 +86,7 @@ def validate_pair(predictions: Sequences, labels: Sequences) -> None:
         raise TrackingFormatError(f"predictions and labels cover different (log, timestamp) keys: missing {missing}, extra {extra}")
     for frames in (*labels.values(), *predictions.values()):
         stamps = [f["timestamp_ns"] for f in frames]
-        if any(b <= a for a, b in zip(stamps, stamps[1:])):
+        if any(b <= a for a, b in itertools.pairwise(stamps)):
             raise TrackingFormatError(f"log {frames[0]['seq_id']}: timestamps not strictly increasing")
         for f in frames:
             unknown = set(f["name"]) - COMPETITION

@@ -49,8 +49,10 @@ def box_entries(sample_token: str, boxes_city: Boxes3D, name_table: Mapping[str,
         raise NuScenesFormatError(f"sample {sample_token}: nuScenes boxes must be in the global (city) frame, got {boxes_city.frame!r}")
     velocity = boxes_city.velocity_m_per_s if boxes_city.velocity_m_per_s is not None else np.zeros((len(boxes_city), 2))
     quat = yaw_to_quat_wxyz(boxes_city.yaw_rad).reshape(-1, 4)
+    scores = boxes_city.score
+    assert scores is not None  # Boxes3D fills a missing score with ones
     entries = []
-    for k in np.argsort(-boxes_city.score, kind="stable"):  # type: ignore[arg-type]
+    for k in np.argsort(-scores, kind="stable"):
         name = name_table.get(CATEGORIES[int(boxes_city.category[k])])
         if name is None:
             continue
@@ -63,7 +65,7 @@ def box_entries(sample_token: str, boxes_city: Boxes3D, name_table: Mapping[str,
                 "rotation": [float(v) for v in quat[k]],
                 "velocity": [float(v) for v in velocity[k]],
                 "name": name,
-                "score": float(boxes_city.score[k]),  # type: ignore[index]
+                "score": float(scores[k]),
                 "index": int(k),
             }
         )

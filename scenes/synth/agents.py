@@ -214,7 +214,7 @@ class _Traffic:
         near_center = np.argsort(np.linalg.norm(mids - center, axis=1))[: max(1, len(segment_lanes) // 6)]
         ego_lane = segment_lanes[int(rng.choice(near_center))]
         kinds = [AgentKind.CAR]
-        mix_kinds, mix_p = zip(*_VEHICLE_MIX)
+        mix_kinds, mix_p = zip(*_VEHICLE_MIX, strict=True)
         kinds += list(rng.choice(mix_kinds, size=num_vehicles, p=np.array(mix_p)))
         kinds += [AgentKind.CYCLIST] * num_cyclists
         self.v_kind = np.array(kinds, dtype=np.int64)
@@ -537,6 +537,7 @@ class _Traffic:
             a, b = self._corner(self.p_from[k]), self._corner(target)
             length = max(np.linalg.norm(b - a), 1e-6)
             if node is not None and self.p_progress[k] <= 0.0:
+                assert axis is not None  # a crossing edge has both its node and the axis of the road it crosses
                 crossed_is_red = not signal_is_green(self.network, self.signal_offset_s, node, axis, time_s) and not signal_is_green(
                     self.network, self.signal_offset_s, node, axis, time_s + length / self.p_speed[k]
                 )

@@ -49,6 +49,7 @@ REFLECTIVITY: Final = {
     L.UNLABELED: 0.08,
 }
 MARKING_REFLECTIVITY: Final = 0.6
+_CPU: Final = o3d.core.Device("CPU:0")
 _REFLECTIVITY_TABLE: Final = np.array([REFLECTIVITY.get(label, 0.3) for label in range(256)])
 
 
@@ -82,6 +83,16 @@ class Hits:
         return np.isfinite(self.t)
 
 
+def _vertex_tensor(array: np.ndarray) -> o3d.core.Tensor:
+    """A float32 CPU open3d tensor (copy) of `array`: vertices, query points or rays, as the RaycastingScene takes them."""
+    return o3d.core.Tensor(np.asarray(array, dtype=np.float32), o3d.core.float32, _CPU)
+
+
+def _triangle_tensor(array: np.ndarray) -> o3d.core.Tensor:
+    """A uint32 CPU open3d tensor (copy) of triangle vertex indices, as the RaycastingScene takes them."""
+    return o3d.core.Tensor(np.asarray(array, dtype=np.uint32), o3d.core.uint32, _CPU)
+
+
 class StaticScene:
     """The static city in a ray-casting scene whose acceleration structure is built once and reused every frame."""
 
@@ -89,7 +100,7 @@ class StaticScene:
         self.network = network
         self.mesh = city
         self.scene = o3d.t.geometry.RaycastingScene()
-        self.scene.add_triangles(o3d.core.Tensor(city.vertices), o3d.core.Tensor(city.triangles))
+        self.scene.add_triangles(_vertex_tensor(city.vertices), _triangle_tensor(city.triangles))
 
 
 class FrameScene:
@@ -102,7 +113,7 @@ class FrameScene:
         self.agent_scene = None
         if len(agents.triangles):
             self.agent_scene = o3d.t.geometry.RaycastingScene()
-            self.agent_scene.add_triangles(o3d.core.Tensor(agents.vertices), o3d.core.Tensor(agents.triangles))
+            self.agent_scene.add_triangles(_vertex_tensor(agents.vertices), _triangle_tensor(agents.triangles))
 
     def _scenes(self) -> list[tuple[o3d.t.geometry.RaycastingScene, Mesh]]:
         scenes = [(self.static.scene, self.static.mesh)]
@@ -112,12 +123,12 @@ class FrameScene:
 
     def distance_to_surfaces(self, points_city_m: np.ndarray) -> np.ndarray:
         """Distance of city points `(N, 3)` to the nearest triangle of the scene."""
-        query = o3d.core.Tensor(np.asarray(points_city_m, dtype=np.float32))
+        query = _vertex_tensor(points_city_m)
         return np.min([scene.compute_distance(query).numpy() for scene, _ in self._scenes()], axis=0)
 
     def cast(self, origins: np.ndarray, directions: np.ndarray) -> Hits:
         """Casts rays `origins + t * directions` (city frame) and resolves what each hit first."""
-        rays = o3d.core.Tensor(np.hstack([np.broadcast_to(origins, directions.shape), directions]).astype(np.float32))
+        rays = _vertex_tensor(np.hstack([np.broadcast_to(origins, directions.shape), directions]))
         count = len(directions)
         t = np.full(count, np.inf)
         label = np.full(count, L.SKY, dtype=np.uint8)

@@ -36,7 +36,7 @@ class Mesh:
         offsets = np.cumsum([0] + [len(part.vertices) for part in parts[:-1]])
         return Mesh(
             np.concatenate([part.vertices for part in parts]).astype(np.float32),
-            np.concatenate([part.triangles + offset for part, offset in zip(parts, offsets)]).astype(np.uint32),
+            np.concatenate([part.triangles + offset for part, offset in zip(parts, offsets, strict=True)]).astype(np.uint32),
             np.concatenate([part.label for part in parts]).astype(np.uint8),
             np.concatenate([part.albedo for part in parts]).astype(np.float32),
             np.concatenate([part.owner for part in parts]).astype(np.int32),
@@ -214,8 +214,8 @@ def _blocks(network: RoadNetwork) -> list[tuple[float, float, float, float]]:
     ys = np.concatenate([[-block], network.grid_y_m, [network.grid_y_m[-1] + block]])
     return [
         (x0 + half, y0 + half, x1 - half, y1 - half)
-        for x0, x1 in zip(xs[:-1], xs[1:])
-        for y0, y1 in zip(ys[:-1], ys[1:])
+        for x0, x1 in zip(xs[:-1], xs[1:], strict=True)
+        for y0, y1 in zip(ys[:-1], ys[1:], strict=True)
     ]
 
 
@@ -247,11 +247,11 @@ def build_city_mesh(network: RoadNetwork, rng: np.random.Generator) -> Mesh:
     # Street furniture along every curb, away from the intersections.
     for y in network.grid_y_m:
         for side in (-1.0, 1.0):
-            for x0, x1 in zip(network.grid_x_m[:-1], network.grid_x_m[1:]):
+            for x0, x1 in zip(network.grid_x_m[:-1], network.grid_x_m[1:], strict=True):
                 _street_side(parts, rng, layout, np.array([x0, y + side * half]), np.array([x1, y + side * half]), np.array([0.0, side]), half)
     for x in network.grid_x_m:
         for side in (-1.0, 1.0):
-            for y0, y1 in zip(network.grid_y_m[:-1], network.grid_y_m[1:]):
+            for y0, y1 in zip(network.grid_y_m[:-1], network.grid_y_m[1:], strict=True):
                 _street_side(parts, rng, layout, np.array([x + side * half, y0]), np.array([x + side * half, y1]), np.array([side, 0.0]), half)
     for i in range(layout.blocks_x + 1):
         for j in range(layout.blocks_y + 1):

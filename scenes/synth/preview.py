@@ -62,10 +62,11 @@ def _draw_bev(axis: plt.Axes, log: SynthLog, frame_index: int) -> None:
         axis.imshow(np.where(values > 0, 0.86, 0.97), cmap="gray", vmin=0, vmax=1, origin="lower",
                     extent=(-BEV_HALF_EXTENT_M, BEV_HALF_EXTENT_M, -BEV_HALF_EXTENT_M, BEV_HALF_EXTENT_M))
     centerlines = log.lane_graph.centerlines_m
-    for line, is_intersection in zip(centerlines, log.lane_graph.is_intersection):
+    for line, is_intersection in zip(centerlines, log.lane_graph.is_intersection, strict=True):
         local = ego_SE3_city.transform_points(line)
         axis.plot(local[:, 0], local[:, 1], color="0.55" if is_intersection else "0.35", linewidth=0.5, linestyle=":" if is_intersection else "-")
-        axis.annotate("", xy=local[-1, :2], xytext=local[-2, :2], arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 0.5})
+        head, tail = (float(local[-1, 0]), float(local[-1, 1])), (float(local[-2, 0]), float(local[-2, 1]))
+        axis.annotate("", xy=head, xytext=tail, arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 0.5})
     if log.lane_graph.crosswalks_m is not None:
         for quad in log.lane_graph.crosswalks_m:
             local = ego_SE3_city.transform_points(quad)
@@ -89,8 +90,8 @@ def _draw_bev(axis: plt.Axes, log: SynthLog, frame_index: int) -> None:
     axis.set_ylim(-BEV_HALF_EXTENT_M, BEV_HALF_EXTENT_M)
     axis.set_aspect("equal")
     count = 0 if boxes is None else len(boxes)
-    points = 0 if frame.lidar is None else len(frame.lidar)
-    axis.set_title(f"BEV (ego frame, m): {count} boxes, {points} LiDAR points", fontsize=9)
+    num_points = 0 if frame.lidar is None else len(frame.lidar)
+    axis.set_title(f"BEV (ego frame, m): {count} boxes, {num_points} LiDAR points", fontsize=9)
     axis.tick_params(labelsize=7)
 
 

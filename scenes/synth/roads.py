@@ -234,10 +234,10 @@ class RoadNetwork:
             for y in self.grid_y_m:
                 polygons.append(rect(x - half, y - half, x + half, y + half))
         for y in self.grid_y_m:
-            for x0, x1 in zip(self.grid_x_m[:-1], self.grid_x_m[1:]):
+            for x0, x1 in zip(self.grid_x_m[:-1], self.grid_x_m[1:], strict=True):
                 polygons.append(rect(x0 + half, y - half, x1 - half, y + half))
         for x in self.grid_x_m:
-            for y0, y1 in zip(self.grid_y_m[:-1], self.grid_y_m[1:]):
+            for y0, y1 in zip(self.grid_y_m[:-1], self.grid_y_m[1:], strict=True):
                 polygons.append(rect(x - half, y0 + half, x + half, y1 - half))
         return tuple(polygons)
 
@@ -316,7 +316,7 @@ def build_road_network(layout: Layout, first_lane_id: int = 1000) -> RoadNetwork
             has_straight = any(turn == "straight" for _, _, turn in options)
             for k in range(n):
                 in_id = segment[(src, node, k)]
-                for dst, d_out, turn in options:
+                for dst, _d_out, turn in options:
                     if has_straight and turn == "right" and k != n - 1:
                         continue
                     if has_straight and turn == "left" and k != 0:

@@ -18,6 +18,7 @@ from rich.progress import Progress
 
 from scenes.config import StrictConfig
 from scenes.geometry import SE3
+from scenes.parallel import map_logs
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks
 from scenes.synth.agents import TrafficConfig, Trajectories, simulate_traffic
 from scenes.synth.camera import CAMERA_MOUNTS, ego_SE3_camera, render_camera
@@ -158,8 +159,15 @@ class SynthLog:
         return FrameScene(StaticScene(self.network, self.city_mesh), build_agent_mesh(self.agents, index, others))
 
 
-def _uuid(rng: np.random.Generator) -> str:
-    return str(uuid.UUID(int=int(rng.integers(0, 2**62)) << 64 | int(rng.integers(0, 2**62)), version=4))
+def _seed_streams(seed: int, index: int) -> list[np.random.SeedSequence]:
+    """The map, traffic, LiDAR, camera and log-id streams of log `index` of `seed`."""
+    return np.random.SeedSequence((seed, index)).spawn(5)
+
+
+def log_id(seed: int, index: int) -> str:
+    """The id `simulate_log(config, seed, index)` gives its log, whatever the config, without simulating it."""
+    ids = np.random.default_rng(_seed_streams(seed, index)[4])
+    return str(uuid.UUID(int=int(ids.integers(0, 2**62)) << 64 | int(ids.integers(0, 2**62)), version=4))
 
 
 def _city_SE3_ego(agents: Trajectories, frame_index: int) -> SE3:
@@ -181,9 +189,8 @@ def _agent_colors(style: Style, agents: Trajectories) -> np.ndarray:
 def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
     """Simulates one log: deterministic in `(config, seed, index)`."""
     style = get_style(config.style)
-    map_seq, traffic_seq, lidar_seq, camera_seq, id_seq = np.random.SeedSequence((seed, index)).spawn(5)
-    ids = np.random.default_rng(id_seq)
-    log_id = _uuid(ids)
+    map_seq, traffic_seq, lidar_seq, camera_seq, _ = _seed_streams(seed, index)
+    log_uuid = log_id(seed, index)
     network = build_road_network(style.layout)
     city_mesh = build_city_mesh(network, np.random.default_rng(map_seq))
     lane_graph = network.lane_graph(style.city_code)
@@ -238,6 +245,24 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
                     cameras[name] = render_camera(
                         scene, name, city_SE3_ego, config.image_width_px, config.image_height_px, timestamp_ns, style, camera_rng, colors, network.marking
                     )
-            frames.append(Frame(log_id, timestamp_ns, city_SE3_ego, sweep, cameras, boxes))
+            frames.append(Frame(log_uuid, timestamp_ns, city_SE3_ego, sweep, cameras, boxes))
             progress.advance(task)
-    return SynthLog(log_id, style.city_code, config.style, tuple(frames), lane_graph, sensors, agents, network, city_mesh)
+    return SynthLog(log_uuid, style.city_code, config.style, tuple(frames), lane_graph, sensors, agents, network, city_mesh)
+
+
+def _simulate_job(job: tuple[SynthConfig, int, int]) -> SynthLog:
+    config, seed, index = job
+    return simulate_log(config, seed, index)
+
+
+def simulate_logs(
+    config: SynthConfig, seed: int, count: int, workers: int | None = None, address: str | None = None
+) -> list[SynthLog]:
+    """Logs 0..count-1 of the synthetic city, simulated in parallel Ray tasks when `workers` is given.
+
+    `simulate_log` is deterministic in (config, seed, index), so the result does not depend on `workers`.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    jobs = [(config, seed, index) for index in range(count)]
+    return map_logs(_simulate_job, jobs, workers, address, description="simulating logs")

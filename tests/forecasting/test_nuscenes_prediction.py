@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from forecasting.evaluate import evaluate_predictions
 from forecasting.metrics import DrivableArea
 from scenes.records import Forecasts, LaneGraph
-from scenes.submissions.nuscenes_prediction import (
-    evaluate_predictions,
-    prediction_records,
-    read_predictions,
-    write_predictions,
-)
+from scenes.submissions.nuscenes_prediction import prediction_records, read_predictions, write_predictions
 
 VERSION = "v1.0-mini"
 NUM_SAMPLES = 16

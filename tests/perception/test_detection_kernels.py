@@ -62,7 +62,7 @@ def test_hard_voxelization_matches_brute_force(seed: int, n: int, max_points: in
     result = voxelize_hard(points, GRID, max_points, max_voxels)
     keys = _brute_voxel_keys(points, GRID)
     expected: dict[int, list[np.ndarray]] = {}
-    for point, key in zip(points, keys):
+    for point, key in zip(points, keys, strict=True):
         if key < 0 or (key not in expected and len(expected) >= max_voxels):
             continue
         bucket = expected.setdefault(int(key), [])

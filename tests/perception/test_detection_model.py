@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from perception.detection.augment import flip_y, rotate_scale
+from perception.detection.box_coder import LAYOUT
 from perception.detection.box_ops import count_points_in_boxes
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.decode import decode
-from perception.detection.detector import Detector, load_checkpoint
+from perception.detection.detector import Detector
 from perception.detection.losses import focal_loss
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
@@ -22,6 +24,7 @@ from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, load_config
 from scenes.geometry import SE3
 from scenes.records import Boxes3D, Frame, LidarSweep
+from scenes.training.checkpoint import CheckpointError, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 RV, PED = CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]
@@ -86,9 +89,9 @@ def test_encode_decode_round_trip(out_stride: int) -> None:
     for task in targets:
         heat = np.clip(task.heatmap, 1e-6, 1 - 1e-6)
         logits = torch.from_numpy(np.log(heat / (1 - heat)))[None]
-        regression = np.zeros((10, height * width), dtype=np.float32)
+        regression = np.zeros((LAYOUT.width, height * width), dtype=np.float32)
         regression[:, task.indices[task.mask]] = task.regression[task.mask].T
-        outputs.append((logits, torch.from_numpy(regression.reshape(1, 10, height, width))))
+        outputs.append((logits, torch.from_numpy(regression.reshape(1, LAYOUT.width, height, width))))
     decoded = decode(outputs, cfg)[0]
     assert len(decoded) == len(truth)
     order = [int(np.argmin(np.linalg.norm(decoded.center_m - c, axis=1))) for c in truth.center_m]
@@ -157,7 +160,7 @@ def test_overfits_a_tiny_batch(tmp_path: Path, out_stride: int) -> None:
         detections = detector.run(frame)
         truth = frame.annotations
         assert truth is not None
-        for center, category in zip(truth.center_m, truth.category):
+        for center, category in zip(truth.center_m, truth.category, strict=True):
             same = detections.category == category
             assert same.any()
             assert np.linalg.norm(detections.center_m[same, :2] - center[:2], axis=1).min() < 0.5
@@ -183,7 +186,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
 
     with pytest.raises(_Interrupted):
         fit(cfg, samples, tmp_path / "resumed", show_progress=False, on_checkpoint=stop_after_second_epoch)
-    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["epoch"] == 1
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt", "detection")["epoch"] == 1
     epochs_seen: list[int] = []
     resumed = fit(cfg, samples, tmp_path / "resumed", show_progress=False, on_checkpoint=lambda m, p: epochs_seen.append(int(m["epoch"])))
     assert epochs_seen == [2]
@@ -193,19 +196,25 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
 
 
 def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(CheckpointError, match=r"missing\.pt: checkpoint not found"):
         Detector.from_checkpoint(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     torch.save({"state_dict": {}}, bad)
-    with pytest.raises(ValueError, match="bad.pt.*lacks"):
+    with pytest.raises(CheckpointError, match=r"bad\.pt: not a drivestack checkpoint"):
         Detector.from_checkpoint(bad)
+    tracker = Path(__file__).resolve().parents[2] / "perception" / "tracking" / "checkpoints" / "ab3dmot_synth.pt"
+    with pytest.raises(CheckpointError, match=r"ab3dmot_synth\.pt: a tracking checkpoint, expected a detection checkpoint"):
+        Detector.from_checkpoint(tracker)
+    (tmp_path / "corrupt.pt").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match=r"corrupt\.pt: not a readable drivestack checkpoint"):
+        Detector.from_checkpoint(tmp_path / "corrupt.pt")
 
 
 def test_shipped_config_files_validate() -> None:
     for path in sorted((REPO / "configs" / "detection").glob("*.yaml")):
         load_config(path, DetectionConfig)
     bad = {"model": {"tasks": [["NOT_A_CLASS"]]}}
-    with pytest.raises(Exception, match="NOT_A_CLASS"):
+    with pytest.raises(ValidationError, match=r"model\.tasks\n  Value error, unknown categories \['NOT_A_CLASS'\]"):
         DetectionConfig.model_validate(bad)
 
 
@@ -258,5 +267,5 @@ def test_warm_start_from_a_checkpoint(tmp_path: Path) -> None:
     warm = load_checkpoint(fit(warm_cfg, samples, tmp_path / "warm", show_progress=False))["history"][0]["loss"]
     assert warm < 0.5 * cold
     other = DetectionConfig.model_validate({**warm_cfg.model_dump(), "model": {**warm_cfg.model.model_dump(), "head_channels": 8}})
-    with pytest.raises(ValueError, match="first/detector.pt.*another model config"):
+    with pytest.raises(CheckpointError, match="first/detector.pt: train.init_checkpoint has another model config"):
         fit(other, samples, tmp_path / "other", show_progress=False)

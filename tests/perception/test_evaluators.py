@@ -69,7 +69,7 @@ def test_av2_tracking_perfect_misordered_and_swapped(tmp_path: Path) -> None:
     for log_id in ("log-a", "log-b"):  # the other order than the labels': G7
         own = [f for f in frames if f.log_id == log_id]
         observed = [f.annotations.select(f.annotations.num_interior_pts > 0) for f in own]  # type: ignore[union-attr,operator]
-        boxes = [b.transformed(f.city_SE3_ego, "city") for b, f in zip(observed, own)]
+        boxes = [b.transformed(f.city_SE3_ego, "city") for b, f in zip(observed, own, strict=True)]
         tracks.append(Tracks(log_id, np.array([f.timestamp_ns for f in own]), tuple(boxes)))
     predictions = read_sequences(write_sequences(tmp_path / "tracks.pkl", predictions_from_tracks(tracks)))
     metrics = evaluate_av2_tracking(predictions, labels, CLASSES, output_dir=tmp_path / "trackeval")
@@ -95,7 +95,9 @@ def nuscenes_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]
     from scenes.synth.writers.nuscenes import write_nuscenes
 
     root = tmp_path_factory.mktemp("nuscenes")
-    config = SynthConfig(seconds=3.0, lidar_beams=8, lidar_azimuth_steps=360, cameras=(), num_vehicles=6, num_pedestrians=6, num_cyclists=0, num_static_objects=0)
+    config = SynthConfig(
+        seconds=3.0, lidar_beams=8, lidar_azimuth_steps=360, cameras=(), num_vehicles=6, num_pedestrians=6, num_cyclists=0, num_static_objects=0
+    )
     write_nuscenes([simulate_log(config, seed=7)], root, split="synth_val")
     return root, NuScenesDataset(root, version="v1.0-synth")
 
@@ -103,7 +105,7 @@ def nuscenes_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]
 def _perfect_results(dataset: object, with_tracks: bool) -> dict[str, Boxes3D]:
     results = {}
     for log_id in dataset.logs():  # type: ignore[attr-defined]
-        for sample, frame in zip(dataset.samples(log_id), dataset.frames(log_id)):  # type: ignore[attr-defined]
+        for sample, frame in zip(dataset.samples(log_id), dataset.frames(log_id), strict=True):  # type: ignore[attr-defined]
             boxes = frame.annotations.select(frame.annotations.num_interior_pts > 0).transformed(frame.city_SE3_ego, "city")
             results[sample["token"]] = boxes if with_tracks else replace(boxes, track_id=None)
     return results

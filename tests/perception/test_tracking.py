@@ -17,6 +17,7 @@ from perception.tracking.kalman import BoxKalmanFilter, NoiseModel
 from perception.tracking.tracker import SHIPPED_CHECKPOINT, Tracker, load_tracker_config
 from perception.tracking.train import fit
 from scenes.records import Boxes3D, Tracks
+from scenes.training.checkpoint import CheckpointError
 
 NOISE = NoiseModel(
     acceleration_m_per_s2=1.0,
@@ -208,7 +209,7 @@ def test_fit_measures_noise_and_gates(tmp_path: Path) -> None:
     assert tracker.cfg.gate_m("PEDESTRIAN") == pytest.approx(2.0)  # never below the configured gate
     # Accelerations (x, y pooled): car 0, pedestrian (0, 1): std of [0,0,0,1] repeated = sqrt(3)/4.
     assert tracker.cfg.noise.acceleration_m_per_s2 == pytest.approx(np.sqrt(3) / 4, rel=1e-6)
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(CheckpointError, match=r"nope\.pt: checkpoint not found"):
         Tracker.from_checkpoint(tmp_path / "nope.pt")
     assert load_tracker_config(path) == tracker.cfg
 

@@ -1,19 +1,41 @@
-"""The drivestack CLI: help for every sub-command; unbuilt capabilities exit non-zero with one line."""
+"""The drivestack CLI: help for every sub-command; unbuilt capabilities exit non-zero with one line.
+
+Most checks drive the Typer app in-process (fast); the `installed_*` tests run the console script pip installed
+beside this interpreter, so a broken `[project.scripts]` entry point or a packaging regression fails here.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from scenes import __version__
 
 SUBCOMMANDS = ["e2e-forecast", "train", "finetune", "generate", "synth", "evaluate", "inspect"]
 TRAIN_MODULES = ["detection", "tracking", "forecasting", "depth", "segmentation", "scenegen"]
+UNBUILT = [["train", "depth"], ["train", "segmentation"], ["train", "scenegen"], ["generate"]]
 
 runner = CliRunner()
+
+
+def installed_drivestack() -> Path:
+    """The `drivestack` console script of the environment running the tests (fails, not skips, when absent)."""
+    script = Path(sys.executable).parent / "drivestack"
+    if not script.is_file() or not os.access(script, os.X_OK):
+        pytest.fail(f"console script {script} is missing or not executable: install the package (`make install`)")
+    return script
+
+
+def run_installed(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}  # no wrapping or colour codes in rich's output
+    return subprocess.run([str(installed_drivestack()), *args], capture_output=True, text=True, check=False, env=env, timeout=120)
 
 
 def test_root_help_lists_subcommands() -> None:
@@ -27,22 +49,43 @@ def test_root_help_lists_subcommands() -> None:
 def test_every_subcommand_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
-    assert "Usage" in result.output
+    assert f"Usage: drivestack {' '.join(command)} [OPTIONS]" in result.output
 
 
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.output.startswith("drivestack ")
+    assert result.exit_code == 0 and result.output == f"drivestack {__version__}\n"
 
 
-def test_console_script_is_installed() -> None:
-    completed = subprocess.run([sys.executable, "-m", "pipelines.cli", "--help"], capture_output=True, text=True, check=False)
-    assert completed.returncode == 0, completed.stderr
-
-
-@pytest.mark.parametrize("command", [["train", "depth"], ["train", "segmentation"], ["train", "scenegen"], ["generate"]])
+@pytest.mark.parametrize("command", UNBUILT)
 def test_unbuilt_capabilities_exit_nonzero_with_one_line(command: list[str]) -> None:
     result = runner.invoke(app, command)
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "not available yet" in lines[0]
+    assert lines == [f"drivestack {' '.join(command)}: not available yet (not implemented in drivestack {__version__})"]
+
+
+def test_installed_console_script_help_lists_subcommands() -> None:
+    completed = run_installed("--help")
+    assert completed.returncode == 0, completed.stderr
+    assert "Usage: drivestack [OPTIONS] COMMAND [ARGS]..." in completed.stdout
+    for name in SUBCOMMANDS:
+        assert f"│ {name} " in completed.stdout, name
+
+
+def test_installed_console_script_reports_the_installed_version() -> None:
+    completed = run_installed("--version")
+    assert (completed.returncode, completed.stdout, completed.stderr) == (0, f"drivestack {version('drivestack')}\n", "")
+    assert version("drivestack") == __version__
+
+
+def test_installed_console_script_unbuilt_capability_is_one_line_on_stderr() -> None:
+    completed = run_installed("train", "depth")
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert completed.stderr == f"drivestack train depth: not available yet (not implemented in drivestack {__version__})\n"
+
+
+def test_installed_console_script_rejects_an_unknown_command() -> None:
+    completed = run_installed("frobnicate")
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert "No such command 'frobnicate'." in completed.stderr

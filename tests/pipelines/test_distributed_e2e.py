@@ -35,7 +35,7 @@ def assert_same(left: Any, right: Any, where: str = "submission") -> None:
 @pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
     ray = pytest.importorskip("ray")
-    from pipelines.ray_train import ensure_ray
+    from scenes.ray_cluster import ensure_ray
 
     ensure_ray(address=None, num_cpus=2)
     yield

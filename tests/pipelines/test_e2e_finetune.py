@@ -121,7 +121,7 @@ def test_finetuning_starts_from_the_pretrained_weights_and_is_deterministic(tmp_
     assert len(losses) == 3 and losses[-1] < losses[0]
     # Warm start: the first finetuning epoch begins from the pretrained network, not from a fresh initialisation.
     fresh = fit(cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"epochs": 1})}), samples, tmp_path / "scratch", progress=False)
-    scratch_loss = load_checkpoint(fresh)["metrics"]["loss"]
+    scratch_loss = load_checkpoint(fresh)["history"][0]["loss"]
     assert losses[0] < scratch_loss
 
 

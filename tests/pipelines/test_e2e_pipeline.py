@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
+import re
 
 import numpy as np
 import pytest
 from av2.evaluation.forecasting.eval import evaluate as official_evaluate
 from typer.testing import CliRunner
 
-from pipelines.cli import app
 from forecasting.baselines import ConstantVelocityForecaster
 from forecasting.config import FeatureConfig
 from forecasting.dataset import FeatureBatch
 from forecasting.forecaster import GridForecaster
+from pipelines.cli import app
 from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, open_e2e_dataset, reforecast, run_e2e
 from pipelines.e2e_postprocess import apply_static_mode
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig, OracleTracker
 from scenes.categories import CATEGORY_ID
+from scenes.config import ConfigError
 from scenes.geometry import SE3
 from scenes.records import Boxes3D, Forecasts, Frame
 
@@ -144,9 +147,15 @@ def test_cli_job_writes_submission_plot_and_scores(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     with open(out, "rb") as stream:
         submission = pickle.load(stream)
-    assert len(submission) == 1
+    ((_, frames),) = submission.items()
+    assert len(frames) == 8  # 4 s of 10 Hz sweeps, forecast at 2 Hz
     assert (tmp_path / "sub_bev.png").stat().st_size > 10_000
-    assert '"mean_mAP_F"' in (tmp_path / "sub_scores.json").read_text()
+    scores = json.loads((tmp_path / "sub_scores.json").read_text())
+    assert scores["settings"] == {"top_k": 5, "max_range_m": 50, "roi_filtered": True}
+    cells = [cell["mAP_F"] for profile in ("static", "linear", "non-linear") for cell in scores[profile].values()]
+    assert scores["mean_mAP_F"] == pytest.approx(np.mean([value for value in cells if value is not None]))
+    assert scores["mean_mAP_F"] > 0.7  # oracle boxes and identities: only the learned forecaster's errors remain
     config.write_text("tracker: oracle\nforecaster: kalman\n")
     bad = CliRunner().invoke(app, ["e2e-forecast", "--out", str(out), "--config", str(config)])
-    assert bad.exit_code != 0 and "forecaster" in str(bad.exception)
+    assert bad.exit_code == 1 and isinstance(bad.exception, ConfigError)
+    assert re.fullmatch(r".*e2e\.yaml: key 'forecaster': Input should be 'learned' or 'constant_velocity' \(got 'kalman'\)", str(bad.exception))

@@ -86,7 +86,7 @@ def test_lidar_matches_feather_rows_and_points_fall_in_boxes(dataset: av2_adapte
     boxes = frame.annotations
     assert boxes is not None and boxes.num_interior_pts is not None
     counts = np.array(
-        [points_in_box_mask(frame.lidar.points_xyz_m, c, s, y).sum() for c, s, y in zip(boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)]
+        [points_in_box_mask(frame.lidar.points_xyz_m, c, s, y).sum() for c, s, y in zip(boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad, strict=True)]
     )
     busy = boxes.num_interior_pts > 20
     assert busy.sum() > 5

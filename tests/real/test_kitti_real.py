@@ -55,7 +55,7 @@ def test_every_car_box_contains_velodyne_points(frames: list) -> None:
     cars = 0
     for frame in frames:
         boxes = frame.annotations
-        for center, size, yaw, category in zip(boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad, boxes.category):
+        for center, size, yaw, category in zip(boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad, boxes.category, strict=True):
             if category != CATEGORY_ID["REGULAR_VEHICLE"]:
                 continue
             cars += 1
@@ -68,10 +68,11 @@ def test_boxes_project_onto_their_2d_labels(frames: list, shared_data: Path) -> 
     checked = 0
     for frame in frames:
         camera = frame.cameras["image_2"]
-        labels = [lab for lab in read_labels(shared_data / "kitti" / "object" / "training" / "label_2" / f"{frame.timestamp_ns:06d}.txt") if FROM_KITTI[lab.kind]]
+        label_path = shared_data / "kitti" / "object" / "training" / "label_2" / f"{frame.timestamp_ns:06d}.txt"
+        labels = [lab for lab in read_labels(label_path) if FROM_KITTI[lab.kind]]
         corners = frame.annotations.corners()
         camera_SE3_ego = camera.ego_SE3_camera.inverse()
-        for box_corners, label in zip(corners, labels):
+        for box_corners, label in zip(corners, labels, strict=True):
             uv, valid = project_to_image(camera_SE3_ego.transform_points(box_corners), camera.intrinsics, camera.width_px, camera.height_px)
             assert valid.all(), "a labelled box projects outside the image"
             if label.truncated == 0:

@@ -55,8 +55,8 @@ def test_boxes_match_the_devkit_in_the_ego_frame(dataset: NuScenesDataset) -> No
         annotation = nusc.get("sample_annotation", devkit_box.token)
         i = by_token[annotation["instance_token"]]
         np.testing.assert_allclose(boxes.center_m[i], devkit_box.center, atol=1e-9)
-        w, l, h = devkit_box.wlh
-        np.testing.assert_allclose(boxes.size_lwh_m[i], [l, w, h])
+        width, length, height = devkit_box.wlh
+        np.testing.assert_allclose(boxes.size_lwh_m[i], [length, width, height])
         heading = devkit_box.orientation.rotation_matrix[:, 0]
         assert abs(np.sin(boxes.yaw_rad[i] - np.arctan2(heading[1], heading[0]))) < 1e-9
     assert set(boxes.category_names) == {"REGULAR_VEHICLE"}

@@ -44,7 +44,7 @@ def test_nuscenes_mappings_are_total_and_valid() -> None:
 def test_kitti_mappings() -> None:
     assert from_kitti("Car") == "REGULAR_VEHICLE" and from_kitti("DontCare") is None
     assert set(TO_KITTI) == set(CATEGORIES)
-    for name, kitti in TO_KITTI.items():
+    for kitti in TO_KITTI.values():
         if kitti is not None:
             assert kitti in FROM_KITTI
 
@@ -55,7 +55,7 @@ def test_unknown_names_raise() -> None:
     with pytest.raises(UnknownCategoryError, match="nuScenes category 'vehicle.boat'"):
         from_nuscenes("vehicle.boat")
     assert from_av2("RAILED_VEHICLE") is None
-    with pytest.raises(UnknownCategoryError):
+    with pytest.raises(UnknownCategoryError, match="unknown AV2 category 'UFO'"):
         from_av2("UFO")
 
 

@@ -122,8 +122,8 @@ def test_box_corners_hand_case() -> None:
 
 def test_box_corners_match_av2() -> None:
     from av2.geometry.geometry import quat_to_mat
-    from av2.structures.cuboid import Cuboid
     from av2.geometry.se3 import SE3 as AV2SE3
+    from av2.structures.cuboid import Cuboid
 
     yaw = 0.4
     cuboid = Cuboid(

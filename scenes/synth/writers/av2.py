@@ -135,7 +135,7 @@ def av2_map_payload(lane_graph: LaneGraph, lane_ids: np.ndarray | None = None) -
     left, right = _lane_boundaries(lane_graph)
     keep = set(lane_graph.lane_ids.tolist() if lane_ids is None else np.asarray(lane_ids).tolist())
     predecessors: dict[int, list[int]] = {int(lane_id): [] for lane_id in lane_graph.lane_ids}
-    for lane_id, successors in zip(lane_graph.lane_ids.tolist(), lane_graph.successors):
+    for lane_id, successors in zip(lane_graph.lane_ids.tolist(), lane_graph.successors, strict=True):
         for successor in successors:
             if successor in predecessors:
                 predecessors[successor].append(int(lane_id))
@@ -241,11 +241,11 @@ def _annotation_columns(log: SimulatedLog) -> dict[str, Any]:
         columns["timestamp_ns"] += [frame.timestamp_ns] * len(boxes)
         columns["track_uuid"] += [av2_track_uuid(log.log_id, str(t)) for t in boxes.track_id]
         columns["category"] += [CATEGORIES[c] for c in boxes.category]
-        for column, values in zip(("length_m", "width_m", "height_m"), boxes.size_lwh_m.T):
+        for column, values in zip(("length_m", "width_m", "height_m"), boxes.size_lwh_m.T, strict=True):
             columns[column] += values.tolist()
-        for column, values in zip(("qw", "qx", "qy", "qz"), quats.T):
+        for column, values in zip(("qw", "qx", "qy", "qz"), quats.T, strict=True):
             columns[column] += values.tolist()
-        for column, values in zip(("tx_m", "ty_m", "tz_m"), boxes.center_m.T):
+        for column, values in zip(("tx_m", "ty_m", "tz_m"), boxes.center_m.T, strict=True):
             columns[column] += values.tolist()
         columns["num_interior_pts"] += counts.tolist()
     return columns

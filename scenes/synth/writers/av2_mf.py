@@ -88,7 +88,7 @@ def _ego_track(log: SimulatedLog, window: range) -> Track:
     velocities = np.gradient(positions, STEP_NS * 1e-9, axis=0) if len(window) > 1 else np.zeros_like(positions)
     states = [
         ObjectState(step < AV2_SCENARIO_OBS_TIMESTEPS, step, (float(p[0]), float(p[1])), float(h), (float(v[0]), float(v[1])))
-        for step, (p, h, v) in enumerate(zip(positions, headings, velocities))
+        for step, (p, h, v) in enumerate(zip(positions, headings, velocities, strict=True))
     ]
     return Track(AV_TRACK_ID, states, ObjectType.VEHICLE, TrackCategory.UNSCORED_TRACK)
 
@@ -100,6 +100,7 @@ def _agent_states(log: SimulatedLog, window: range) -> dict[str, tuple[ObjectTyp
         boxes = tracks.boxes[index]
         if not len(boxes):
             continue
+        assert boxes.track_id is not None  # Tracks requires track ids
         velocity = boxes.velocity_m_per_s
         if velocity is None:
             raise WriterError(f"SynthLog.frames[{index}].annotations.velocity_m_per_s of log {log.log_id}: AV2 scenarios need velocities")

@@ -51,14 +51,24 @@ FrameCallback = Callable[[], None]
 
 
 class SimulatedLog(Protocol):
-    """What the writers read from a simulated log (`scenes.synth.world.SynthLog` satisfies it)."""
+    """What the writers read from a simulated log (`scenes.synth.world.SynthLog` satisfies it).
 
-    log_id: str
-    city_name: str
-    style: str
-    frames: Sequence[Frame]
-    lane_graph: LaneGraph
-    ego_SE3_sensors: Mapping[str, SE3]
+    The members are read-only properties: the writers never assign them, and a frozen dataclass such as `SynthLog`
+    only satisfies read-only protocol members.
+    """
+
+    @property
+    def log_id(self) -> str: ...
+    @property
+    def city_name(self) -> str: ...
+    @property
+    def style(self) -> str: ...
+    @property
+    def frames(self) -> Sequence[Frame]: ...
+    @property
+    def lane_graph(self) -> LaneGraph: ...
+    @property
+    def ego_SE3_sensors(self) -> Mapping[str, SE3]: ...
 
     def ground_truth_tracks(self) -> Tracks: ...
 

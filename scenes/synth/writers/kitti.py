@@ -16,10 +16,12 @@ Frames and calibration (KITTI raw conventions):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy.spatial.transform import Rotation
 
 from scenes.geometry import SE3
@@ -43,7 +45,7 @@ DepthSource = Literal["lidar", "camera"]
 
 def kitti_date(timestamp_ns: int) -> str:
     """`YYYY_MM_DD` (UTC) of a timestamp, the name of KITTI's date folder."""
-    return dt.datetime.fromtimestamp(timestamp_ns // 1_000_000_000, tz=dt.timezone.utc).strftime("%Y_%m_%d")
+    return dt.datetime.fromtimestamp(timestamp_ns // 1_000_000_000, tz=dt.UTC).strftime("%Y_%m_%d")
 
 
 def drive_name(date: str, drive_number: int) -> str:
@@ -52,11 +54,11 @@ def drive_name(date: str, drive_number: int) -> str:
 
 def _timestamp_line(timestamp_ns: int) -> str:
     seconds, nanoseconds = divmod(timestamp_ns, 1_000_000_000)
-    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    stamp = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     return f"{stamp}.{nanoseconds:09d}\n"
 
 
-def _matrix_line(key: str, values: np.ndarray) -> str:
+def _matrix_line(key: str, values: npt.ArrayLike) -> str:
     return f"{key}: " + " ".join(f"{float(v):.12e}" for v in np.asarray(values).reshape(-1)) + "\n"
 
 
@@ -119,7 +121,7 @@ def _mercator_inverse(east_m: np.ndarray, north_m: np.ndarray) -> tuple[np.ndarr
     return lat, lon
 
 
-def oxts_packets(frames: list[Frame] | tuple[Frame, ...]) -> np.ndarray:
+def oxts_packets(frames: Sequence[Frame]) -> np.ndarray:
     """The 30 OXTS values `(T, 30)` of every frame (KITTI's dataformat order)."""
     timestamps_s = np.array([frame.timestamp_ns for frame in frames], dtype=np.float64) * 1e-9
     translations = np.array([frame.city_SE3_ego.translation for frame in frames])
@@ -211,6 +213,7 @@ def write_kitti_drive(
             camera = frame.cameras[name]
             write_png(drive_dir / folder / "data" / f"{index:010d}.png", camera.image)
             depth = lidar_depth(frame, camera) if depth_source == "lidar" else camera.depth_m
+            assert depth is not None  # checked above: depth_source="camera" needs depth_m in every frame
             write_png(drive_dir / "proj_depth" / "groundtruth" / folder / f"{index:010d}.png", depth_to_png(depth))
         if on_frame is not None:
             on_frame()

@@ -212,7 +212,9 @@ class NuScenesWriter:
                 filename = f"{folder}/{LIDAR_CHANNEL}/{log.log_id}__{LIDAR_CHANNEL}__{timestamp_us}.pcd.bin"
                 atomic_write_bytes(self.dataroot / filename, cloud.tobytes())
                 channel_rows[LIDAR_CHANNEL].append(
-                    self._sample_data(log.log_id, LIDAR_CHANNEL, index, sample_token, ego_token, calibrations[LIDAR_CHANNEL], filename, "pcd", 0, 0, timestamp_us, is_key)
+                    self._sample_data(
+                        log.log_id, LIDAR_CHANNEL, index, sample_token, ego_token, calibrations[LIDAR_CHANNEL], filename, "pcd", 0, 0, timestamp_us, is_key
+                    )
                 )
             for name in sorted(frame.cameras):
                 camera = frame.cameras[name]
@@ -230,7 +232,10 @@ class NuScenesWriter:
                 filename = f"{folder}/{channel}/{log.log_id}__{channel}__{timestamp_us}.jpg"
                 write_jpeg(self.dataroot / filename, camera.image)
                 channel_rows[channel].append(
-                    self._sample_data(log.log_id, channel, index, sample_token, ego_token, calibrations[channel], filename, "jpg", camera.width_px, camera.height_px, timestamp_us, is_key)
+                    self._sample_data(
+                        log.log_id, channel, index, sample_token, ego_token, calibrations[channel], filename, "jpg",
+                        camera.width_px, camera.height_px, timestamp_us, is_key,
+                    )  # fmt: skip
                 )
             if on_frame is not None:
                 on_frame()
@@ -292,7 +297,7 @@ class NuScenesWriter:
             speed = np.zeros(len(city)) if city.velocity_m_per_s is None else np.linalg.norm(city.velocity_m_per_s, axis=1)
             quats = yaw_to_quat_wxyz(city.yaw_rad)
             for box in range(len(city)):
-                track_id = str(city.track_id[box])
+                track_id = str(boxes.track_id[box])  # `transformed` keeps the boxes' order
                 category = CATEGORIES[int(city.category[box])]
                 if track_category.setdefault(track_id, category) != category:
                     raise WriterError(f"SynthLog.frames[{index}].annotations.category of log {log.log_id}: track {track_id} changes category")

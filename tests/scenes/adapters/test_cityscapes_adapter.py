@@ -32,7 +32,10 @@ def test_train_ids_derived_from_label_ids_and_calibration_read(tmp_path: Path) -
     root = _write(tmp_path, labels)
     camera_dir = root / "camera" / "train" / "aachen"
     camera_dir.mkdir(parents=True)
-    calibration = {"intrinsic": {"fx": 2262.5, "fy": 2265.3, "u0": 1096.9, "v0": 513.1}, "extrinsic": {"x": 1.7, "y": 0.1, "z": 1.2, "yaw": 0.0, "pitch": 0.05, "roll": 0.0, "baseline": 0.2}}
+    calibration = {
+        "intrinsic": {"fx": 2262.5, "fy": 2265.3, "u0": 1096.9, "v0": 513.1},
+        "extrinsic": {"x": 1.7, "y": 0.1, "z": 1.2, "yaw": 0.0, "pitch": 0.05, "roll": 0.0, "baseline": 0.2},
+    }
     (camera_dir / f"{STEM}_camera.json").write_text(json.dumps(calibration))
     (item,) = list(CityscapesDataset(root).items("train/aachen"))
     assert item.labels.labels[0].tolist() == [0, 0, 13, 13, 10, 255, 18, 255]

@@ -15,9 +15,11 @@ def test_parse_spec() -> None:
     assert parse_spec("synth") == ("synth", None)
     name, path = parse_spec("kitti-object:/data/kitti:odd/object")
     assert name == "kitti-object" and str(path) == "/data/kitti:odd/object"
-    for bad in ("kitti", "kitti:", "lyft:/data"):
-        with pytest.raises(AdapterError):
+    for bad in ("kitti", "kitti:"):
+        with pytest.raises(AdapterError, match=rf"^{bad}: expected NAME:PATH or 'synth', with NAME one of av2, "):
             parse_spec(bad)
+    with pytest.raises(AdapterError, match=r"^lyft:/data: unknown dataset 'lyft'; expected one of av2, "):
+        parse_spec("lyft:/data")
 
 
 def test_unknown_option_names_the_accepted_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -35,7 +37,10 @@ def test_every_adapter_is_a_dataset(name: str) -> None:
 def test_synth_simulates_on_the_fly() -> None:
     from scenes.synth.world import SynthConfig, simulate_log
 
-    options = {"seconds": 0.3, "lidar_beams": None, "cameras": (), "warmup_s": 0.0, "num_vehicles": 3, "num_pedestrians": 2, "num_cyclists": 0, "num_static_objects": 2}
+    options = {
+        "seconds": 0.3, "lidar_beams": None, "cameras": (), "warmup_s": 0.0,
+        "num_vehicles": 3, "num_pedestrians": 2, "num_cyclists": 0, "num_static_objects": 2,
+    }  # fmt: skip
     dataset = open_dataset("synth", logs=2, seed=3, **options)
     logs = dataset.logs()
     assert len(logs) == 2 and logs[0] != logs[1]

@@ -108,7 +108,7 @@ def test_av2_round_trip(log: SynthLog, tmp_path: Path) -> None:
     assert dataset.logs() == [LOG_ID]
     frames = list(dataset.frames(LOG_ID))
     assert len(frames) == NUM_FRAMES
-    for mine, truth in zip(frames, log.frames):
+    for mine, truth in zip(frames, log.frames, strict=True):
         assert mine.timestamp_ns == truth.timestamp_ns
         assert mine.city_SE3_ego.allclose(truth.city_SE3_ego, atol=1e-9)
         # AV2 stores xyz as float16: equal to the truth rounded to float16.
@@ -176,7 +176,7 @@ def test_kitti_raw_round_trip(log: SynthLog, tmp_path: Path) -> None:
     frames = list(dataset.frames(drive_dir.name))
     lidar_pose = log.ego_SE3_sensors["up_lidar"]
     assert len(frames) == NUM_FRAMES
-    for mine, truth in zip(frames, log.frames):
+    for mine, truth in zip(frames, log.frames, strict=True):
         assert mine.timestamp_ns == truth.timestamp_ns
         # The KITTI ego frame is the Velodyne: city_SE3_velo = city_SE3_ego * ego_SE3_lidar (poses relative to frame 0).
         expected = lidar_pose.inverse().compose(log.frames[0].city_SE3_ego.inverse()).compose(truth.city_SE3_ego).compose(lidar_pose)
@@ -255,7 +255,7 @@ def test_cityscapes_round_trip(log: SynthLog, tmp_path: Path) -> None:
     (log_id,) = dataset.logs()
     items = list(dataset.items(log_id))
     assert len(items) == NUM_FRAMES
-    for item, truth in zip(items, log.frames):
+    for item, truth in zip(items, log.frames, strict=True):
         reference = truth.cameras["ring_front_center"]
         np.testing.assert_array_equal(item.camera.image, reference.image)
         np.testing.assert_array_equal(item.label_ids.labels, reference.semantics)

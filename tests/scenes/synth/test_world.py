@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.spatial import cKDTree
-from shapely.geometry import Polygon
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
 
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, validate_config
@@ -148,7 +148,7 @@ def test_vehicles_never_overlap_other_agents(traffic_log: SynthLog) -> None:
         polygons = [Polygon(corner) for corner in corners]
         xy = agents.center_m[t, :, :2]
         close = np.linalg.norm(xy[:, None] - xy[None], axis=2) < 0.5 * (agents.size_lwh_m[:, None, 0] + agents.size_lwh_m[None, :, 0])
-        for i, j in zip(*np.nonzero(np.triu(close, 1))):
+        for i, j in zip(*np.nonzero(np.triu(close, 1)), strict=True):
             if pedestrian[i] and pedestrian[j]:
                 continue
             assert polygons[i].intersection(polygons[j]).area < 0.05, f"agents {i} and {j} overlap at frame {t}"
@@ -214,7 +214,10 @@ def test_styles_differ_and_are_selected_by_name() -> None:
     layouts = {get_style(name).layout for name in style_names()}
     assert len(layouts) == len(style_names())
     config = {**TINY, "seconds": 0.1, "lidar_beams": None}
-    means = {name: simulate_log(SynthConfig(**{**config, "style": name}), seed=0).frames[0].cameras["ring_front_center"].image.mean(axis=(0, 1)) for name in ("default", "night", "fog")}
+    means = {
+        name: simulate_log(SynthConfig(**{**config, "style": name}), seed=0).frames[0].cameras["ring_front_center"].image.mean(axis=(0, 1))
+        for name in ("default", "night", "fog")
+    }
     assert means["night"].mean() < 0.5 * means["default"].mean()
     assert np.ptp(means["fog"]) < np.ptp(means["default"])
     with pytest.raises(ValueError, match="unknown synthetic-city style 'mars'"):

@@ -61,7 +61,7 @@ def test_annotations_read_back_by_cuboid_list(log, av2_split):
     cuboids = CuboidList.from_feather(annotations_path)
     expected = [(f.timestamp_ns, i) for f in log.frames for i in range(len(f.annotations))]
     assert len(cuboids) == len(expected)
-    for cuboid, (timestamp_ns, index) in zip(cuboids, expected):
+    for cuboid, (timestamp_ns, index) in zip(cuboids, expected, strict=True):
         frame = next(f for f in log.frames if f.timestamp_ns == timestamp_ns)
         boxes = frame.annotations
         assert cuboid.timestamp_ns == timestamp_ns
@@ -132,7 +132,7 @@ def test_round_trip_through_the_av2_adapter(log, av2_split):
     assert dataset.logs() == [log.log_id]
     frames = list(dataset.frames(log.log_id))
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in log.frames]
-    for read, written in zip(frames, log.frames):
+    for read, written in zip(frames, log.frames, strict=True):
         assert read.city_SE3_ego.allclose(written.city_SE3_ego, atol=1e-12)
         np.testing.assert_allclose(read.lidar.points_xyz_m, written.lidar.points_xyz_m, atol=0.02)
         np.testing.assert_allclose(read.lidar.intensity, written.lidar.intensity, atol=0.5 / 255)

@@ -13,7 +13,6 @@ from scenes.synth.writers.cityscapes import write_cityscapes
 from scenes.synth.writers.kitti import write_kitti_drive
 from scenes.synth.writers.nuscenes import write_nuscenes
 
-
 WRITERS = {
     "av2": lambda log, out: write_av2_log(log, out / "val"),
     "kitti": lambda log, out: write_kitti_drive(log, out),

@@ -120,7 +120,7 @@ def test_oxts_packets_invert_pykitti_poses(translations, angles):
     packets = [pykitti.utils.OxtsPacket(*(list(row[:25]) + [int(v) for v in row[25:]])) for row in oxts_packets(frames)]
     scale = np.cos(packets[0].lat * np.pi / 180.0)
     origin = pykitti.utils.pose_from_oxts_packet(packets[0], scale)[1]
-    for frame, packet in zip(frames, packets):
+    for frame, packet in zip(frames, packets, strict=True):
         rotation, translation = pykitti.utils.pose_from_oxts_packet(packet, scale)
         np.testing.assert_allclose(rotation, frame.city_SE3_ego.rotation, atol=1e-9)
         np.testing.assert_allclose(translation - origin, frame.city_SE3_ego.translation - translations[0], atol=1e-6)
@@ -137,7 +137,7 @@ def test_round_trip_through_the_kitti_adapter(handmade_log, drive):
     origin = SE3(np.eye(3), -handmade_log.frames[0].city_SE3_ego.translation)
     frames = list(dataset.frames(drive_dir.name))
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]
-    for read, written in zip(frames, handmade_log.frames):
+    for read, written in zip(frames, handmade_log.frames, strict=True):
         assert read.city_SE3_ego.allclose(origin.compose(written.city_SE3_ego).compose(ego_SE3_velo), atol=1e-6)
         np.testing.assert_allclose(read.lidar.points_xyz_m, ego_SE3_velo.inverse().transform_points(written.lidar.points_xyz_m), atol=1e-5)
         for folder, name in (("image_02", "ring_front_center"), ("image_03", "stereo_front_right")):

@@ -107,7 +107,7 @@ def test_round_trip_through_the_nuscenes_adapter(handmade_log, nusc):
     assert dataset.logs() == ["scene-0001"]
     frames = list(dataset.frames("scene-0001"))
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]
-    for index, (read, written) in enumerate(zip(frames, handmade_log.frames)):
+    for index, (read, written) in enumerate(zip(frames, handmade_log.frames, strict=True)):
         assert read.city_SE3_ego.allclose(written.city_SE3_ego, atol=1e-12)
         np.testing.assert_allclose(read.lidar.points_xyz_m, written.lidar.points_xyz_m, atol=1e-5)
         np.testing.assert_allclose(read.lidar.intensity, written.lidar.intensity, atol=1e-6)

@@ -1,0 +1,78 @@
+"""The `drivestack e2e-forecast` job: runs the end-to-end stack, writes the AV2 submission, a BEV plot and the scores.
+
+The stack itself (`run_e2e`) is `pipelines.e2e_forecast`; with `--workers`, `pipelines.e2e_parallel` runs its logs
+in parallel Ray tasks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.e2e_forecast import STAGES, E2EResult, ground_truth_tracks, load_e2e_config, open_e2e_dataset, run_e2e
+
+__all__ = ["plot_result_frame", "run_job"]
+
+
+def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
+    """The BEV plot of the busiest forecast frame of the first log that has forecasts."""
+    from pipelines.e2e_plot import busiest_timestamp, plot_forecasts_bev
+
+    for log in result.logs:
+        if not log.forecasts or log.tracks is None:
+            continue
+        timestamp_ns = busiest_timestamp(log.forecasts)
+        tracked = dict(zip(log.tracks.timestamps_ns.tolist(), log.tracks.boxes, strict=True))[timestamp_ns]
+        frames = {frame.timestamp_ns: frame for frame in log.annotated}
+        ego_xy = frames[timestamp_ns].city_SE3_ego.translation[:2] if timestamp_ns in frames else log.forecasts[timestamp_ns].current_xy_m.mean(0)
+        ground_truth = ground_truth_tracks(log.annotated) if log.annotated else None
+        return plot_forecasts_bev(path, log.forecasts[timestamp_ns], tracked, ego_xy, lane_graph=log.lane_graph, ground_truth=ground_truth)
+    return None
+
+
+def run_job(
+    *,
+    data: str | None,
+    split: str,
+    out: Path,
+    evaluate: bool,
+    config: Path | None = None,
+    plot: Path | None = None,
+    console: Any = None,
+    workers: int | None = None,
+    address: str | None = None,
+) -> E2EResult:
+    """`drivestack e2e-forecast`: runs the stack, writes the submission, the BEV plot and, with `evaluate`, the scores.
+
+    With `workers`, the logs are processed in parallel Ray tasks (`address`: an existing Ray cluster) and merged.
+    """
+    from rich.console import Console
+
+    from scenes.submissions.av2_e2e_forecasting import write_submission
+
+    console = console or Console(stderr=True)
+    cfg = load_e2e_config(config)
+    dataset = open_e2e_dataset(data, split, cfg)
+    if workers is None:
+        result = run_e2e(cfg, dataset)
+    else:
+        from pipelines.e2e_parallel import run_e2e_parallel
+
+        result = run_e2e_parallel(cfg, data, split, workers=workers, address=address)
+    write_submission(out, result.submission)
+    agents = sum(len(agents) for log in result.submission.values() for agents in log.values())
+    keys = sum(len(log) for log in result.submission.values())
+    console.print(f"wrote {out}: {len(result.submission)} log(s), {keys} (log, timestamp) keys, {agents} forecast agents")
+    stages = ", ".join(f"{stage} {result.timings.mean_ms(stage):.1f} ms/call" for stage in STAGES if result.timings.calls[stage])
+    console.print(f"{result.num_sweeps} sweeps processed; {stages}")
+    plot_path = plot or out.with_name(f"{out.stem}_bev.png")
+    if plot_result_frame(result, plot_path) is not None:
+        console.print(f"wrote {plot_path}")
+    if evaluate:
+        if not result.ground_truth:
+            raise ValueError(f"--evaluate: {data} has no annotations to build ground truth from")
+        scores = result.evaluate(cfg)
+        scores.print(console)
+        json_path = scores.save_json(out.with_name(f"{out.stem}_scores.json"))
+        console.print(f"wrote {json_path}")
+    return result
