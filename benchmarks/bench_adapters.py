@@ -13,6 +13,9 @@ import pyarrow.feather as feather
 from benchmarks.harness import Result, measure
 from scenes.adapters.av2 import AV2SensorDataset
 from scenes.adapters.kitti import read_velodyne
+from scenes.synth.roads import build_road_network
+from scenes.synth.styles import get_style
+from scenes.synth.writers.av2 import write_av2_map
 
 NUM_SWEEPS = 20
 POINTS_PER_SWEEP = 100_000
@@ -42,6 +45,8 @@ def write_av2_log(split_dir: Path, rng: np.random.Generator) -> None:
             ),
             log_dir / "sensors" / "lidar" / f"{stamp}.feather",
         )
+    style = get_style("default")
+    write_av2_map(build_road_network(style.layout).lane_graph(style.city_code), log_dir / "map", LOG_ID)
     rows = NUM_SWEEPS * BOXES_PER_SWEEP
     yaw = rng.uniform(-np.pi, np.pi, rows)
     feather.write_feather(

@@ -27,6 +27,7 @@ from forecasting.config import FeatureConfig, ForecastingConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, encode_scenario, scenario_from_tracks
 from forecasting.train import ForecastingTask, load_checkpoint
 from scenes.config import StrictConfig
+from scenes.errors import InputError
 from scenes.records import LaneGraph, Scenario, Tracks
 from scenes.training.harness import OnCheckpoint, fit
 
@@ -188,5 +189,5 @@ def collect_finetune_samples(
                 totals[key] += value
             bar.advance(task)
     if not parts:
-        raise ValueError("collect_finetune_samples: no predicted track matched a ground-truth track with a full future")
+        raise InputError("collect_finetune_samples: no predicted track matched a ground-truth track with a full future")
     return FeatureBatch.concatenate(parts), totals

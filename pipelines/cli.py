@@ -1,10 +1,18 @@
 """The `drivestack` command line (typer + rich).
 
 Every command imports its implementation lazily, so `drivestack --help` stays fast and a plain run never imports Ray.
+
+Errors are reported in one place, `DrivestackGroup.invoke`, for every command: an expected error (a
+`scenes.errors.DrivestackError`: bad config, data, checkpoint, option value or output path; or a missing, unreadable
+or misplaced file) is one line `error: <file>: <what>` on stderr with exit status 2; any other exception is a bug, one
+line `error: unexpected ...` with a hint to rerun with `drivestack --debug ...` and exit status 1; `--debug` (before
+the command) shows the full traceback instead. Commands do not catch errors themselves.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from functools import partial
@@ -13,18 +21,86 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer._click.core import Context  # typer 0.29 vendors click as typer._click: its classes, not click's
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.globals import get_current_context
+from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from scenes import __version__
+from scenes.errors import DrivestackError, InputError, check_output_path
 
 if TYPE_CHECKING:
     from scenes.training.harness import TrainingTask
 
+# Expected errors besides DrivestackError: a file the user named that is missing, unreadable or of the wrong kind.
+FILE_ERRORS: tuple[type[OSError], ...] = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+DEBUG_HINT = "rerun as 'drivestack --debug ...' for the traceback"
+
+
+def error_line(error: BaseException) -> tuple[int, str]:
+    """(exit status, one-line message) of an exception raised by a command: 2 for expected errors, 1 for bugs."""
+    if isinstance(error, DrivestackError):
+        code, message = 2, str(error)
+    elif isinstance(error, FILE_ERRORS):
+        where = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 is not None else "")
+        code, message = 2, f"{where}: {error.strerror}" if error.filename is not None else str(error)
+    else:
+        code, message = 1, f"unexpected {type(error).__name__}: {error} ({DEBUG_HINT})"
+    return code, " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def report_error(message: str) -> None:
+    """Writes `error: <message>` as one line on stderr, never wrapped (a path stays whole at any terminal width)."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def _debug_requested() -> bool:
+    context = get_current_context(silent=True)
+    return bool(context is not None and context.find_root().params.get("debug"))
+
+
+class DrivestackGroup(TyperGroup):
+    """The root group: maps every error raised under it to one line and an exit status (see the module docstring)."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as error:
+            report_error(f"{error.format_message()} (see '{ctx.command_path} --help')")
+            raise typer.Exit(code=2) from None
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, Abort, NoArgsIsHelpError):
+            raise
+        except UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            report_error(f"{error.format_message()} (see '{where} --help')")
+            raise typer.Exit(code=2) from None
+        except ClickException as error:
+            report_error(error.format_message())
+            raise typer.Exit(code=error.exit_code) from None
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            code, message = error_line(error)
+            report_error(message)
+            raise typer.Exit(code=code) from None
+
+
 app = typer.Typer(
     name="drivestack",
+    cls=DrivestackGroup,
     help="Autonomous-driving perception and forecasting stack: detection, tracking, forecasting, depth, "
     "segmentation and scene generation on AV2, nuScenes, KITTI or the built-in synthetic city.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    pretty_exceptions_short=False,
 )
 train_app = typer.Typer(help="Train one module of the stack.", no_args_is_help=True)
 finetune_app = typer.Typer(help="Sequential finetuning steps of the end-to-end stack.", no_args_is_help=True)
@@ -37,12 +113,31 @@ DataOption = Annotated[
     str,
     typer.Option("--data", help="Dataset as NAME:PATH (av2:, av2-mf:, nuscenes:, kitti:, kitti-object:, cityscapes:) or 'synth'."),
 ]
+SplitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        help="Split folder to read when PATH holds split folders (av2: <PATH>/<split>/<log_id>, cityscapes: "
+        "leftImg8bit/<split>); default: every split under PATH (PATH itself when it is a split or log folder). "
+        "The synthetic city has no splits.",
+    ),
+]
+SkipBadOption = Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad frames/logs instead of failing.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (see configs/).")]
 WorkersOption = Annotated[
     int | None, typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")
 ]
-AddressOption = Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster.")]
+AddressOption = Annotated[
+    str | None, typer.Option("--address", help="Address of an existing Ray cluster (ray://HOST:PORT needs the ray[client] extra).")
+]
 OutOption = Annotated[Path, typer.Option("--out", help="Output file or directory.")]
+TrainOutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Directory of the checkpoints (resumes from its last.pt); default: runs/<stage>/<config file stem>, "
+        "runs/<stage>/default without --config."
+    ),
+]
 
 
 class SynthFormat(StrEnum):
@@ -51,6 +146,16 @@ class SynthFormat(StrEnum):
     kitti = "kitti"
     nuscenes = "nuscenes"
     cityscapes = "cityscapes"
+
+
+class SynthStyle(StrEnum):
+    """The synthetic city's domain styles (`scenes.synth.styles.style_names()`, kept equal by a test)."""
+
+    default = "default"
+    downtown = "downtown"
+    night = "night"
+    fog = "fog"
+    desert = "desert"
 
 
 def not_available(command: str) -> NoReturn:
@@ -70,28 +175,73 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show the full traceback instead of one line.")] = False,
 ) -> None:
     """drivestack command line."""
+
+
+def dataset_options(data: str, *, split: str | None = None, skip_bad: bool = False) -> dict[str, Any]:
+    """The adapter options of `--split` and `--skip-bad` (a split only for a dataset on disk, where it is given)."""
+    options: dict[str, Any] = {"skip_bad": skip_bad}
+    if split is not None and data != "synth":
+        options["split"] = split
+    return options
+
+
+def _missing_ray_client_module() -> str | None:
+    """The module that `ray://` addresses need and that is not installed (Ray itself, or grpc of the client extra)."""
+    for module in ("ray", "grpc"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def check_ray_options(workers: int | None, address: str | None) -> None:
+    """`--address` needs `--workers`; a `ray://` address needs the Ray client extra. Checked before any work."""
+    if address is None:
+        return
+    if workers is None:
+        raise InputError(f"--address {address}: connects to a Ray cluster: give --workers N too")
+    if address.startswith("ray://"):
+        missing = _missing_ray_client_module()
+        if missing is not None:
+            raise InputError(
+                f"--address {address}: a ray:// address needs the Ray client extra (module {missing!r} is missing): "
+                "pip install 'ray[client]'"
+            )
+
+
+def default_train_out(stage: str, config: Path | None) -> Path:
+    """`runs/<stage>/<config stem>` (`runs/<stage>/default` without a config): two configs never share a folder."""
+    return Path("runs") / stage / (config.stem if config is not None else "default")
+
+
+def _train_out(stage: str, config: Path | None, out: Path | None) -> Path:
+    out_dir = out if out is not None else default_train_out(stage, config)
+    check_output_path(out_dir, directory=True)
+    return out_dir
 
 
 @app.command("e2e-forecast")
 def e2e_forecast(
     data: DataOption = "synth",
-    split: Annotated[str, typer.Option(help="Split to process.")] = "val",
+    split: SplitOption = None,
     out: OutOption = Path("submission.pkl"),
     evaluate: Annotated[bool, typer.Option("--evaluate", help="Score with the official AV2 evaluator.")] = False,
     workers: WorkersOption = None,
     address: AddressOption = None,
     config: ConfigOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="BEV PNG of one frame (default: beside --out).")] = None,
+    skip_bad: SkipBadOption = False,
 ) -> None:
     """Detection -> tracking -> forecasting on LiDAR logs; writes an AV2 E2E forecasting submission."""
-    if address is not None and workers is None:
-        console.print("[bold red]drivestack e2e-forecast:[/] --address connects to a Ray cluster: give --workers N too")
-        raise typer.Exit(code=2)
+    check_ray_options(workers, address)
     from pipelines.e2e_job import run_job
 
-    run_job(data=data, split=split, out=out, evaluate=evaluate, config=config, plot=plot, console=console, workers=workers, address=address)
+    run_job(
+        data=data, split=split, out=out, evaluate=evaluate, config=config, plot=plot, console=console, workers=workers,
+        address=address, skip_bad=skip_bad,
+    )  # fmt: skip
 
 
 def _train(module: str) -> None:
@@ -102,15 +252,16 @@ def run_training(
     command: str, task_factory: Callable[[Any], TrainingTask], dataset: Any, out_dir: Path, workers: int | None, address: str | None
 ) -> Path:
     """Runs a module's training task on the harness in this process or, with `--workers N`, under Ray Train."""
-    from scenes.training.checkpoint import CheckpointError
     from scenes.training.launch import train
 
     where = "in-process" if workers is None else f"on {workers} Ray Train worker(s)" + (f" at {address}" if address else "")
     console.print(f"drivestack {command}: training {where}, checkpoints in {out_dir}", soft_wrap=True)
     try:
         final = train(task_factory, dataset, out_dir, workers=workers, address=address)
-    except (CheckpointError, ValueError) as error:
-        console.print(f"error: {error}", style="bold red", soft_wrap=True, markup=False)
+    except ValueError as error:  # the harness and launcher report bad settings as ValueError (one line, exit 2)
+        if _debug_requested():
+            raise
+        report_error(error_line(error)[1] if isinstance(error, DrivestackError) else " ".join(str(error).split()))
         raise typer.Exit(code=2) from None
     console.print(f"wrote {final} (metrics per epoch: {out_dir / 'metrics.json'}, curve: {out_dir / 'loss_curve.png'})", soft_wrap=True)
     return final
@@ -124,51 +275,52 @@ def _config_source(config: Path | None) -> str:
 def train_detection(
     config: ConfigOption = None,
     data: DataOption = "synth",
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
     workers: WorkersOption = None,
     address: AddressOption = None,
-    out: Annotated[Path, typer.Option("--out", help="Directory of the checkpoints (resumes from its last.pt).")] = Path(
-        "runs/detection"
-    ),
+    out: TrainOutOption = None,
 ) -> None:
     """Train the CenterPoint-style LiDAR detector (loss curve: OUT/loss_curve.png, final weights: OUT/detector.pt)."""
     from perception.detection.config import DetectionConfig
     from perception.detection.train import DetectionTask, collect_samples, synth_samples
-    from scenes.adapters.base import AdapterError
     from scenes.adapters.registry import open_dataset
-    from scenes.config import ConfigError, load_config
+    from scenes.config import load_config
 
-    try:
-        cfg = load_config(config, DetectionConfig) if config is not None else DetectionConfig()
-        if data == "synth":
-            samples = synth_samples(cfg)
-        else:
-            samples = collect_samples(open_dataset(data), cfg.model, cfg.synth.frame_stride)
-    except (ConfigError, AdapterError, ValueError) as error:
-        console.print(f"[bold red]drivestack train detection:[/] {error}")
-        raise typer.Exit(code=2) from None
-    run_training("train detection", partial(DetectionTask, cfg, config_source=_config_source(config)), samples, out, workers, address)
+    check_ray_options(workers, address)
+    out_dir = _train_out("detection", config, out)
+    cfg = load_config(config, DetectionConfig) if config is not None else DetectionConfig()
+    if data == "synth":
+        samples = synth_samples(cfg)
+    else:
+        samples = collect_samples(open_dataset(data, **dataset_options(data, split=split, skip_bad=skip_bad)), cfg.model, cfg.synth.frame_stride)
+    run_training("train detection", partial(DetectionTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 
 @train_app.command("tracking")
 def train_tracking(
     config: ConfigOption = None,
     data: DataOption = "synth",
-    out: Annotated[Path, typer.Option("--out", help="Directory of the fitted tracker checkpoint.")] = Path("runs/tracking"),
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Directory of the fitted tracker checkpoint; default: runs/tracking/<config file stem>, "
+            "runs/tracking/default without --config."
+        ),
+    ] = None,
 ) -> None:
     """Fit the tracker's parameters (Kalman noise, association gates) on ground-truth tracks (one pass, no workers)."""
     from perception.tracking.config import TrackingConfig
     from perception.tracking.train import fit
-    from scenes.adapters.base import AdapterError
     from scenes.adapters.registry import open_dataset
-    from scenes.config import ConfigError, load_config
+    from scenes.config import load_config
 
-    try:
-        cfg = load_config(config, TrackingConfig) if config is not None else TrackingConfig()
-        path = fit(cfg, data if data == "synth" else open_dataset(data), out)
-    except (ConfigError, AdapterError, ValueError) as error:
-        console.print(f"[bold red]drivestack train tracking:[/] {error}")
-        raise typer.Exit(code=2) from None
-    console.print(f"wrote {path}")
+    out_dir = _train_out("tracking", config, out)
+    cfg = load_config(config, TrackingConfig) if config is not None else TrackingConfig()
+    path = fit(cfg, data if data == "synth" else open_dataset(data, **dataset_options(data, split=split, skip_bad=skip_bad)), out_dir)
+    console.print(f"wrote {path}", soft_wrap=True)
 
 
 @train_app.command("forecasting")
@@ -177,24 +329,19 @@ def train_forecasting(
     data: DataOption = "synth",
     workers: WorkersOption = None,
     address: AddressOption = None,
-    out: Annotated[Path, typer.Option("--out", help="Directory of the checkpoints (resumes from its last.pt).")] = Path(
-        "runs/forecasting"
-    ),
+    out: TrainOutOption = None,
 ) -> None:
     """Train the CAB multimodal forecaster (plain, CAB, Reweight or RUBiZ objective, see configs/forecasting/)."""
     from forecasting.config import ForecastingConfig
     from forecasting.sources import training_samples
     from forecasting.train import ForecastingTask
-    from scenes.adapters.base import AdapterError
-    from scenes.config import ConfigError, load_config
+    from scenes.config import load_config
 
-    try:
-        cfg = load_config(config, ForecastingConfig) if config is not None else ForecastingConfig()
-        samples = training_samples(cfg, data)
-    except (ConfigError, AdapterError, ValueError) as error:
-        console.print(f"[bold red]drivestack train forecasting:[/] {error}")
-        raise typer.Exit(code=2) from None
-    run_training("train forecasting", partial(ForecastingTask, cfg, config_source=_config_source(config)), samples, out, workers, address)
+    check_ray_options(workers, address)
+    out_dir = _train_out("forecasting", config, out)
+    cfg = load_config(config, ForecastingConfig) if config is not None else ForecastingConfig()
+    samples = training_samples(cfg, data)
+    run_training("train forecasting", partial(ForecastingTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 
 @train_app.command("depth")
@@ -226,16 +373,16 @@ def finetune_forecasting(
     on_tracks: Annotated[Path | None, typer.Option("--on-tracks", help="Tracker outputs to finetune on.")] = None,
     config: ConfigOption = None,
     data: DataOption = "synth",
-    split: Annotated[str, typer.Option(help="Split to finetune on (AV2 data).")] = "train",
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
     out: OutOption = Path("runs/finetune_forecasting"),
 ) -> None:
     """Finetune the forecaster on tracker outputs matched to ground-truth futures."""
     if config is None:
-        console.print("[bold red]drivestack finetune forecasting: --config is required[/] (e.g. configs/pipelines/finetune_forecasting.yaml)")
-        raise typer.Exit(code=2)
+        raise InputError("--config: required (e.g. configs/pipelines/finetune_forecasting.yaml)")
     from pipelines.sequential_finetune import run_finetune_job
 
-    run_finetune_job(config, data, out, on_tracks=on_tracks, split=split, console=console)
+    run_finetune_job(config, data, out, on_tracks=on_tracks, split=split, console=console, skip_bad=skip_bad)
 
 
 @app.command("generate")
@@ -254,21 +401,45 @@ def synth(
     logs: Annotated[int, typer.Option("--logs", min=1, help="Number of logs.")] = 1,
     seconds: Annotated[float, typer.Option("--seconds", min=0.1, help="Duration of each log.")] = 15.0,
     format: Annotated[SynthFormat, typer.Option("--format", help="On-disk format.")] = SynthFormat.av2,
-    style: Annotated[str, typer.Option("--style", help="Domain style name.")] = "default",
+    style: Annotated[SynthStyle, typer.Option("--style", help="Domain style.")] = SynthStyle.default,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 0,
     preview: Annotated[bool, typer.Option("--preview", help="Also write a preview PNG per log.")] = False,
     split: Annotated[
         str, typer.Option("--split", help="Split folder (av2, av2-mf, cityscapes); nuScenes lists the scenes as split synth_<split>.")
     ] = "train",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Write into a non-empty --out, replacing each log/scene/sequence this run writes (one rename per item); "
+            "nothing else under --out is deleted.",
+        ),
+    ] = False,
 ) -> None:
-    """Simulate urban driving logs and write them in a real dataset format."""
-    from scenes.synth.writers.common import WriterError
+    """Simulate urban driving logs and write them in a real dataset format.
+
+    Each item is written into a temporary folder beside its destination and renamed into place when complete, so an
+    interrupted run leaves no partial log. A non-empty --out is refused (exit code 2) unless --overwrite.
+    """
+    from scenes.synth.writers.common import OutputExistsError, WriterError
     from scenes.synth.writers.export import write_synthetic_dataset
 
     try:
         written = write_synthetic_dataset(
-            format.value, out, logs=logs, seconds=seconds, style=style, seed=seed, split=split, preview=preview, console=console
+            format.value,
+            out,
+            logs=logs,
+            seconds=seconds,
+            style=style.value,
+            seed=seed,
+            split=split,
+            preview=preview,
+            overwrite=overwrite,
+            console=console,
         )
+    except OutputExistsError as error:
+        console.print(f"drivestack synth: {error}", style="bold red", soft_wrap=True, markup=False)
+        raise typer.Exit(code=2) from None
     except (WriterError, ValueError) as error:
         console.print(f"[bold red]drivestack synth:[/] {error}")
         raise typer.Exit(code=1) from None
@@ -289,31 +460,29 @@ def evaluate(
 def inspect(
     data: DataOption,
     preview: Annotated[Path | None, typer.Option("--preview", help="Write a BEV preview PNG of one frame.")] = None,
-    version: Annotated[str | None, typer.Option("--version", help="nuScenes version, e.g. v1.0-mini.")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad frames/logs instead of failing.")] = False,
+    nuscenes_version: Annotated[str | None, typer.Option("--nuscenes-version", help="nuScenes version, e.g. v1.0-mini.")] = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
 ) -> None:
     """Summarise a dataset on disk (logs, frames, sensors, categories, time span)."""
-    from scenes.adapters.base import AdapterError
     from scenes.adapters.preview import preview_frame, summary_table, write_bev_preview
     from scenes.adapters.registry import open_dataset
 
-    options: dict[str, object] = {"skip_bad": skip_bad}
-    if version is not None:
-        options["version"] = version
-    try:
-        dataset = open_dataset(data, **options)
-        Console().print(summary_table(dataset.summary(progress=True)))
-        if preview is not None:
-            frame, lane_graph = preview_frame(dataset)
-            write_bev_preview(frame, lane_graph, preview)
-            console.print(f"BEV preview of {frame.log_id} @ {frame.timestamp_ns} written to {preview}")
-    except AdapterError as error:
-        console.print(f"[bold red]drivestack inspect: {error}[/]")
-        raise typer.Exit(code=1) from None
+    if preview is not None:
+        check_output_path(preview, directory=False, option="--preview")
+    options = dataset_options(data, split=split, skip_bad=skip_bad)
+    if nuscenes_version is not None:
+        options["version"] = nuscenes_version
+    dataset = open_dataset(data, **options)
+    Console().print(summary_table(dataset.summary(progress=True)))
+    if preview is not None:
+        frame, lane_graph = preview_frame(dataset)
+        write_bev_preview(frame, lane_graph, preview)
+        console.print(f"BEV preview of {frame.log_id} @ {frame.timestamp_ns} written to {preview}", soft_wrap=True)
 
 
 def main() -> None:
-    app()
+    app(prog_name="drivestack")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pipelines.e2e_postprocess import apply_static_mode
 from pipelines.evaluate_e2e import E2EForecastingScores, evaluate_submission
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig, OracleTracker
 from scenes.config import StrictConfig
+from scenes.errors import InputError
 from scenes.records import Boxes3D, Forecasts, Frame, LaneGraph, Tracks
 from scenes.regions import RegionOfInterest
 from scenes.submissions.av2_e2e_forecasting import (
@@ -143,6 +144,7 @@ class LogResult:
     tracks: Tracks | None
     forecasts: dict[int, Forecasts]
     annotated: tuple[Frame, ...]
+    evaluated: int = 0  # 2 Hz evaluation timestamps of the log; `forecasts` holds those that had a sweep to run on
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,16 @@ class E2EResult:
     logs: tuple[LogResult, ...]
     timings: StageTimings
     num_sweeps: int
+
+    @property
+    def evaluated_timestamps(self) -> int:
+        """2 Hz evaluation timestamps of all logs."""
+        return sum(log.evaluated for log in self.logs)
+
+    @property
+    def forecast_timestamps(self) -> int:
+        """Evaluation timestamps that had a sweep (a frame the stages ran on) and so got forecasts."""
+        return sum(len(log.forecasts) for log in self.logs)
 
     def evaluate(self, cfg: E2EForecastConfig) -> E2EForecastingScores:
         return evaluate_submission(self.submission, self.ground_truth, rois=self.rois, top_k=cfg.top_k, max_range_m=cfg.max_range_m)
@@ -190,18 +202,19 @@ def build_stages(cfg: E2EForecastConfig) -> Stages:
     return detector, make_tracker, forecaster
 
 
-def open_e2e_dataset(data: str | None, split: str, cfg: E2EForecastConfig) -> Any:
-    """`--data av2:PATH` (a split, log or dataset directory) or, with no data, the synthetic split of `cfg.synth`."""
+def open_e2e_dataset(data: str | None, split: str | None, cfg: E2EForecastConfig, *, skip_bad: bool = False) -> Any:
+    """`--data av2:PATH` (a split, log or dataset directory; `split`: one split folder of a dataset directory, None:
+    all) or, with no data, the synthetic split of `cfg.synth` (which has no split folders)."""
     from scenes.adapters.registry import open_dataset
 
     if data is None or data == "synth":
         return open_dataset(
             "synth", logs=cfg.synth.logs, seed=cfg.synth.seed, seconds=cfg.synth.seconds,
-            lidar_beams=cfg.synth.lidar_beams if cfg.detector == "lidar" else None, cameras=(),
+            lidar_beams=cfg.synth.lidar_beams if cfg.detector == "lidar" else None, cameras=(), skip_bad=skip_bad,
         )  # fmt: skip
     if not data.startswith("av2:"):
-        raise ValueError(f"--data {data!r}: end-to-end forecasting reads AV2 sensor logs ('av2:PATH') or 'synth'")
-    return open_dataset(data, split=split)
+        raise InputError(f"--data {data}: end-to-end forecasting reads AV2 sensor logs ('av2:PATH') or 'synth'")
+    return open_dataset(data, split=split, skip_bad=skip_bad)
 
 
 def _forecast(
@@ -259,7 +272,7 @@ def _run_log(
     progress.remove_task(task)
     tracks = Tracks(log_id, np.array(stamps, dtype=np.int64), tuple(tracked)) if stamps else None
     annotated = tuple(replace(f, lidar=None, cameras={}) for f in frames if f.annotations is not None)
-    return LogResult(log_id, lane_graph, tracks, forecasts, annotated), sweeps
+    return LogResult(log_id, lane_graph, tracks, forecasts, annotated, len(forecast_at)), sweeps
 
 
 def run_e2e(

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.e2e_forecast import STAGES, E2EResult, ground_truth_tracks, load_e2e_config, open_e2e_dataset, run_e2e
+from scenes.errors import InputError, check_output_path
 
 __all__ = ["plot_result_frame", "run_job"]
 
@@ -33,7 +34,7 @@ def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
 def run_job(
     *,
     data: str | None,
-    split: str,
+    split: str | None,
     out: Path,
     evaluate: bool,
     config: Path | None = None,
@@ -41,38 +42,53 @@ def run_job(
     console: Any = None,
     workers: int | None = None,
     address: str | None = None,
+    skip_bad: bool = False,
 ) -> E2EResult:
     """`drivestack e2e-forecast`: runs the stack, writes the submission, the BEV plot and, with `evaluate`, the scores.
 
     With `workers`, the logs are processed in parallel Ray tasks (`address`: an existing Ray cluster) and merged.
+    `out` (and `plot`) are checked before any work; a run in which no evaluated timestamp had a sweep to run the
+    stages on fails (`InputError`) instead of writing an empty submission.
     """
     from rich.console import Console
 
     from scenes.submissions.av2_e2e_forecasting import write_submission
 
     console = console or Console(stderr=True)
+    check_output_path(out, directory=False)
+    if plot is not None:
+        check_output_path(plot, directory=False, option="--plot")
     cfg = load_e2e_config(config)
-    dataset = open_e2e_dataset(data, split, cfg)
+    dataset = open_e2e_dataset(data, split, cfg, skip_bad=skip_bad)
     if workers is None:
         result = run_e2e(cfg, dataset)
     else:
         from pipelines.e2e_parallel import run_e2e_parallel
 
-        result = run_e2e_parallel(cfg, data, split, workers=workers, address=address)
+        # e2e_parallel annotates `split` as str; it only forwards it to open_e2e_dataset, which takes None (all splits)
+        result = run_e2e_parallel(cfg, data, split, workers=workers, address=address, skip_bad=skip_bad)
+    source = data[data.index(":") + 1 :] if data and ":" in data else "synth"
+    evaluated, forecast = result.evaluated_timestamps, result.forecast_timestamps
+    if forecast == 0:
+        raise InputError(
+            f"{source}: none of the {evaluated} evaluated (2 Hz) timestamps of {len(result.logs)} log(s) had a LiDAR sweep "
+            "to run the stack on; nothing to forecast, no submission written"
+        )
+    console.print(f"{forecast} of {evaluated} evaluated timestamps had a sweep and were forecast", soft_wrap=True)
     write_submission(out, result.submission)
     agents = sum(len(agents) for log in result.submission.values() for agents in log.values())
     keys = sum(len(log) for log in result.submission.values())
-    console.print(f"wrote {out}: {len(result.submission)} log(s), {keys} (log, timestamp) keys, {agents} forecast agents")
+    console.print(f"wrote {out}: {len(result.submission)} log(s), {keys} (log, timestamp) keys, {agents} forecast agents", soft_wrap=True)
     stages = ", ".join(f"{stage} {result.timings.mean_ms(stage):.1f} ms/call" for stage in STAGES if result.timings.calls[stage])
-    console.print(f"{result.num_sweeps} sweeps processed; {stages}")
+    console.print(f"{result.num_sweeps} sweeps processed; {stages}", soft_wrap=True)
     plot_path = plot or out.with_name(f"{out.stem}_bev.png")
     if plot_result_frame(result, plot_path) is not None:
-        console.print(f"wrote {plot_path}")
+        console.print(f"wrote {plot_path}", soft_wrap=True)
     if evaluate:
         if not result.ground_truth:
-            raise ValueError(f"--evaluate: {data} has no annotations to build ground truth from")
+            raise InputError(f"{data or 'synth'}: --evaluate: no annotations to build ground truth from")
         scores = result.evaluate(cfg)
         scores.print(console)
         json_path = scores.save_json(out.with_name(f"{out.stem}_scores.json"))
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", soft_wrap=True)
     return result

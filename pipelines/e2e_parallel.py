@@ -16,9 +16,9 @@ from scenes.parallel import map_logs
 from scenes.submissions.av2_e2e_forecasting import ForecastSequences, Sequences
 
 
-def run_one_log(cfg: E2EForecastConfig, data: str | None, split: str, index: int) -> E2EResult:
+def run_one_log(cfg: E2EForecastConfig, data: str | None, split: str | None, skip_bad: bool, index: int) -> E2EResult:
     """The end-to-end result of the `index`-th log of the dataset (opened here, on the worker)."""
-    dataset = open_e2e_dataset(data, split, cfg)
+    dataset = open_e2e_dataset(data, split, cfg, skip_bad=skip_bad)
     return run_e2e(cfg, dataset, progress=False, log_ids=[dataset.logs()[index]])
 
 
@@ -45,9 +45,9 @@ def merge_results(cfg: E2EForecastConfig, results: Sequence[E2EResult]) -> E2ERe
 
 
 def run_e2e_parallel(
-    cfg: E2EForecastConfig, data: str | None, split: str, *, workers: int, address: str | None = None
+    cfg: E2EForecastConfig, data: str | None, split: str | None, *, workers: int, address: str | None = None, skip_bad: bool = False
 ) -> E2EResult:
     """`run_e2e` over every log of `--data`, as at most `workers` parallel Ray tasks (one per log)."""
-    count = len(open_e2e_dataset(data, split, cfg).logs())
-    task = functools.partial(run_one_log, cfg, data, split)
+    count = len(open_e2e_dataset(data, split, cfg, skip_bad=skip_bad).logs())
+    task = functools.partial(run_one_log, cfg, data, split, skip_bad)
     return merge_results(cfg, map_logs(task, list(range(count)), workers, address, description="end-to-end logs"))

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from scenes.config import StrictConfig
+from scenes.errors import InputError
 from scenes.records import Boxes3D, Frame
 
 __all__ = ["OracleDetectorConfig", "OracleDetector", "OracleTracker"]
@@ -42,7 +43,7 @@ class OracleDetector:
 
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D:
         if frame.annotations is None:
-            raise ValueError(f"OracleDetector: frame {frame.log_id}@{frame.timestamp_ns} has no annotations")
+            raise InputError(f"OracleDetector: frame {frame.log_id}@{frame.timestamp_ns} has no annotations")
         boxes = frame.annotations
         if boxes.num_interior_pts is not None:
             boxes = boxes.select(boxes.num_interior_pts >= self.cfg.min_interior_points)
@@ -67,7 +68,7 @@ class OracleTracker:
 
     def step(self, detections_city: Boxes3D, timestamp_ns: int) -> Boxes3D:
         if detections_city.track_id is None:
-            raise ValueError(f"OracleTracker: detections at {timestamp_ns} carry no track_id (use the oracle detector)")
+            raise InputError(f"OracleTracker: detections at {timestamp_ns} carry no track_id (use the oracle detector)")
         if detections_city.frame != "city":
-            raise ValueError(f"OracleTracker: detections at {timestamp_ns} must be in the city frame")
+            raise InputError(f"OracleTracker: detections at {timestamp_ns} must be in the city frame")
         return detections_city

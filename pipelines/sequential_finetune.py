@@ -20,6 +20,7 @@ from pydantic import Field
 from forecasting.finetune import FinetuneConfig, collect_finetune_samples, finetune
 from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, ground_truth_tracks, run_e2e
 from scenes.config import StrictConfig, load_config
+from scenes.errors import InputError, check_output_path
 from scenes.io import atomic_write_text
 from scenes.records import LaneGraph, Tracks
 from scenes.serialize import load_npz, save_npz
@@ -59,14 +60,21 @@ def _saved_tracker_outputs(dataset: Any, tracks_dir: Path) -> list[tuple[Tracks,
             raise FileNotFoundError(f"{path}: no saved tracker outputs for log {log_id}")
         tracks = load_npz(path)
         if not isinstance(tracks, Tracks) or tracks.log_id != log_id:
-            raise ValueError(f"{path}: expected the Tracks of log {log_id}")
+            raise InputError(f"{path}: expected the Tracks of log {log_id}")
         frames = [frame for frame in dataset.frames(log_id) if frame.annotations is not None]
         logs.append((tracks, ground_truth_tracks(frames), dataset.lane_graph(log_id)))
     return logs
 
 
 def run_finetune_job(
-    config: Path, data: str | None, out_dir: Path, *, on_tracks: Path | None = None, split: str = "train", console: Any = None
+    config: Path,
+    data: str | None,
+    out_dir: Path,
+    *,
+    on_tracks: Path | None = None,
+    split: str | None = None,
+    console: Any = None,
+    skip_bad: bool = False,
 ) -> Path:
     """Runs steps 1-4 (see the module docstring); returns the finetuned checkpoint."""
     from rich.console import Console
@@ -77,16 +85,17 @@ def run_finetune_job(
     from pipelines.e2e_forecast import open_e2e_dataset
 
     console = console or Console(stderr=True)
+    check_output_path(out_dir, directory=True)
     cfg = load_config(config, FinetuneJobConfig)
     stack = cfg.stack.model_copy(update={"synth": cfg.train_split})
-    dataset = open_e2e_dataset(data, split, stack)
+    pretrained = cfg.pretrained or SHIPPED_CHECKPOINT
+    features = ForecastingConfig.model_validate(load_checkpoint(pretrained)["config"]).features  # a bad checkpoint fails first
+    dataset = open_e2e_dataset(data, split, stack, skip_bad=skip_bad)
     if on_tracks is not None:
         logs = _saved_tracker_outputs(dataset, on_tracks)
     else:
         logs = tracker_outputs(stack, dataset, out_dir / "tracks")
-        console.print(f"saved tracker outputs of {len(logs)} log(s) in {out_dir / 'tracks'}")
-    pretrained = cfg.pretrained or SHIPPED_CHECKPOINT
-    features = ForecastingConfig.model_validate(load_checkpoint(pretrained)["config"]).features
+        console.print(f"saved tracker outputs of {len(logs)} log(s) in {out_dir / 'tracks'}", soft_wrap=True)
     samples, counts = collect_finetune_samples(logs, features, cfg.finetune)
     console.print(
         f"{counts['tracks']} predicted tracks at prediction times, {counts['matched']} matched to ground truth, "
@@ -94,5 +103,5 @@ def run_finetune_job(
     )
     final = finetune(pretrained, samples, out_dir, cfg.finetune)
     atomic_write_text(out_dir / "finetune_counts.json", json.dumps(counts, indent=2) + "\n")
-    console.print(f"wrote {final}")
+    console.print(f"wrote {final}", soft_wrap=True)
     return final

@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from scenes.errors import DrivestackError
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(DrivestackError, ValueError):
     """A config file that does not exist, does not parse, or does not match its schema."""
 
 

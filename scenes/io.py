@@ -20,6 +20,11 @@ def _current_umask() -> int:
     return mask
 
 
+def current_umask() -> int:
+    """The process umask (without changing it where /proc is available)."""
+    return _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yields a temporary path beside `path`; on success it is fsynced and renamed onto `path`, else removed.

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scenes.categories import CATEGORIES, category_names
+from scenes.errors import DrivestackError
 from scenes.geometry import SE3, Sim2, box_corners
 
 __all__ = [
@@ -49,7 +50,7 @@ RowIndex = slice | int | Sequence[int] | Sequence[bool] | npt.NDArray[np.integer
 _BOX_FRAMES: Final = ("ego", "city")
 
 
-class RecordError(ValueError):
+class RecordError(DrivestackError, ValueError):
     """A record field failed validation."""
 
 
@@ -106,11 +107,20 @@ def _check_array(
                 raise _fail(record_name, name, f"expected shape {shape}, got {array.shape} (axis {axis})")
         elif dims.setdefault(expected, actual) != actual:
             raise _fail(record_name, name, f"dimension {expected}={actual} disagrees with {dims[expected]} of another field")
-    array = array.astype(str) if target.kind == "U" else array.astype(target, copy=False)
+    # A copy the record owns, read-only: the caller's array (or a view of it) changing later cannot reach a validated record.
+    array = array.astype(str) if target.kind == "U" else np.array(array, dtype=target, copy=True)
     if finite and target.kind == "f" and not np.all(np.isfinite(array)):
         raise _fail(record_name, name, "contains NaN or inf")
+    array.flags.writeable = False
     object.__setattr__(record, name, array)
     return array
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """`array` copied and made read-only (for fields validated outside `_check_array`)."""
+    owned = np.array(array, copy=True)
+    owned.flags.writeable = False
+    return owned
 
 
 def _check_optional(record: object, name: str, dims: dict[str, int], shape: tuple[int | str, ...], dtype: npt.DTypeLike) -> None:
@@ -331,7 +341,7 @@ class MapRaster:
             raise _fail("MapRaster", "values", f"expected a 2-D raster, got shape {values.shape}")
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
             raise _fail("MapRaster", "values", "contains NaN or inf")
-        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "values", _frozen(values))
         _check_type(self, "img_Sim2_city", Sim2)
 
     def lookup(self, points_xy_city_m: npt.ArrayLike, outside: float = 0) -> np.ndarray:
@@ -386,7 +396,7 @@ class LaneGraph:
             area = np.asarray(polygon, dtype=np.float64)
             if area.ndim != 2 or area.shape[1] != 3 or len(area) < 3 or not np.all(np.isfinite(area)):
                 raise _fail("LaneGraph", f"drivable_areas_m[{index}]", f"expected a finite (M>=3, 3) polygon, got {area.shape}")
-            areas.append(area)
+            areas.append(_frozen(area))
         object.__setattr__(self, "drivable_areas_m", tuple(areas))
         for name, raster in self.rasters.items():
             if not isinstance(raster, MapRaster):
@@ -436,6 +446,18 @@ class TrackHistory:
     center_m: np.ndarray
     yaw_rad: np.ndarray
     valid: np.ndarray
+
+    def __post_init__(self) -> None:
+        dims: dict[str, int] = {}
+        _check_array(self, "timestamps_ns", dims, ("T",), np.int64)
+        _check_array(self, "center_m", dims, ("T", 3), np.float64)
+        _check_array(self, "yaw_rad", dims, ("T",), np.float64)
+        _check_array(self, "valid", dims, ("T",), np.bool_)
+        if np.any(self.timestamps_ns < 0):
+            raise _fail("TrackHistory", "timestamps_ns", "negative timestamp")
+        observed = self.timestamps_ns[self.valid]
+        if np.any(np.diff(observed) <= 0):
+            raise _fail("TrackHistory", "timestamps_ns", "must be strictly increasing at valid steps")
 
 
 @dataclass(frozen=True, eq=False)

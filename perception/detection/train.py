@@ -25,6 +25,7 @@ from perception.detection.model import CenterPointNet, PillarBatch, make_pillar_
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import TaskTargets, build_targets
 from scenes.adapters.base import Dataset
+from scenes.errors import InputError
 from scenes.records import Frame
 from scenes.training.checkpoint import CheckpointError, load_checkpoint
 from scenes.training.harness import LoopSettings, OnCheckpoint, TrainingTask
@@ -67,7 +68,7 @@ def collect_samples(dataset: Dataset, cfg: ModelConfig, frame_stride: int = 1) -
     """Training samples of every log of `dataset`."""
     samples = [sample for log_id in dataset.logs() for sample in samples_from_frames(list(dataset.frames(log_id)), cfg, frame_stride)]
     if not samples:
-        raise ValueError(f"{dataset.name}:{dataset.root}: no annotated LiDAR frames to train the detector on")
+        raise InputError(f"{dataset.name}:{dataset.root}: no annotated LiDAR frames to train the detector on")
     return samples
 
 

@@ -10,6 +10,8 @@ Maps are read with `av2.map.map_api.ArgoverseStaticMap` and calibration with `av
 from __future__ import annotations
 
 import functools
+import json
+import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,11 @@ LIDAR_COLUMNS: Final = {"x": "float", "y": "float", "z": "float", "intensity": "
 # Half the period of the 20 Hz ring cameras: an image farther than this from the sweep is not the sweep's image.
 MAX_CAMERA_OFFSET_NS: Final = 25_000_000
 CENTERLINE_POINTS: Final = 10
+MAP_ARCHIVE_GLOB: Final = "log_map_archive_*.json"
+GROUND_HEIGHT_GLOB: Final = "*_ground_height_surface____*.npy"
+SIM2_GLOB: Final = "*___img_Sim2_city.json"
+# Each `img_Sim2_city` JSON key and how many numbers it holds (`s` is a bare number).
+SIM2_KEYS: Final = {"R": 4, "t": 2, "s": 1}
 
 
 def is_log_dir(path: Path) -> bool:
@@ -228,6 +235,27 @@ class AV2SensorDataset(Dataset):
                 names.update(child.name for child in cameras_dir.iterdir() if child.is_dir())
         return tuple(sorted(names))
 
+    def map_dir(self, log_id: str) -> Path:
+        """The log's `map/` dir; every AV2 sensor log has one (the writer puts it last: without it the log is cut short)."""
+        log_dir = self.log_dir(log_id)
+        map_dir = log_dir / "map"
+        if not map_dir.is_dir():
+            raise AdapterError(log_dir, "incomplete AV2 log: no map/ folder (every AV2 sensor log carries its map; an interrupted writer?)")
+        return map_dir
+
+    @per_instance_lru_cache(maxsize=16)
+    def check_log(self, log_id: str) -> None:
+        """Log-level checks, once per log: the `map/` folder exists and every `calibration/*.feather` on disk is readable
+        with its columns (sensor poses, intrinsics), even when no camera is asked for."""
+        self.map_dir(log_id)
+        for path in sorted((self.log_dir(log_id) / "calibration").glob("*.feather")):
+            if path.name == "egovehicle_SE3_sensor.feather":
+                self.calibration(log_id)
+            elif path.name == "intrinsics.feather":
+                self.intrinsics(log_id)
+            else:
+                read_feather_columns(path, {})
+
     @per_instance_lru_cache(maxsize=4)
     def poses(self, log_id: str) -> dict[int, SE3]:
         return read_poses(self.log_dir(log_id) / "city_SE3_egovehicle.feather")
@@ -261,6 +289,7 @@ class AV2SensorDataset(Dataset):
         return np.array([int(path.stem) for path in paths], dtype=np.int64), tuple(paths)
 
     def timestamps_ns(self, log_id: str) -> list[int]:
+        self.check_log(log_id)
         stamps = set(self.lidar_paths(log_id))
         annotations = self.annotations(log_id)
         if annotations is not None:
@@ -276,6 +305,7 @@ class AV2SensorDataset(Dataset):
     def frames(self, log_id: str, *, lidar_only: bool = False) -> Iterator[Frame]:
         """Frames of a log in time order; `lidar_only` keeps only the timestamps with a sweep on disk."""
         try:
+            self.check_log(log_id)
             lidar_paths = self.lidar_paths(log_id)
             stamps = list(lidar_paths) if lidar_only else self.timestamps_ns(log_id)
             self.poses(log_id)
@@ -343,22 +373,17 @@ class AV2SensorDataset(Dataset):
     def lane_graph(self, log_id: str) -> LaneGraph | None:
         if not self.with_map:
             return None
-        map_dir = self.log_dir(log_id) / "map"
-        if not map_dir.is_dir():
-            return None
         try:
-            return read_map_dir(map_dir)
+            return read_map_dir(self.map_dir(log_id))
         except AdapterError as error:
             skip_or_raise(error, self.skip_bad, f"map of log {log_id}")
             return None
 
     def region_of_interest(self, log_id: str) -> Av2MapRegionOfInterest | None:
-        """The official ROI of the log's map (`Av2MapRegionOfInterest`); None when the log has no `map/` dir."""
-        map_dir = self.log_dir(log_id) / "map"
-        if not map_dir.is_dir():
-            return None
+        """The official ROI of the log's map (`Av2MapRegionOfInterest`); a log without `map/` dir is an incomplete log
+        (`AdapterError`, or None with `skip_bad`)."""
         try:
-            return Av2MapRegionOfInterest.read(map_dir)
+            return Av2MapRegionOfInterest.read(self.map_dir(log_id))
         except AdapterError as error:
             skip_or_raise(error, self.skip_bad, f"region of interest of log {log_id}")
             return None
@@ -377,6 +402,7 @@ class Av2MapRegionOfInterest:
         from av2.map.map_api import ArgoverseStaticMap
 
         require_dir(map_dir, "AV2 map directory")
+        check_map_rasters(map_dir)
         try:
             avm = ArgoverseStaticMap.from_map_dir(map_dir, build_raster=True)
         except (OSError, RuntimeError, ValueError, KeyError, TypeError, AssertionError) as error:
@@ -390,18 +416,90 @@ class Av2MapRegionOfInterest:
         return np.asarray(self.avm.get_raster_layer_points_boolean(points, RasterLayerType.ROI), dtype=bool)
 
 
+def check_sim2_json(path: Path) -> None:
+    """Checks an `*___img_Sim2_city.json` as `av2.geometry.sim2.Sim2.from_json` reads it: an object with `R` (4 numbers,
+    a 2-D rotation), `t` (2 numbers) and `s` (a non-zero number), all finite."""
+    try:
+        payload = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise AdapterError(path, f"not valid JSON (truncated or corrupt: {error})") from None
+    except OSError as error:
+        raise AdapterError(path, f"unreadable Sim(2) file ({error})") from None
+    if not isinstance(payload, dict):
+        raise AdapterError(path, f"expected a JSON object with keys {list(SIM2_KEYS)}, got {type(payload).__name__}")
+    for key, size in SIM2_KEYS.items():
+        if key not in payload:
+            raise AdapterError(path, f"missing key {key!r}; found {sorted(payload)}")
+        value = payload[key]
+        expected = "a number" if size == 1 else f"a list of {size} numbers"
+        if size == 1:
+            items = None if isinstance(value, list) else [value]
+        else:
+            items = value if isinstance(value, list) else None
+        if items is None or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+            raise AdapterError(path, f"key {key!r} must be {expected}, got {value!r}")
+        if len(items) != size:
+            raise AdapterError(path, f"key {key!r} has {len(items)} values, expected {size}")
+        try:
+            values = np.array(items, dtype=np.float64)
+        except OverflowError:
+            raise AdapterError(path, f"key {key!r} has a number out of float64 range") from None
+        if not np.all(np.isfinite(values)):
+            raise AdapterError(path, f"key {key!r} has NaN or inf")
+    rotation = np.array(payload["R"], dtype=np.float64).reshape(2, 2)
+    if not np.allclose(rotation @ rotation.T, np.eye(2), atol=1e-5):  # the tolerance of `scenes.geometry.Sim2`
+        raise AdapterError(path, f"key 'R' is not a 2-D rotation: {payload['R']}")
+    if abs(float(payload["s"])) < 1e-12:
+        raise AdapterError(path, "key 's' (scale) is zero")
+
+
+def check_ground_height_npy(path: Path) -> None:
+    """Checks an `*_ground_height_surface____*.npy` without trusting its header: a 2-D float array whose data is all there."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+            data_offset = file.tell()
+    except Exception as error:  # numpy parses the header text with tokenize and ast: a corrupt one raises many kinds
+        raise AdapterError(path, f"not a readable .npy array (truncated or corrupt header: {error})") from None
+    if dtype.hasobject or dtype.kind != "f" or len(shape) != 2 or 0 in shape:
+        raise AdapterError(path, f"ground-height raster: expected a non-empty 2-D float array, header says {dtype} {shape}")
+    expected = math.prod(shape) * dtype.itemsize
+    if size - data_offset != expected:
+        raise AdapterError(
+            path, f"not a readable .npy array (truncated or corrupt: header says {dtype} {shape}, {expected} data bytes; {size - data_offset} follow)"
+        )
+
+
+def check_map_rasters(map_dir: Path) -> None:
+    """Checks the raster files of an AV2 `map/` dir (one ground-height `.npy` and one Sim(2) JSON) before av2 reads them,
+    so that a bad one is named (av2 itself reports every map problem as a problem of the map)."""
+    for pattern in (GROUND_HEIGHT_GLOB, SIM2_GLOB):
+        found = sorted(map_dir.glob(pattern))
+        if len(found) != 1:
+            raise AdapterError(map_dir, f"unreadable AV2 map rasters: expected exactly one {pattern}, found {len(found)}")
+    check_ground_height_npy(next(map_dir.glob(GROUND_HEIGHT_GLOB)))
+    check_sim2_json(next(map_dir.glob(SIM2_GLOB)))
+
+
 def read_map_dir(map_dir: Path, build_raster: bool | None = None) -> LaneGraph:
     """An AV2 `map/` dir (vector JSON, and when present the ground-height raster and Sim(2)) -> `LaneGraph`."""
     from av2.map.map_api import ArgoverseStaticMap
 
-    archives = sorted(map_dir.glob("log_map_archive_*.json"))
+    archives = sorted(map_dir.glob(MAP_ARCHIVE_GLOB))
     if len(archives) != 1:
-        raise AdapterError(map_dir, f"expected exactly one log_map_archive_*.json, found {len(archives)}")
+        raise AdapterError(map_dir, f"expected exactly one {MAP_ARCHIVE_GLOB}, found {len(archives)}")
     if build_raster is None:
-        build_raster = any(map_dir.glob("*_ground_height_surface____*.npy")) and any(map_dir.glob("*___img_Sim2_city.json"))
+        build_raster = any(map_dir.glob(GROUND_HEIGHT_GLOB)) and any(map_dir.glob(SIM2_GLOB))
+    if build_raster:
+        check_map_rasters(map_dir)
     try:
         avm = ArgoverseStaticMap.from_map_dir(map_dir, build_raster=build_raster)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, AttributeError, IndexError, RuntimeError) as error:
         raise AdapterError(archives[0], f"unreadable AV2 map ({type(error).__name__}: {error})") from None
     city_name = archives[0].stem.split("____")[1].split("_")[0] if "____" in archives[0].stem else "unknown"
     return lane_graph_from_avm(avm, city_name, archives[0])

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from scenes.categories import UnknownCategoryError
+from scenes.errors import DrivestackError
 from scenes.records import Frame, LaneGraph, RecordError, Scenario
 from scenes.regions import RasterRegionOfInterest, RegionOfInterest
 
@@ -29,7 +30,7 @@ LOGGER: Final = logging.getLogger("scenes.adapters")
 T = TypeVar("T")
 
 
-class AdapterError(ValueError):
+class AdapterError(DrivestackError, ValueError):
     """A dataset file that is missing, truncated or inconsistent; the message names the file and the problem."""
 
     def __init__(self, path: object, problem: str) -> None:

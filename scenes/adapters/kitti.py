@@ -81,8 +81,10 @@ def read_velodyne(path: Path, timestamp_ns: int) -> LidarSweep:
     """A Velodyne `.bin` (float32 x, y, z, reflectance per point) -> `LidarSweep` in the Velodyne (ego) frame."""
     require_file(path, "Velodyne scan")
     raw = path.read_bytes()
+    if not raw:
+        raise AdapterError(path, "empty Velodyne scan: 0 bytes (a corrupt frame; a scan holds x, y, z, reflectance float32 per point)")
     if len(raw) % 16:
-        raise AdapterError(path, f"truncated Velodyne scan: {len(raw)} bytes is not a multiple of 16 (4 float32 per point)")
+        raise AdapterError(path, f"truncated Velodyne scan: {len(raw)} bytes is not a multiple of 16 (x, y, z, reflectance float32 per point)")
     points = np.frombuffer(raw, dtype=np.float32).reshape(-1, 4)
     if not np.all(np.isfinite(points)):
         raise AdapterError(path, "Velodyne scan holds NaN or inf")

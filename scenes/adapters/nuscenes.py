@@ -51,6 +51,9 @@ LANE_POINTS: Final = 10
 # Half the period of the slowest nuScenes camera (12 Hz): an image farther from the sweep is not the sweep's image.
 MAX_CAMERA_OFFSET_US: Final = 42_000
 LINKED_TABLES: Final = ("sample", "sample_data", "sample_annotation")
+# The fields of a sample_annotation record the adapter reads, with the count of numbers of the numeric ones.
+ANNOTATION_VECTOR_FIELDS: Final = {"translation": 3, "size": 3, "rotation": 4}
+ANNOTATION_STRING_FIELDS: Final = ("instance_token", "category_name")
 
 
 def _tables_only_nuscenes(version: str, dataroot: Path) -> Any:
@@ -120,6 +123,33 @@ def _se3(record: dict[str, Any], source: Path) -> SE3:
         return SE3(quat_wxyz_to_matrix(np.asarray(record["rotation"], dtype=np.float64)), np.asarray(record["translation"], dtype=np.float64))
     except (KeyError, ValueError, TypeError) as error:
         raise AdapterError(source, f"record {record.get('token', '?')}: bad rotation/translation ({error})") from None
+
+
+def check_annotation(annotation: dict[str, Any], source: Path) -> dict[str, Any]:
+    """A `sample_annotation` record with the fields the adapter reads (`translation`, `size`, `rotation`: finite numbers
+    of the right count; `instance_token`, `category_name`: strings); an `AdapterError` naming `source` and the field
+    otherwise. Returns the record."""
+    token = annotation.get("token", "?")
+    for key in ANNOTATION_STRING_FIELDS:
+        if key not in annotation:
+            raise AdapterError(source, f"annotation {token}: missing key {key!r}")
+        if not isinstance(annotation[key], str):
+            raise AdapterError(source, f"annotation {token}: key {key!r} must be a string, got {annotation[key]!r}")
+    for key, size in ANNOTATION_VECTOR_FIELDS.items():
+        if key not in annotation:
+            raise AdapterError(source, f"annotation {token}: missing key {key!r}")
+        value = annotation[key]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise AdapterError(source, f"annotation {token}: key {key!r} must be a list of {size} numbers, got {value!r}")
+        if len(value) != size:
+            raise AdapterError(source, f"annotation {token}: key {key!r} has {len(value)} values, expected {size}")
+        try:
+            finite = bool(np.all(np.isfinite(np.asarray(value, dtype=np.float64))))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise AdapterError(source, f"annotation {token}: key {key!r} has NaN, inf or a number out of float64 range")
+    return annotation
 
 
 def _timestamp_ns(microseconds: float) -> int:
@@ -279,7 +309,7 @@ class NuScenesDataset(Dataset):
         sample = self.nusc.get("sample", sample_token)
         rows = []
         for token in sample["anns"]:
-            annotation = self.nusc.get("sample_annotation", token)
+            annotation = check_annotation(self.nusc.get("sample_annotation", token), source)
             canonical = self._canonical(annotation["category_name"])
             if canonical is not None:
                 rows.append((annotation, category_id(canonical)))
@@ -332,7 +362,7 @@ class NuScenesDataset(Dataset):
         current_us = float(sample["timestamp"])
         agents, categories, xy, heading, valid = [], [], [], [], []
         for annotation in helper.get_annotations_for_sample(sample_token):
-            canonical = self._canonical(annotation["category_name"])
+            canonical = self._canonical(check_annotation(annotation, source)["category_name"])
             if canonical is None:
                 continue
             track = [(history_steps, annotation)]
@@ -347,6 +377,7 @@ class NuScenesDataset(Dataset):
             agent_heading = np.full(steps, np.nan)
             agent_valid = np.zeros(steps, dtype=bool)
             for step, record in track:
+                check_annotation(record, source)
                 agent_xy[step] = np.asarray(record["translation"], dtype=np.float64)[:2]
                 rotation = quat_wxyz_to_matrix(np.asarray(record["rotation"], dtype=np.float64))
                 agent_heading[step] = np.arctan2(rotation[1, 0], rotation[0, 0])

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from scenes.errors import DrivestackError
 from scenes.geometry import yaw_to_quat_wxyz
 from scenes.io import atomic_write
 from scenes.records import Boxes3D, Frame
@@ -26,7 +27,7 @@ DETECTION_COLUMNS: Final = ("log_id", "timestamp_ns", "category", *BOX_COLUMNS, 
 GROUND_TRUTH_COLUMNS: Final = ("log_id", "timestamp_ns", "category", *BOX_COLUMNS, "num_interior_pts")
 
 
-class DetectionFormatError(ValueError):
+class DetectionFormatError(DrivestackError, ValueError):
     """Boxes that cannot be written in the AV2 detection format."""
 
 

@@ -23,9 +23,11 @@ import pandas as pd
 from av2.evaluation.forecasting.constants import AV2_CATEGORIES, NUM_TIMESTEPS, TIME_DELTA_S
 
 from scenes.categories import CATEGORIES, CATEGORY_ID
+from scenes.errors import DrivestackError
 from scenes.geometry import SE3, quat_wxyz_to_yaw
 from scenes.io import atomic_write
 from scenes.records import Boxes3D, Forecasts, Frame
+from scenes.submissions.safe_pickle import load_pickle
 
 __all__ = [
     "NUM_MODES",
@@ -52,7 +54,7 @@ Sequences = dict[str, list[dict[str, Any]]]
 ForecastSequences = dict[str, dict[int, list[dict[str, Any]]]]
 
 
-class SubmissionError(ValueError):
+class SubmissionError(DrivestackError, ValueError):
     """A submission or ground-truth structure that the AV2 evaluator would reject or misread."""
 
 
@@ -263,7 +265,9 @@ def read_submission(path: str | os.PathLike[str]) -> ForecastSequences:
     source = Path(path)
     if not source.is_file():
         raise SubmissionError(f"{source}: file not found")
-    with open(source, "rb") as stream:
-        submission = pickle.load(stream)
+    try:
+        submission = load_pickle(source)
+    except pickle.UnpicklingError as error:
+        raise SubmissionError(str(error)) from error
     validate_submission(submission, str(source))
     return submission

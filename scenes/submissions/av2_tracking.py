@@ -19,14 +19,16 @@ import numpy as np
 from av2.evaluation.tracking.utils import group_frames
 
 from scenes.categories import CATEGORIES, CATEGORY_ID
+from scenes.errors import DrivestackError
 from scenes.io import atomic_write
 from scenes.records import Boxes3D, Frame, Tracks
+from scenes.submissions.safe_pickle import load_pickle
 
 Sequences = dict[str, list[dict[str, Any]]]
 COMPETITION = set(CATEGORIES)
 
 
-class TrackingFormatError(ValueError):
+class TrackingFormatError(DrivestackError, ValueError):
     """Tracks or labels that the AV2 tracking evaluator would reject or misread."""
 
 
@@ -113,8 +115,10 @@ def read_sequences(path: str | os.PathLike[str]) -> Sequences:
     sequence_path = Path(path)
     if not sequence_path.is_file():
         raise FileNotFoundError(f"{sequence_path}: tracking sequences not found")
-    with open(sequence_path, "rb") as stream:
-        payload = pickle.load(stream)
+    try:
+        payload = load_pickle(sequence_path)  # restricted: a pickle from outside may name any callable
+    except pickle.UnpicklingError as error:
+        raise TrackingFormatError(str(error)) from error
     if not isinstance(payload, dict):
         raise TrackingFormatError(f"{sequence_path}: expected a dict of log id -> frames, got {type(payload).__name__}")
     return payload

@@ -17,6 +17,7 @@ from typing import Any, Final
 import numpy as np
 
 from scenes.categories import CATEGORIES, TO_NUSCENES_DETECTION
+from scenes.errors import DrivestackError
 from scenes.geometry import yaw_to_quat_wxyz
 from scenes.io import atomic_write_text
 from scenes.records import Boxes3D
@@ -26,7 +27,7 @@ MOVING_SPEED_M_PER_S: Final = 0.5
 LIDAR_META: Final = {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False, "use_external": False}
 
 
-class NuScenesFormatError(ValueError):
+class NuScenesFormatError(DrivestackError, ValueError):
     """Boxes that cannot be written as a nuScenes submission."""
 
 

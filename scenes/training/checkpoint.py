@@ -26,13 +26,14 @@ import torch
 from pydantic import BaseModel
 
 from scenes import __version__
+from scenes.errors import DrivestackError
 from scenes.io import atomic_write
 
 CHECKPOINT_FORMAT: Final = "drivestack-checkpoint-1"
 REQUIRED_KEYS: Final = ("format", "stage", "drivestack_version", "config", "state_dict")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DrivestackError, ValueError):
     """A checkpoint that is missing, unreadable, of another stage or malformed; the message names the file."""
 
 

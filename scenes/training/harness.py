@@ -35,6 +35,7 @@ import torch
 from pydantic import BaseModel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from scenes.errors import InputError
 from scenes.training.checkpoint import CheckpointError, first_difference, load_checkpoint, save_checkpoint
 from scenes.training.distributed import WorkerContext, barrier, sum_across_workers, worker_context, worker_device, wrap_model
 from scenes.training.history import write_history
@@ -59,7 +60,7 @@ class LoopSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"LoopSettings: epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
+            raise InputError(f"LoopSettings: epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
 
 
 class TrainingTask(ABC):
@@ -143,9 +144,9 @@ def fit(task: TrainingTask, out_dir: str | Path, *, on_checkpoint: OnCheckpoint 
     loop = task.loop
     context = worker_context()
     if loop.batch_size < context.world_size:
-        raise ValueError(f"batch_size {loop.batch_size} is the global batch and must be at least the {context.world_size} workers")
+        raise InputError(f"batch_size {loop.batch_size} is the global batch and must be at least the {context.world_size} workers")
     if len(task) < 1:
-        raise ValueError(f"{task.stage}: no training samples")
+        raise InputError(f"{task.stage}: no training samples")
     if loop.num_threads is not None:
         torch.set_num_threads(loop.num_threads)
     device = worker_device()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from scenes.errors import InputError
 from scenes.io import atomic_write, atomic_write_text
 
 METRICS_FILENAME: Final = "metrics.json"
@@ -21,9 +22,9 @@ def read_history(out_dir: Path) -> list[dict[str, float]]:
     except FileNotFoundError:
         return []
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot read the metrics history ({error})") from None
+        raise InputError(f"{path}: cannot read the metrics history ({error})") from None
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
-        raise ValueError(f"{path}: the metrics history must be a list of mappings")
+        raise InputError(f"{path}: the metrics history must be a list of mappings")
     return history
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scenes.errors import InputError
 from scenes.training.harness import TrainingTask, fit
 
 
@@ -34,11 +35,11 @@ def train(
     """
     out_path = Path(out_dir).resolve()
     if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise InputError(f"workers must be at least 1, got {workers}")
     if address is not None and workers is None:
-        raise ValueError("--address connects to a Ray cluster for a distributed run: give --workers N too")
+        raise InputError("--address connects to a Ray cluster for a distributed run: give --workers N too")
     if max_failures < 0:
-        raise ValueError(f"max_failures must be >= 0, got {max_failures}")
+        raise InputError(f"max_failures must be >= 0, got {max_failures}")
     out_path.mkdir(parents=True, exist_ok=True)
     if workers is None:
         opener = getattr(dataset, "open", None)

@@ -51,7 +51,7 @@ def small_config() -> E2EForecastConfig:
 def test_merge_of_per_log_results_equals_the_sequential_run() -> None:
     cfg = small_config()
     sequential = run_e2e(cfg, open_e2e_dataset(None, "val", cfg), progress=False)
-    merged = merge_results(cfg, [run_one_log(cfg, None, "val", index) for index in range(2)])
+    merged = merge_results(cfg, [run_one_log(cfg, None, None, False, index) for index in range(2)])
     assert len(sequential.submission) == 2 and sum(len(log) for log in sequential.submission.values()) > 0
     assert_same(merged.submission, sequential.submission)
     assert_same(merged.ground_truth, sequential.ground_truth, "ground_truth")

@@ -286,3 +286,118 @@ def test_atomic_write_leaves_no_partial_file(tmp_path: Path) -> None:
             raise RuntimeError("crash")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def _record_arrays(record: object, path: str = "") -> list[tuple[str, np.ndarray]]:
+    """Every ndarray a record holds, nested records included (SE3/Sim2 are geometry values, checked elsewhere)."""
+    found: list[tuple[str, np.ndarray]] = []
+    if isinstance(record, np.ndarray):
+        found.append((path, record))
+    elif isinstance(record, (SE3, Sim2)):
+        pass
+    elif hasattr(record, "__dataclass_fields__"):
+        for name in record.__dataclass_fields__:  # type: ignore[attr-defined]
+            found += _record_arrays(getattr(record, name), f"{path}.{name}" if path else f"{type(record).__name__}.{name}")
+    elif isinstance(record, (tuple, list)):
+        for index, item in enumerate(record):
+            found += _record_arrays(item, f"{path}[{index}]")
+    elif hasattr(record, "keys"):
+        for key in record.keys():  # type: ignore[attr-defined]
+            found += _record_arrays(record[key], f"{path}[{key!r}]")  # type: ignore[index]
+    return found
+
+
+def _every_record() -> list[object]:
+    from scenes.records import TrackHistory
+
+    forecasts = Forecasts(
+        "log", 5, np.array(["a", "b"]), np.zeros((2, 2)), np.ones((2, 5, 6, 2)), np.full((2, 5), 0.2), np.ones(2), np.array([0, 1])
+    )
+    scenario = Scenario(
+        "s", "SYN", np.arange(4), np.array(["a", "b"]), np.array([0, 1]), np.zeros((2, 4, 2)), np.zeros((2, 4)),
+        np.zeros((2, 4, 2)), np.ones((2, 4), dtype=bool), 2, np.array(["a"]), make_lane_graph(),
+    )  # fmt: skip
+    history = TrackHistory(np.array([0, 100, 200]), np.zeros((3, 3)), np.zeros(3), np.array([False, True, True]))
+    return [
+        make_frame(),
+        make_lane_graph(),
+        forecasts,
+        scenario,
+        history,
+        Tracks("log", np.array([1, 2]), (make_boxes(frame="city"),) * 2),
+        DepthMap(0, "cam", np.ones((2, 3), dtype=np.float32)),
+        SegMask(np.zeros((2, 2), dtype=np.uint8)),
+        SemanticLayout(np.zeros((2, 2), dtype=np.uint8), num_classes=3),
+        Boxes3D.empty(with_tracks=True),
+    ]
+
+
+@pytest.mark.parametrize("record", _every_record(), ids=lambda record: type(record).__name__)
+def test_every_record_array_is_a_read_only_copy(record: object) -> None:
+    arrays_held = _record_arrays(record)
+    assert arrays_held
+    for path, array in arrays_held:
+        assert not array.flags.writeable, f"{path} is writeable"
+        assert array.flags.owndata, f"{path} is a view of an array the caller may still hold"
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = array  # the validated record cannot be changed in place
+
+
+def test_input_written_after_construction_does_not_reach_the_record() -> None:
+    rng = np.random.default_rng(3)
+    center, size, yaw = rng.normal(size=(2, 3)), np.ones((2, 3)), np.zeros(2)
+    category = np.array([0, 1])
+    boxes = Boxes3D(center, size, yaw, category)  # float64/int64 inputs: the old code kept these very arrays
+    center[0, 0], yaw[1], size[0, 0], category[0] = np.nan, np.inf, -1.0, 999
+    assert np.all(np.isfinite(boxes.center_m)) and np.all(np.isfinite(boxes.yaw_rad))
+    assert np.all(boxes.size_lwh_m > 0) and boxes.category.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="read-only"):
+        boxes.size_lwh_m[0, 0] = -1
+    with pytest.raises(ValueError, match="read-only"):
+        boxes.yaw_rad[0] = np.nan
+
+    points = np.zeros((4, 3), dtype=np.float32)
+    sweep = LidarSweep(0, points, np.zeros(4, dtype=np.float32), np.zeros(4, dtype=np.int16))
+    points[:] = np.nan
+    assert np.all(np.isfinite(sweep.points_xyz_m))
+
+    raster_values = np.ones((3, 3))
+    raster = MapRaster("ground_height", raster_values, Sim2(np.eye(2), np.zeros(2), 1.0))
+    raster_values[0, 0] = np.nan
+    assert np.all(np.isfinite(raster.values)) and not raster.values.flags.writeable
+
+    polygon = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0]])
+    graph = LaneGraph("SYN", np.array([1]), np.zeros((1, 2, 3)), ((),), np.array([-1]), np.array([-1]), np.array([False]), (polygon,))
+    polygon[0, 0] = np.nan
+    assert np.all(np.isfinite(graph.drivable_areas_m[0])) and not graph.drivable_areas_m[0].flags.writeable
+
+
+def test_derived_records_stay_read_only() -> None:
+    boxes = make_boxes()
+    derived = [boxes.select(slice(0, 2)), boxes.transformed(SE3.from_yaw(0.2, [1.0, 0, 0]), "city"), Boxes3D.concatenate([boxes, boxes])]
+    for record in derived:
+        for path, array in _record_arrays(record):
+            assert not array.flags.writeable, path
+    assert not np.shares_memory(boxes.select(slice(0, 2)).center_m, boxes.center_m)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"center_m": np.zeros((3, 2))}, r"TrackHistory\.center_m: expected shape"),
+        ({"center_m": np.full((3, 3), np.nan)}, r"TrackHistory\.center_m: contains NaN"),
+        ({"yaw_rad": np.array([0.0, np.inf, 0.0])}, r"TrackHistory\.yaw_rad: contains NaN or inf"),
+        ({"yaw_rad": np.zeros(4)}, r"TrackHistory\.yaw_rad: dimension T=4"),
+        ({"valid": np.array([0, 1, 1])}, r"TrackHistory\.valid: expected a bool dtype"),
+        ({"timestamps_ns": np.array([0.5, 1.0, 2.0])}, r"TrackHistory\.timestamps_ns: expected an integer dtype"),
+        ({"timestamps_ns": np.array([0, 300, 200])}, r"TrackHistory\.timestamps_ns: must be strictly increasing"),
+        ({"timestamps_ns": np.array([-5, 100, 200])}, r"TrackHistory\.timestamps_ns: negative"),
+    ],
+)
+def test_track_history_is_validated(kwargs: dict[str, np.ndarray], pattern: str) -> None:
+    from scenes.records import TrackHistory
+
+    good = {"timestamps_ns": np.array([0, 100, 200]), "center_m": np.zeros((3, 3)), "yaw_rad": np.zeros(3), "valid": np.array([False, True, True])}
+    TrackHistory(**good)
+    with pytest.raises(RecordError, match=pattern):
+        TrackHistory(**{**good, **kwargs})

@@ -222,6 +222,12 @@ def test_seed_determines_the_run(tmp_path: Path) -> None:
     assert not np.array_equal(final_weights(runs[0]), final_weights(runs[2]))
 
 
+def test_a_corrupt_last_checkpoint_is_named(tmp_path: Path) -> None:
+    (tmp_path / "last.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match=r"last\.pt: not a readable drivestack checkpoint"):
+        fit(RegressionTask(RegressionConfig(epochs=1), regression_dataset()), tmp_path, show_progress=False)
+
+
 class _MeanEstimate(EstimationTask):
     stage = "mean"
     final_name = "mean.pt"

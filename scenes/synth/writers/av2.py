@@ -34,6 +34,7 @@ from scenes.synth.writers.common import (
     intensity_to_uint8,
     lidar_sensor_name,
     stable_uuid,
+    staged_directory,
     write_feather,
     write_jpeg,
     write_json,
@@ -274,12 +275,20 @@ def write_av2_log(log: SimulatedLog, split_dir: Path, *, on_frame: FrameCallback
     """Writes `log` as an AV2 sensor-dataset log under `split_dir/<log_id>/` and returns that directory.
 
     Every frame needs a LiDAR sweep (AV2 logs are indexed by sweep); cameras are written at the sweep timestamps.
+    The log is written into a temporary folder beside its destination and renamed into place when complete (replacing
+    a previous version of the same log), so an interrupted write leaves nothing under `split_dir/<log_id>`.
     """
     check_log(log)
-    log_dir = Path(split_dir) / log.log_id
     for index, frame in enumerate(log.frames):
         if frame.lidar is None:
             raise WriterError(f"SynthLog.frames[{index}].lidar of log {log.log_id}: AV2 sensor logs need a LiDAR sweep per frame")
+    destination = Path(split_dir) / log.log_id
+    with staged_directory(destination) as log_dir:
+        _write_av2_log_files(log, log_dir, on_frame)
+    return destination
+
+
+def _write_av2_log_files(log: SimulatedLog, log_dir: Path, on_frame: FrameCallback | None) -> None:
     sensor_poses = _sensor_poses(log)
     cameras = _camera_intrinsics(log)
 
@@ -329,4 +338,3 @@ def write_av2_log(log: SimulatedLog, split_dir: Path, *, on_frame: FrameCallback
         INTRINSICS_SCHEMA,
     )
     write_av2_map(log.lane_graph, log_dir / "map", log.log_id, with_rasters=True)
-    return log_dir

@@ -26,7 +26,7 @@ from av2.datasets.motion_forecasting.scenario_serialization import serialize_arg
 from scenes.categories import CATEGORIES
 from scenes.io import atomic_write
 from scenes.synth.writers.av2 import av2_map_payload, map_number
-from scenes.synth.writers.common import FrameCallback, SimulatedLog, WriterError, check_log, stable_uuid, write_json
+from scenes.synth.writers.common import FrameCallback, SimulatedLog, WriterError, check_log, stable_uuid, staged_directory, write_json
 
 __all__ = ["write_av2_scenarios", "scenario_id", "OBJECT_TYPES"]
 
@@ -178,9 +178,10 @@ def write_av2_scenarios(
                 slice_id=None,
             )
             scenario_dir = Path(split_dir) / identifier
-            with atomic_write(scenario_dir / f"scenario_{identifier}.parquet") as temporary:
-                serialize_argoverse_scenario_parquet(temporary, scenario)
-            write_json(scenario_dir / f"log_map_archive_{identifier}.json", av2_map_payload(log.lane_graph, _nearby_lanes(log, window)))
+            with staged_directory(scenario_dir) as staging:  # renamed into place once both files are written
+                with atomic_write(staging / f"scenario_{identifier}.parquet") as temporary:
+                    serialize_argoverse_scenario_parquet(temporary, scenario)
+                write_json(staging / f"log_map_archive_{identifier}.json", av2_map_payload(log.lane_graph, _nearby_lanes(log, window)))
             written.append(scenario_dir)
         if on_frame is not None:
             for _ in range(min(stride_steps, len(timestamps) - start)):

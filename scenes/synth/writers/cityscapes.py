@@ -9,6 +9,9 @@ calibration; extrinsic angles of the camera body, x forward, y left, z up, in th
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -16,8 +19,18 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from scenes.adapters.cityscapes import LABELS, label_ids_to_train_ids
+from scenes.io import current_umask
 from scenes.records import CameraFrame
-from scenes.synth.writers.common import FrameCallback, SimulatedLog, WriterError, camera_names, check_log, write_json, write_png
+from scenes.synth.writers.common import (
+    STAGING_MARK,
+    FrameCallback,
+    SimulatedLog,
+    WriterError,
+    camera_names,
+    check_log,
+    write_json,
+    write_png,
+)
 
 __all__ = ["write_cityscapes", "instance_ids", "image_stem", "INSTANCE_LABEL_IDS"]
 
@@ -91,9 +104,45 @@ def write_cityscapes(
             )
     city = log.city_name.lower()
     style_root = Path(root) / log.style
-    image_dir = style_root / "leftImg8bit" / split / city
-    label_dir = style_root / "gtFine" / split / city
-    camera_dir = style_root / "camera" / split / city
+    folders = tuple(Path(kind) / split / city for kind in ("gtFine", "camera", "leftImg8bit"))  # images last: see _publish
+    style_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{city}_{sequence:06d}{STAGING_MARK}", dir=style_root))
+    os.chmod(staging, 0o777 & ~current_umask())
+    try:
+        _write_sequence_files(log, staging, folders, city, sequence, camera_name, on_frame)
+        _publish(staging, style_root, folders, f"{city}_{sequence:06d}_")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return style_root / folders[2]
+
+
+def _publish(staging: Path, style_root: Path, folders: tuple[Path, ...], prefix: str) -> None:
+    """Moves a sequence's files from `staging` into place, replacing any previous version of the sequence.
+
+    Readers enumerate images (`leftImg8bit`) and look their labels up: the old images of the sequence go first, then its
+    stale labels, then the new labels and camera files arrive, and the new images last, so a visible image always has
+    its own labels. Other sequences' files and any other file in these folders are left alone.
+    """
+    image_folder = folders[-1]
+    old_images = sorted((style_root / image_folder).glob(f"{prefix}*")) if (style_root / image_folder).is_dir() else []
+    for path in old_images:
+        path.unlink(missing_ok=True)
+    for folder in folders:
+        new_names = {entry.name for entry in (staging / folder).iterdir()}
+        target = style_root / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for stale in target.glob(f"{prefix}*"):
+            if stale.name not in new_names:
+                stale.unlink(missing_ok=True)
+    for folder in folders:
+        for entry in sorted((staging / folder).iterdir()):
+            os.replace(entry, style_root / folder / entry.name)
+
+
+def _write_sequence_files(
+    log: SimulatedLog, staging: Path, folders: tuple[Path, ...], city: str, sequence: int, camera_name: str, on_frame: FrameCallback | None
+) -> None:
+    label_dir, camera_dir, image_dir = (staging / folder for folder in folders)
     for index, frame in enumerate(log.frames):
         camera = frame.cameras[camera_name]
         semantics = camera.semantics
@@ -106,4 +155,3 @@ def write_cityscapes(
         write_json(camera_dir / f"{stem}_camera.json", _camera_json(camera), indent=2)
         if on_frame is not None:
             on_frame()
-    return image_dir

@@ -6,11 +6,17 @@ same bytes (fixed PNG/JPEG settings, no timestamps or random ids in file metadat
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import io
 import json
+import os
 import re
+import shutil
+import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -19,15 +25,21 @@ import pyarrow as pa
 import pyarrow.feather as feather
 from PIL import Image
 
+from scenes.errors import DrivestackError
 from scenes.geometry import SE3
-from scenes.io import atomic_write, atomic_write_bytes, atomic_write_text
+from scenes.io import atomic_write, atomic_write_bytes, atomic_write_text, current_umask
 from scenes.records import Frame, LaneGraph, Tracks
 
 __all__ = [
     "SimulatedLog",
     "FrameCallback",
     "WriterError",
+    "OutputExistsError",
+    "STAGING_MARK",
     "check_log",
+    "staged_directory",
+    "publish_entries",
+    "replace_path",
     "lidar_sensor_name",
     "stable_uuid",
     "stable_token",
@@ -73,8 +85,104 @@ class SimulatedLog(Protocol):
     def ground_truth_tracks(self) -> Tracks: ...
 
 
-class WriterError(ValueError):
+class WriterError(DrivestackError, ValueError):
     """A log cannot be written in the requested format; the message names the log and the field."""
+
+
+class OutputExistsError(WriterError):
+    """The output folder holds files already and overwriting was not asked for."""
+
+
+# Temporary folders and set-aside old versions carry this in their (hidden) names: `.<item>.synth-partial-XXXX`.
+STAGING_MARK: Final = ".synth-partial-"
+_OLD_MARK: Final = ".synth-old-"
+_RENAME_EXCHANGE: Final = 2  # renameat2 flag (Linux >= 3.15)
+_AT_FDCWD: Final = -100
+
+
+def _renameat2() -> Callable[..., int] | None:
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return None
+    return getattr(ctypes.CDLL(library, use_errno=True), "renameat2", None)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swaps two existing paths in one atomic step where the OS can (Linux renameat2); False where it cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    result = function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    return bool(result == 0)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace_path(source: Path, destination: Path) -> None:
+    """Moves `source` (a file or folder) onto `destination`, replacing what is there in one rename.
+
+    A folder replaced by a folder is swapped atomically where the OS can (Linux `renameat2(RENAME_EXCHANGE)`); elsewhere
+    the old version is first renamed aside, so a reader finds the old item, no item, or the new item, never a mix.
+    """
+    if not destination.exists() and not destination.is_symlink():
+        os.replace(source, destination)
+        return
+    if destination.is_dir() and not destination.is_symlink():
+        if source.is_dir() and _exchange(source, destination):
+            _remove(source)  # now the old version
+            return
+        aside = Path(tempfile.mkdtemp(prefix=f".{destination.name}{_OLD_MARK}", dir=destination.parent))
+        os.replace(destination, aside / destination.name)
+        os.replace(source, destination)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    os.replace(source, destination)  # a file (or link) is replaced by rename, atomically
+
+
+@contextlib.contextmanager
+def staged_directory(destination: Path) -> Iterator[Path]:
+    """Yields an empty temporary folder beside `destination`; when the block completes, the folder replaces
+    `destination` (`replace_path`); when it raises (or is interrupted), the folder is removed and `destination` is left as
+    it was. Nothing half-written is ever visible under the destination's name."""
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}{STAGING_MARK}", dir=destination.parent))
+    os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes 0700; the item is a folder like any other
+    try:
+        yield staging
+        replace_path(staging, destination)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_entries(staging: Path, destination: Path, *, first: Iterable[str] = (), last: Iterable[str] = ()) -> list[Path]:
+    """Moves each top-level entry of `staging` onto the same name in `destination` (`replace_path`), then removes
+    `staging`. Entries in `last` are moved after the others and their old versions are set aside before any other
+    entry moves, so that an index (a table folder, an image list) never points at files of another run; `first`
+    entries move before the rest."""
+    destination.mkdir(parents=True, exist_ok=True)
+    last = [name for name in last if (staging / name).exists() or (staging / name).is_symlink()]
+    first = [name for name in first if name not in last and (staging / name).exists()]
+    for name in last:
+        old = destination / name
+        if old.exists() or old.is_symlink():
+            aside = Path(tempfile.mkdtemp(prefix=f".{name}{_OLD_MARK}", dir=destination))
+            os.replace(old, aside / name)
+            shutil.rmtree(aside, ignore_errors=True)
+    names = sorted(entry.name for entry in staging.iterdir())
+    order = [*first, *(name for name in names if name not in first and name not in last), *last]
+    moved = []
+    for name in order:
+        replace_path(staging / name, destination / name)
+        moved.append(destination / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return moved
 
 
 def check_log(log: SimulatedLog) -> None:

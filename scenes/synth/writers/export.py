@@ -9,6 +9,17 @@ Log `i` is `simulate_log(config, seed, index=i)`, so the same arguments give byt
 | `kitti` | `<date>/<date>_drive_<NNNN>_sync/` with NNNN = i + 1 (KITTI raw + depth ground truth) |
 | `nuscenes` | `v1.0-synth/` tables, `samples/`, `sweeps/`, `maps/`; scenes listed under split `synth_<split>` in splits.json |
 | `cityscapes` | `<style>/{leftImg8bit,gtFine,camera}/<split>/<city>/`, sequence number i |
+
+Whole outputs: each item (an AV2 log, an AV2 scenario, a KITTI drive, the nuScenes database's `samples/`, `sweeps/`,
+`maps/` and `<version>/`, a Cityscapes sequence's files, a preview PNG) is written into a hidden temporary folder
+(`.<name>.synth-partial-*`) beside its destination and renamed into place when complete; an interrupted run removes
+its temporary folder and leaves nothing partial under the destination names (a killed process may leave the hidden
+folder, which no reader lists and which can be deleted).
+
+A non-empty `out` is refused (`OutputExistsError`) unless `overwrite=True`: then each item this run writes replaces the
+item of the same name (one rename per item; see `common.replace_path`), and nothing else under `out` is touched, so
+files of the user's and items of an earlier run that this run does not write (another log id, a higher log index)
+stay as they are. For nuScenes the item is the whole database: its four entries are replaced.
 """
 
 from __future__ import annotations
@@ -20,13 +31,13 @@ from typing import Final, Literal
 
 from av2.datasets.motion_forecasting.constants import AV2_SCENARIO_TOTAL_TIMESTEPS
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from scenes.synth.world import SynthConfig, SynthLog, simulate_log
-from scenes.synth.writers.common import SimulatedLog, WriterError
+from scenes.synth.writers.common import OutputExistsError, SimulatedLog, WriterError
 from scenes.synth.writers.nuscenes import NuScenesWriter
 
-__all__ = ["FORMATS", "SynthFormatName", "synth_config_for", "write_synthetic_dataset"]
+__all__ = ["FORMATS", "OutputExistsError", "SynthFormatName", "synth_config_for", "write_synthetic_dataset"]
 
 SynthFormatName = Literal["av2", "av2-mf", "kitti", "nuscenes", "cityscapes"]
 FORMATS: Final[tuple[str, ...]] = ("av2", "av2-mf", "kitti", "nuscenes", "cityscapes")
@@ -68,12 +79,19 @@ def write_synthetic_dataset(
     seed: int = 0,
     split: str = "train",
     preview: bool = False,
+    overwrite: bool = False,
     console: Console | None = None,
 ) -> list[Path]:
     """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths.
 
     With `preview`, `scenes.synth.preview.write_preview` draws each log's middle frame to `out/preview/<log_id>.png`.
+    A non-empty `out` raises `OutputExistsError` unless `overwrite` (which replaces only the items this run writes).
     """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} is not a folder")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise OutputExistsError(f"{out} is not empty (pass --overwrite to replace the items this run writes)")
     if logs < 1:
         raise WriterError(f"logs: must be >= 1, got {logs}")
     if not split or "/" in split:
@@ -82,7 +100,6 @@ def write_synthetic_dataset(
     preview_writer = _preview_writer() if preview else None
     if preview and preview_writer is None:
         raise WriterError("preview: scenes.synth.preview.write_preview is not available in this installation")
-    out = Path(out)
     frames_per_log = max(1, round(seconds * config.rate_hz))
     if format_name == "av2-mf" and frames_per_log < AV2_SCENARIO_TOTAL_TIMESTEPS:
         raise WriterError(
@@ -99,6 +116,31 @@ def write_synthetic_dataset(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    try:
+        _write_logs(format_name, config, out, logs, seed, split, frames_per_log, nuscenes, preview_writer, columns, console, written)
+        if nuscenes is not None:
+            written.append(nuscenes.close())
+    except BaseException:
+        if nuscenes is not None:
+            nuscenes.abort()  # nothing of the database reaches `out`
+        raise
+    return written
+
+
+def _write_logs(
+    format_name: str,
+    config: SynthConfig,
+    out: Path,
+    logs: int,
+    seed: int,
+    split: str,
+    frames_per_log: int,
+    nuscenes: NuScenesWriter | None,
+    preview_writer: Callable[[SynthLog, int, Path], object] | None,
+    columns: tuple[ProgressColumn, ...],
+    console: Console | None,
+    written: list[Path],
+) -> None:
     with Progress(*columns, console=console or Console(stderr=True), transient=False) as progress:
         task = progress.add_task(f"synth {format_name}", total=logs * frames_per_log)
         for index in range(logs):
@@ -113,9 +155,6 @@ def write_synthetic_dataset(
             if preview_writer is not None:
                 preview_writer(log, len(log.frames) // 2, out / "preview" / f"{log.log_id}.png")
             progress.update(task, completed=(index + 1) * frames_per_log)
-    if nuscenes is not None:
-        written.append(nuscenes.close())
-    return written
 
 
 def _write_one(

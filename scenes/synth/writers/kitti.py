@@ -27,7 +27,7 @@ from scipy.spatial.transform import Rotation
 from scenes.geometry import SE3
 from scenes.io import atomic_write_bytes, atomic_write_text
 from scenes.records import CameraFrame, Frame
-from scenes.synth.writers.common import FrameCallback, SimulatedLog, WriterError, check_log, lidar_sensor_name, write_png
+from scenes.synth.writers.common import FrameCallback, SimulatedLog, WriterError, check_log, lidar_sensor_name, staged_directory, write_png
 
 __all__ = ["write_kitti_drive", "stereo_pair", "drive_name", "kitti_date", "oxts_packets", "lidar_depth", "depth_to_png", "REFERENCE_LAT_LON_ALT"]
 
@@ -184,7 +184,11 @@ def write_kitti_drive(
     depth_source: DepthSource = "lidar",
     on_frame: FrameCallback | None = None,
 ) -> Path:
-    """Writes `log` as a KITTI raw drive (synced) with depth ground truth and returns the drive directory."""
+    """Writes `log` as a KITTI raw drive (synced) with depth ground truth and returns the drive directory.
+
+    The drive folder is written into a temporary folder beside it and renamed into place when complete (replacing a
+    previous version of the same drive); the date folder's calibration files, which every drive of that date reads, are
+    written (each atomically) before, so a visible drive always has its calibration."""
     check_log(log)
     if not 0 <= drive_number <= 9999:
         raise WriterError(f"drive_number: must lie in [0, 9999], got {drive_number}")
@@ -199,7 +203,17 @@ def write_kitti_drive(
             raise WriterError(f"SynthLog.frames[{index}].cameras of log {log.log_id}: depth_source='camera' needs depth_m")
     date = kitti_date(log.frames[0].timestamp_ns)
     date_dir = Path(base_dir) / date
-    drive_dir = date_dir / drive_name(date, drive_number)
+    destination = date_dir / drive_name(date, drive_number)
+    for filename, text in _calib_files(log, left, right, log.frames[0].cameras[left]).items():
+        atomic_write_text(date_dir / filename, text)
+    with staged_directory(destination) as drive_dir:
+        _write_drive_files(log, drive_dir, left, right, depth_source, on_frame)
+    return destination
+
+
+def _write_drive_files(
+    log: SimulatedLog, drive_dir: Path, left: str, right: str | None, depth_source: DepthSource, on_frame: FrameCallback | None
+) -> None:
     lidar_SE3_ego = log.ego_SE3_sensors[lidar_sensor_name(log)].inverse()
     folders = {"image_02": left, **({"image_03": right} if right is not None else {})}
 
@@ -233,6 +247,3 @@ def write_kitti_drive(
         ends.append(_timestamp_line(frame.timestamp_ns + int(offsets.max())))
     atomic_write_text(drive_dir / "velodyne_points" / "timestamps_start.txt", "".join(starts))
     atomic_write_text(drive_dir / "velodyne_points" / "timestamps_end.txt", "".join(ends))
-    for filename, text in _calib_files(log, left, right, log.frames[0].cameras[left]).items():
-        atomic_write_text(date_dir / filename, text)
-    return drive_dir

@@ -12,6 +12,9 @@ The map PNG is the drivable area at 0.1 m per pixel with the global origin at it
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Final
@@ -21,15 +24,17 @@ from PIL import Image, ImageDraw
 
 from scenes.categories import CATEGORIES, STATIC_CATEGORIES, TO_NUSCENES_GENERAL
 from scenes.geometry import SE3, yaw_to_quat_wxyz
-from scenes.io import atomic_write_bytes
+from scenes.io import atomic_write_bytes, current_umask
 from scenes.records import Boxes3D, LaneGraph
 from scenes.synth.writers.av2 import count_interior_points
 from scenes.synth.writers.common import (
+    STAGING_MARK,
     FrameCallback,
     SimulatedLog,
     WriterError,
     check_log,
     lidar_sensor_name,
+    publish_entries,
     stable_token,
     write_jpeg,
     write_json,
@@ -125,7 +130,11 @@ def _render_map(lane_graphs: list[LaneGraph]) -> np.ndarray:
 class NuScenesWriter:
     """Accumulates logs into one nuScenes database under `dataroot`; `close()` writes the tables and maps.
 
-    Sensor files are written as each log is added, so only the (small) table rows stay in memory.
+    Sensor files are written as each log is added, so only the (small) table rows stay in memory. Everything goes to
+    a hidden temporary folder inside `dataroot` first; `close()` moves its `samples/`, `sweeps/`, `maps/` and
+    `<version>/` onto those names in `dataroot` (each replaced in one rename, the table folder removed first and moved
+    last, so the devkit never loads tables of one run with files of another), and `abort()` (or leaving a `with` block
+    on an error) removes it: an interrupted write leaves `dataroot` as it was.
     """
 
     def __init__(self, dataroot: Path, version: str = "v1.0-synth") -> None:
@@ -140,6 +149,29 @@ class NuScenesWriter:
         self._city_logs: dict[str, list[str]] = defaultdict(list)
         self._log_ids: set[str] = set()
         self._categories: set[str] = set()
+        self._staging: Path | None = None
+
+    def __enter__(self) -> NuScenesWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
+        if kind is not None:
+            self.abort()
+
+    @property
+    def _root(self) -> Path:
+        """The temporary folder the database is written into until `close()`."""
+        if self._staging is None:
+            self.dataroot.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(prefix=f".{self.version}{STAGING_MARK}", dir=self.dataroot))
+            os.chmod(self._staging, 0o777 & ~current_umask())
+        return self._staging
+
+    def abort(self) -> None:
+        """Drops everything written so far; `dataroot` keeps what it held before."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
 
     def _sensor_token(self, channel: str, modality: str) -> str:
         if channel not in self._sensors:
@@ -210,7 +242,7 @@ class NuScenesWriter:
                 points = lidar_SE3_ego.transform_points(frame.lidar.points_xyz_m)
                 cloud = np.column_stack([points, frame.lidar.intensity * 255.0, frame.lidar.laser_number]).astype("<f4")
                 filename = f"{folder}/{LIDAR_CHANNEL}/{log.log_id}__{LIDAR_CHANNEL}__{timestamp_us}.pcd.bin"
-                atomic_write_bytes(self.dataroot / filename, cloud.tobytes())
+                atomic_write_bytes(self._root / filename, cloud.tobytes())
                 channel_rows[LIDAR_CHANNEL].append(
                     self._sample_data(
                         log.log_id, LIDAR_CHANNEL, index, sample_token, ego_token, calibrations[LIDAR_CHANNEL], filename, "pcd", 0, 0, timestamp_us, is_key
@@ -230,7 +262,7 @@ class NuScenesWriter:
                         }
                     )
                 filename = f"{folder}/{channel}/{log.log_id}__{channel}__{timestamp_us}.jpg"
-                write_jpeg(self.dataroot / filename, camera.image)
+                write_jpeg(self._root / filename, camera.image)
                 channel_rows[channel].append(
                     self._sample_data(
                         log.log_id, channel, index, sample_token, ego_token, calibrations[channel], filename, "jpg",
@@ -354,7 +386,7 @@ class NuScenesWriter:
         for city in sorted(self._city_logs):
             token = stable_token("map", city)
             filename = f"maps/{token}.png"
-            write_png(self.dataroot / filename, _render_map([self._lane_graphs[city]]))
+            write_png(self._root / filename, _render_map([self._lane_graphs[city]]))
             tables["map"].append(
                 {
                     "token": token,
@@ -363,18 +395,20 @@ class NuScenesWriter:
                     "filename": filename,
                 }
             )
-        table_dir = self.dataroot / self.version
+        table_dir = self._root / self.version
         for name in TABLES:
             write_json(table_dir / f"{name}.json", tables[name], indent=0)
         write_json(table_dir / "splits.json", {name: list(scenes) for name, scenes in sorted(self.splits.items())}, indent=0)
-        return table_dir
+        publish_entries(self._root, self.dataroot, last=[self.version])
+        self._staging = None
+        return self.dataroot / self.version
 
 
 def write_nuscenes(
     logs: list[SimulatedLog], dataroot: Path, *, split: str = "synth_val", version: str = "v1.0-synth", on_frame: FrameCallback | None = None
 ) -> Path:
     """Writes `logs` as one nuScenes database (all in `split`) and returns `<dataroot>/<version>`."""
-    writer = NuScenesWriter(dataroot, version)
-    for log in logs:
-        writer.add(log, split, on_frame=on_frame)
-    return writer.close()
+    with NuScenesWriter(dataroot, version) as writer:
+        for log in logs:
+            writer.add(log, split, on_frame=on_frame)
+        return writer.close()

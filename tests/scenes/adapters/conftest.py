@@ -1,4 +1,4 @@
-"""A tiny AV2 sensor log written from scratch (two sweeps, poses, annotations, calibration) for adapter tests."""
+"""A tiny AV2 sensor log written from scratch (two sweeps, poses, annotations, calibration, map) for adapter tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
+
+from scenes.geometry import Sim2
+from scenes.records import LaneGraph, MapRaster
+from scenes.synth.writers.av2 import write_av2_map
 
 LOG_ID = "00000000-0000-4000-8000-000000000001"
 SWEEPS_NS = (1_000_000_000, 1_100_000_000)
@@ -87,7 +91,26 @@ def write_tiny_av2_log(split_dir: Path) -> Path:
                 }
             )
     feather.write_feather(pa.Table.from_pylist(rows), log_dir / "annotations.feather")
+    write_av2_map(tiny_lane_graph(), log_dir / "map", LOG_ID)  # last, as AV2 writers do: a log without map/ is incomplete
     return log_dir
+
+
+def tiny_lane_graph() -> LaneGraph:
+    """One straight 40 m lane on a flat 10 x 20 m ground-height raster (0.5 m cells)."""
+    xs = np.linspace(-20.0, 20.0, 10)
+    centerline = np.stack([xs, np.zeros(10), np.zeros(10)], axis=1)[None]
+    sim2 = Sim2(np.eye(2), np.array([20.0, 5.0]), 2.0)
+    return LaneGraph(
+        "SYN",
+        np.array([1]),
+        centerline,
+        ((),),
+        np.array([-1]),
+        np.array([-1]),
+        np.array([False]),
+        drivable_areas_m=(np.array([[-20.0, -3.5, 0.0], [20.0, -3.5, 0.0], [20.0, 3.5, 0.0], [-20.0, 3.5, 0.0]]),),
+        rasters={"ground_height": MapRaster("ground_height", np.zeros((20, 80), dtype=np.float32), sim2)},
+    )
 
 
 @pytest.fixture()

@@ -28,6 +28,6 @@ def test_inspect_prints_summary_and_writes_preview(shared_data: Path, tmp_path: 
 def test_inspect_fails_clearly_on_unknown_dataset_and_missing_path(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["inspect", "--data", "foo:/nowhere"])
-    assert result.exit_code == 1 and "unknown dataset 'foo'" in result.output
+    assert result.exit_code == 2 and "unknown dataset 'foo'" in result.output
     result = runner.invoke(app, ["inspect", "--data", f"av2:{tmp_path / 'missing'}"])
-    assert result.exit_code == 1 and "not found" in result.output
+    assert result.exit_code == 2 and "not found" in result.output

@@ -73,4 +73,8 @@ def test_av2_roi_without_a_map_or_with_a_broken_one(av2_split: Path, tmp_path: P
     for path in map_dir.iterdir():
         path.unlink()
     map_dir.rmdir()
-    assert AV2SensorDataset(split_dir).region_of_interest(log_id) is None
+    # A log without its map/ folder is an incomplete log (the writer puts the map last), not a log without ROI.
+    with pytest.raises(AdapterError, match="incomplete AV2 log: no map/ folder") as error:
+        AV2SensorDataset(split_dir).region_of_interest(log_id)
+    assert error.value.path == str(split_dir / log_id)
+    assert AV2SensorDataset(split_dir, skip_bad=True).region_of_interest(log_id) is None

@@ -56,7 +56,7 @@ def test_the_e2e_pipeline_simulates_each_log_once(simulated: list[int]) -> None:
 
 def test_parallel_workers_simulate_each_log_once(simulated: list[int]) -> None:
     # Each Ray task of `run_e2e_parallel` opens the dataset and runs `run_one_log` on its own log.
-    results = [run_one_log(E2E, None, "val", index) for index in range(LOGS)]
+    results = [run_one_log(E2E, None, None, False, index) for index in range(LOGS)]
     assert [result.logs[0].log_id for result in results] == open_e2e_dataset(None, "val", E2E).logs()
     assert simulated == list(range(LOGS))
 
