@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from rich.progress import track
 
@@ -27,14 +28,17 @@ def synth_scenarios(cfg: ForecastingConfig, first_index: int, count: int, *, pro
     return scenarios
 
 
-def training_samples(cfg: ForecastingConfig, data: str, *, progress: bool = True) -> FeatureBatch:
-    """`data` is 'synth' (cfg.synth.train_logs logs from index 0) or 'av2-mf:PATH' / 'nuscenes:PATH'."""
+def training_samples(
+    cfg: ForecastingConfig, data: str, *, progress: bool = True, dataset_options: Mapping[str, Any] | None = None
+) -> FeatureBatch:
+    """`data` is 'synth' (cfg.synth.train_logs logs from index 0) or 'av2-mf:PATH' / 'nuscenes:PATH', opened with
+    `dataset_options` (e.g. `split`, `skip_bad`)."""
     if data == "synth":
         scenarios = synth_scenarios(cfg, 0, cfg.synth.train_logs, progress=progress)
         return build_samples(scenarios, cfg.features, exclude_categories=STATIC_CATEGORY_IDS, progress=progress)
     from scenes.adapters.registry import open_dataset
 
-    dataset = open_dataset(data, skip_bad=True)
+    dataset = open_dataset(data, **dict(dataset_options or {}))
     scenarios = [resample_scenario(scenario, cfg.features) for scenario in dataset.scenarios()]
     return build_samples(scenarios, cfg.features, progress=progress)
 

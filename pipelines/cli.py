@@ -327,6 +327,8 @@ def train_tracking(
 def train_forecasting(
     config: ConfigOption = None,
     data: DataOption = "synth",
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
     workers: WorkersOption = None,
     address: AddressOption = None,
     out: TrainOutOption = None,
@@ -340,7 +342,7 @@ def train_forecasting(
     check_ray_options(workers, address)
     out_dir = _train_out("forecasting", config, out)
     cfg = load_config(config, ForecastingConfig) if config is not None else ForecastingConfig()
-    samples = training_samples(cfg, data)
+    samples = training_samples(cfg, data, dataset_options=dataset_options(data, split=split, skip_bad=skip_bad))
     run_training("train forecasting", partial(ForecastingTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 

@@ -166,3 +166,25 @@ def test_shipped_checkpoints_are_the_av2_end_to_end_setting(name: str, tolerance
     best = forecasts.trajectories_m[:, 0]
     order = [forecasts.agent_ids.tolist().index(f"car{i}") for i in range(3)]
     assert np.abs(best[order] - truth).max() < tolerance_m
+
+
+class _Exploit:
+    """Unpickling this object would create a file; the forecaster's loader must refuse it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_forecaster_checkpoint_cannot_run_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    cfg = tiny_config("plain", epochs=1)
+    payload = {"format": "drivestack-checkpoint-1", "stage": "forecasting", "config": cfg.model_dump(mode="json"), "hook": _Exploit(marker)}
+    torch.save(payload, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match=r"evil\.pt: not a readable drivestack checkpoint"):
+        Forecaster.from_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()

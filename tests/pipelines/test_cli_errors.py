@@ -241,7 +241,9 @@ def test_e2e_forecast_reports_evaluated_timestamps_with_a_sweep(tmp_path: Path, 
 # --- 4. options ----------------------------------------------------------------------------------------------------
 
 
-DATASET_COMMANDS = (["e2e-forecast"], ["train", "detection"], ["train", "tracking"], ["finetune", "forecasting"], ["inspect"])
+DATASET_COMMANDS = (
+    ["e2e-forecast"], ["train", "detection"], ["train", "tracking"], ["train", "forecasting"], ["finetune", "forecasting"], ["inspect"]
+)
 
 
 @pytest.mark.parametrize("command", DATASET_COMMANDS)
