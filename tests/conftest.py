@@ -25,6 +25,22 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("DRIVESTACK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+class ShellPayload:
+    """Unpickling this object runs a shell command that creates `marker`: a safe loader must refuse it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def shell_payload(tmp_path: Path) -> ShellPayload:
+    """A live code-execution payload whose marker file `tmp_path/pwned` must never appear."""
+    return ShellPayload(tmp_path / "pwned")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     root = shared_data_dir()

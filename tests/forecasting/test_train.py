@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -168,23 +169,10 @@ def test_shipped_checkpoints_are_the_av2_end_to_end_setting(name: str, tolerance
     assert np.abs(best[order] - truth).max() < tolerance_m
 
 
-class _Exploit:
-    """Unpickling this object would create a file; the forecaster's loader must refuse it."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        import os
-
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_a_crafted_forecaster_checkpoint_cannot_run_code(tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
+def test_a_crafted_forecaster_checkpoint_cannot_run_code(tmp_path: Path, shell_payload: Any) -> None:
     cfg = tiny_config("plain", epochs=1)
-    payload = {"format": "drivestack-checkpoint-1", "stage": "forecasting", "config": cfg.model_dump(mode="json"), "hook": _Exploit(marker)}
+    payload = {"format": "drivestack-checkpoint-1", "stage": "forecasting", "config": cfg.model_dump(mode="json"), "hook": shell_payload}
     torch.save(payload, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match=r"evil\.pt: not a readable drivestack checkpoint"):
         Forecaster.from_checkpoint(tmp_path / "evil.pt")
-    assert not marker.exists()
+    assert not shell_payload.marker.exists()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,26 +14,15 @@ from scenes.submissions.av2_tracking import TrackingFormatError, read_sequences,
 from scenes.submissions.safe_pickle import UnsafePickleError, load_pickle, loads_pickle
 
 
-class _RunsShell:
-    """Unpickling this runs a shell command that creates `marker`."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _malicious_file(tmp_path: Path, protocol: int) -> tuple[Path, Path]:
-    marker = tmp_path / "pwned"
+def _malicious_file(tmp_path: Path, protocol: int, shell_payload: Any) -> tuple[Path, Path]:
     path = tmp_path / f"evil-{protocol}.pkl"
-    path.write_bytes(pickle.dumps({"log": {1: [_RunsShell(marker)]}}, protocol=protocol))
-    return path, marker
+    path.write_bytes(pickle.dumps({"log": {1: [shell_payload]}}, protocol=protocol))
+    return path, shell_payload.marker
 
 
 @pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
-def test_os_system_pickle_is_refused_by_both_readers(tmp_path: Path, protocol: int) -> None:
-    path, marker = _malicious_file(tmp_path, protocol)
+def test_os_system_pickle_is_refused_by_both_readers(tmp_path: Path, protocol: int, shell_payload: Any) -> None:
+    path, marker = _malicious_file(tmp_path, protocol, shell_payload)
     with pytest.raises(SubmissionError, match=rf"{path.name}.*refused global (posix|os|nt)\.system") as e2e:
         read_submission(path)
     assert isinstance(e2e.value.__cause__, UnsafePickleError)
@@ -44,9 +33,9 @@ def test_os_system_pickle_is_refused_by_both_readers(tmp_path: Path, protocol: i
     assert not marker.exists()
 
 
-def test_crafted_pickle_would_run_under_plain_pickle(tmp_path: Path) -> None:
+def test_crafted_pickle_would_run_under_plain_pickle(tmp_path: Path, shell_payload: Any) -> None:
     """Guards the test above: the payload is live, so its refusal is what keeps the marker absent."""
-    path, marker = _malicious_file(tmp_path, pickle.HIGHEST_PROTOCOL)
+    path, marker = _malicious_file(tmp_path, pickle.HIGHEST_PROTOCOL, shell_payload)
     pickle.loads(path.read_bytes())
     assert marker.exists()
 

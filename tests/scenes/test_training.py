@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -112,16 +113,6 @@ def losses(out_dir: Path) -> list[float]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class _Exploit:
-    """Unpickling this object would run `touch`; a safe loader must refuse it."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_checkpoint_round_trip_and_errors_name_the_file(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "a.pt", stage="regression", state_dict={"w": torch.ones(2)}, config=RegressionConfig(), epoch=3)
     payload = load_checkpoint(path, "regression")
@@ -146,12 +137,11 @@ def test_checkpoint_round_trip_and_errors_name_the_file(tmp_path: Path) -> None:
         save_checkpoint(tmp_path / "b.pt", stage="x", state_dict={}, config={}, stage_name=None, format=1)
 
 
-def test_a_crafted_checkpoint_cannot_run_code(tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
-    torch.save({"format": CHECKPOINT_FORMAT, "payload": _Exploit(marker)}, tmp_path / "evil.pt")
+def test_a_crafted_checkpoint_cannot_run_code(tmp_path: Path, shell_payload: Any) -> None:
+    torch.save({"format": CHECKPOINT_FORMAT, "payload": shell_payload}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match=r"evil\.pt: not a readable drivestack checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
-    assert not marker.exists()
+    assert not shell_payload.marker.exists()
 
 
 def test_first_difference_names_the_dotted_key() -> None:
