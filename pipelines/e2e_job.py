@@ -65,7 +65,6 @@ def run_job(
     else:
         from pipelines.e2e_parallel import run_e2e_parallel
 
-        # e2e_parallel annotates `split` as str; it only forwards it to open_e2e_dataset, which takes None (all splits)
         result = run_e2e_parallel(cfg, data, split, workers=workers, address=address, skip_bad=skip_bad)
     source = data[data.index(":") + 1 :] if data and ":" in data else "synth"
     evaluated, forecast = result.evaluated_timestamps, result.forecast_timestamps

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, open_e2e_dataset, run_e2e
 from pipelines.e2e_parallel import merge_results, run_one_log
 from pipelines.oracle_detector import OracleDetectorConfig
+from scenes.submissions.av2_e2e_forecasting import read_submission
 
 
 def assert_same(left: Any, right: Any, where: str = "submission") -> None:
@@ -74,8 +74,7 @@ def test_cli_workers_option_writes_the_sequential_submission(ray_session: None, 
         out = tmp_path / f"{name}.pkl"
         result = runner.invoke(app, ["e2e-forecast", "--config", str(config), "--out", str(out), *extra])
         assert result.exit_code == 0, result.output
-        with open(out, "rb") as stream:
-            outputs[name] = pickle.load(stream)
+        outputs[name] = read_submission(out)
     assert len(outputs["sequential"]) == 2
     assert_same(outputs["parallel"], outputs["sequential"])
     result = runner.invoke(app, ["e2e-forecast", "--address", "auto", "--out", str(tmp_path / "x.pkl")])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import pickle
 import re
 
 import numpy as np
@@ -23,6 +22,7 @@ from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig, Orac
 from scenes.categories import CATEGORY_ID
 from scenes.geometry import SE3
 from scenes.records import Boxes3D, Forecasts, Frame
+from scenes.submissions.av2_e2e_forecasting import read_submission
 
 TINY = SynthSplitConfig(logs=1, seconds=5.0, seed=7, lidar_beams=None)
 
@@ -144,8 +144,7 @@ def test_cli_job_writes_submission_plot_and_scores(tmp_path) -> None:
     out = tmp_path / "sub.pkl"
     result = CliRunner().invoke(app, ["e2e-forecast", "--out", str(out), "--evaluate", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    with open(out, "rb") as stream:
-        submission = pickle.load(stream)
+    submission = read_submission(out)
     ((_, frames),) = submission.items()
     assert len(frames) == 8  # 4 s of 10 Hz sweeps, forecast at 2 Hz
     assert (tmp_path / "sub_bev.png").stat().st_size > 10_000

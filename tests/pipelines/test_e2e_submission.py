@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -27,6 +26,7 @@ from scenes.submissions.av2_e2e_forecasting import (
     validate_submission,
     write_submission,
 )
+from scenes.submissions.safe_pickle import load_pickle
 
 LOG = "log-a"
 RV = CATEGORY_ID["REGULAR_VEHICLE"]
@@ -131,8 +131,7 @@ def test_written_pickle_is_accepted_by_the_official_evaluator(tmp_path) -> None:
     stamps = [f["timestamp_ns"] for f in gt[LOG]]
     submission = _perfect_submission(frames, 6.0, {ts: 1.0 for ts in stamps}, stamps)
     path = write_submission(tmp_path / "submission.pkl", submission)
-    with open(path, "rb") as stream:
-        raw = pickle.load(stream)
+    raw = load_pickle(path)
     agent = raw[LOG][stamps[0]][0]
     assert agent["prediction_m"].shape == (5, 6, 2) and agent["score"].shape == (5,) and agent["name"] == "REGULAR_VEHICLE"
     assert isinstance(agent["detection_score"], float) and agent["current_translation_m"].shape == (2,)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from perception.detection.detector import SHIPPED_CHECKPOINT as SHIPPED_DETECTOR
 from perception.detection.detector import Detector
 from perception.tracking.tracker import SHIPPED_CHECKPOINT as SHIPPED_TRACKER
 from perception.tracking.tracker import Tracker, load_tracker_config
+from scenes.submissions.av2_e2e_forecasting import read_submission
 
 # The tiny split: one synthetic log of 3 s (30 LiDAR sweeps at 10 Hz, forecasts at 6 timestamps at 2 Hz); the default
 # seed (1000) is held out from training. Every other setting is the CLI's default.
@@ -91,8 +91,7 @@ def test_default_e2e_forecast_job_reaches_a_minimum_map_f(tmp_path: Path) -> Non
     # The job went through every simulated sweep of the split.
     assert re.search(rf"\b{int(SPLIT_SECONDS * 10)} sweeps processed\b", completed.stderr), completed.stderr[-4000:]
 
-    with open(out, "rb") as stream:
-        submission = pickle.load(stream)
+    submission = read_submission(out)
     ((_, frames),) = submission.items()
     stamps = sorted(frames)
     assert len(stamps) == int(SPLIT_SECONDS * 2) and np.all(np.diff(stamps) == 500_000_000)
