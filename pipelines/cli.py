@@ -104,8 +104,12 @@ app = typer.Typer(
 )
 train_app = typer.Typer(help="Train one module of the stack.", no_args_is_help=True)
 finetune_app = typer.Typer(help="Sequential finetuning steps of the end-to-end stack.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Score a task's predictions or shipped model on a dataset.", no_args_is_help=True)
+predict_app = typer.Typer(help="Run one shipped model on files you give.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(finetune_app, name="finetune")
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(predict_app, name="predict")
 
 console = Console(stderr=True)
 
@@ -124,18 +128,14 @@ SplitOption = Annotated[
 ]
 SkipBadOption = Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad frames/logs instead of failing.")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (see configs/).")]
-WorkersOption = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")
-]
-AddressOption = Annotated[
-    str | None, typer.Option("--address", help="Address of an existing Ray cluster (ray://HOST:PORT needs the ray[client] extra).")
-]
+WorkersOption = Annotated[int | None, typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")]
+AddressOption = Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster (ray://HOST:PORT needs the ray[client] extra).")]
 OutOption = Annotated[Path, typer.Option("--out", help="Output file or directory.")]
 TrainOutOption = Annotated[
     Path | None,
     typer.Option(
-        "--out", help="Directory of the checkpoints (resumes from its last.pt); default: runs/<stage>/<config file stem>, "
-        "runs/<stage>/default without --config."
+        "--out",
+        help="Directory of the checkpoints (resumes from its last.pt); default: runs/<stage>/<config file stem>, runs/<stage>/default without --config.",
     ),
 ]
 
@@ -172,9 +172,7 @@ def _version_callback(show: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
-    ] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="On an error, show the full traceback instead of one line.")] = False,
 ) -> None:
     """drivestack command line."""
@@ -205,10 +203,7 @@ def check_ray_options(workers: int | None, address: str | None) -> None:
     if address.startswith("ray://"):
         missing = _missing_ray_client_module()
         if missing is not None:
-            raise InputError(
-                f"--address {address}: a ray:// address needs the Ray client extra (module {missing!r} is missing): "
-                "pip install 'ray[client]'"
-            )
+            raise InputError(f"--address {address}: a ray:// address needs the Ray client extra (module {missing!r} is missing): pip install 'ray[client]'")
 
 
 def default_train_out(stage: str, config: Path | None) -> Path:
@@ -248,9 +243,7 @@ def _train(module: str) -> None:
     not_available(f"train {module}")
 
 
-def run_training(
-    command: str, task_factory: Callable[[Any], TrainingTask], dataset: Any, out_dir: Path, workers: int | None, address: str | None
-) -> Path:
+def run_training(command: str, task_factory: Callable[[Any], TrainingTask], dataset: Any, out_dir: Path, workers: int | None, address: str | None) -> Path:
     """Runs a module's training task on the harness in this process or, with `--workers N`, under Ray Train."""
     from scenes.training.launch import train
 
@@ -306,8 +299,7 @@ def train_tracking(
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Directory of the fitted tracker checkpoint; default: runs/tracking/<config file stem>, "
-            "runs/tracking/default without --config."
+            "--out", help="Directory of the fitted tracker checkpoint; default: runs/tracking/<config file stem>, runs/tracking/default without --config."
         ),
     ] = None,
 ) -> None:
@@ -348,24 +340,54 @@ def train_forecasting(
 
 @train_app.command("depth")
 def train_depth(
-    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    out: TrainOutOption = None,
 ) -> None:
-    """Train LiDARTouch monocular depth with few-beam LiDAR."""
-    _train("depth")
+    """Train LiDARTouch monocular depth with few-beam LiDAR on the synthetic city or KITTI raw drives (kitti:PATH)
+    (loss curve: OUT/loss_curve.png, final weights: OUT/depth.pt)."""
+    from depth.config import DepthConfig
+    from depth.train import DepthTask
+    from pipelines.depth_job import depth_samples
+    from scenes.config import load_config
+
+    check_ray_options(workers, address)
+    out_dir = _train_out("depth", config, out)
+    cfg = load_config(config, DepthConfig) if config is not None else DepthConfig()
+    samples = depth_samples(cfg, data, dataset_options(data, split=split, skip_bad=skip_bad), evaluation=False, workers=workers)
+    run_training("train depth", partial(DepthTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 
 @train_app.command("segmentation")
 def train_segmentation(
-    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+    split: SplitOption = None,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    out: TrainOutOption = None,
 ) -> None:
-    """Train MTAF multi-target domain adaptation (Multi-Dis, MTKT)."""
-    _train("segmentation")
+    """Train MTAF multi-target domain adaptation (source-only, ADVENT, Multi-Dis, MTKT by config): the labelled source
+    is the synthetic city's default style (or a Cityscapes-style folder, cityscapes:PATH), the unlabelled targets the
+    synthetic night, fog and desert styles (final weights: OUT/segmenter.pt)."""
+    from perception.segmentation.config import SegmentationConfig
+    from perception.segmentation.train import SegmentationTask
+    from pipelines.segmentation_job import segmentation_training_data
+    from scenes.config import load_config
+
+    check_ray_options(workers, address)
+    out_dir = _train_out("segmentation", config, out)
+    cfg = load_config(config, SegmentationConfig) if config is not None else SegmentationConfig()
+    samples = segmentation_training_data(cfg, data, split, workers)
+    run_training("train segmentation", partial(SegmentationTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 
 @train_app.command("scenegen")
-def train_scenegen(
-    config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None
-) -> None:
+def train_scenegen(config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None) -> None:
     """Train Semantic Palette (layout GAN + layout-to-image)."""
     _train("scenegen")
 
@@ -406,15 +428,12 @@ def synth(
     style: Annotated[SynthStyle, typer.Option("--style", help="Domain style.")] = SynthStyle.default,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 0,
     preview: Annotated[bool, typer.Option("--preview", help="Also write a preview PNG per log.")] = False,
-    split: Annotated[
-        str, typer.Option("--split", help="Split folder (av2, av2-mf, cityscapes); nuScenes lists the scenes as split synth_<split>.")
-    ] = "train",
+    split: Annotated[str, typer.Option("--split", help="Split folder (av2, av2-mf, cityscapes); nuScenes lists the scenes as split synth_<split>.")] = "train",
     overwrite: Annotated[
         bool,
         typer.Option(
             "--overwrite",
-            help="Write into a non-empty --out, replacing each log/scene/sequence this run writes (one rename per item); "
-            "nothing else under --out is deleted.",
+            help="Write into a non-empty --out, replacing each log/scene/sequence this run writes (one rename per item); nothing else under --out is deleted.",
         ),
     ] = False,
 ) -> None:
@@ -448,14 +467,81 @@ def synth(
     console.print(f"wrote {len(written)} {format.value} item(s) under {out}")
 
 
-@app.command("evaluate")
-def evaluate(
-    task: Annotated[str, typer.Argument(help="detection | tracking | forecasting | e2e-forecasting | depth | segmentation")],
-    predictions: Annotated[Path, typer.Option("--predictions", help="Predictions file.")],
+CheckpointOption = Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint to score instead of the shipped one.")]
+JsonOption = Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON to this file.")]
+
+
+@evaluate_app.command("depth")
+def evaluate_depth(
     data: DataOption = "synth",
+    checkpoint: CheckpointOption = None,
+    beams: Annotated[int | None, typer.Option("--beams", min=1, help="LiDAR beams kept as input (default: the checkpoint's, 4).")] = None,
+    json_path: JsonOption = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
 ) -> None:
-    """Score predictions with the official evaluator of the task (or ours where none exists)."""
-    not_available(f"evaluate {task}")
+    """Score LiDARTouch and the no-network baseline (few-beam LiDAR interpolated to every pixel) on KITTI object
+    frames (kitti-object:PATH, ground truth = the full 64-beam scan), KITTI raw drives (kitti:PATH) or held-out
+    synthetic drives (synth): AbsRel, SqRel, RMSE, RMSElog, delta thresholds, metric and median-scaled."""
+    from pipelines.depth_job import run_evaluate_depth
+
+    run_evaluate_depth(data, dataset_options(data, split=split, skip_bad=skip_bad), checkpoint=checkpoint, beams=beams, json_path=json_path, console=console)
+
+
+def _evaluate_not_available(task: str) -> None:
+    def command(
+        predictions: Annotated[Path | None, typer.Option("--predictions", help="Predictions file.")] = None,
+        data: DataOption = "synth",
+    ) -> None:
+        not_available(f"evaluate {task}")
+
+    evaluate_app.command(task, help=f"Score {task} predictions (not available yet).")(command)
+
+
+for _task in ("detection", "tracking", "forecasting", "e2e-forecasting"):
+    _evaluate_not_available(_task)
+
+
+@evaluate_app.command("segmentation")
+def evaluate_segmentation(
+    data: DataOption = "synth",
+    checkpoint: CheckpointOption = None,
+    json_path: JsonOption = None,
+    split: SplitOption = None,
+) -> None:
+    """Per-class IoU and mIoU of the shipped MTKT segmenter (or --checkpoint) on a Cityscapes-style folder
+    (cityscapes:PATH, gtFine labelIds) or on held-out drives of the synthetic target styles (synth)."""
+    from pipelines.segmentation_job import run_evaluate_segmentation
+
+    run_evaluate_segmentation(data, split=split, checkpoint=checkpoint, json_path=json_path, console=console)
+
+
+@predict_app.command("segmentation")
+def predict_segmentation(
+    image: Annotated[Path, typer.Option("--image", help="Camera image (PNG or JPEG).")],
+    out: OutOption = Path("segmentation_prediction"),
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Semantic segmentation of one image: writes a colour-coded label PNG and an overlay into OUT."""
+    from pipelines.segmentation_job import run_predict_segmentation
+
+    run_predict_segmentation(image, out, checkpoint=checkpoint, console=console)
+
+
+@predict_app.command("depth")
+def predict_depth(
+    image: Annotated[Path, typer.Option("--image", help="Camera image (KITTI image_2 PNG).")],
+    lidar: Annotated[Path, typer.Option("--lidar", help="Velodyne scan (KITTI .bin); its scanlines are found from the elevation angle.")],
+    calib: Annotated[Path, typer.Option("--calib", help="KITTI object calibration file (P2, R0_rect, Tr_velo_to_cam).")],
+    out: OutOption = Path("depth_prediction"),
+    checkpoint: CheckpointOption = None,
+    beams: Annotated[int | None, typer.Option("--beams", min=1, help="LiDAR beams kept as input (default: the checkpoint's).")] = None,
+) -> None:
+    """Metric depth of one frame from its image and a few beams of its scan: writes a coloured depth PNG and a
+    KITTI-format 16-bit depth PNG (depth * 256, 0 = none) into OUT."""
+    from pipelines.depth_job import run_predict_depth
+
+    run_predict_depth(image, lidar, calib, out, checkpoint=checkpoint, beams=beams, console=console)
 
 
 @app.command("inspect")

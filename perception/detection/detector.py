@@ -13,9 +13,8 @@ from perception.detection.config import DetectionConfig
 from perception.detection.decode import decode
 from perception.detection.model import CenterPointNet, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
-from scenes.config import ConfigError, validate_config
 from scenes.records import Boxes3D, Frame
-from scenes.training.checkpoint import CheckpointError, load_checkpoint
+from scenes.training.checkpoint import load_stage
 
 STAGE: Final = "detection"
 # Trained on simulated logs; `benchmarks/quality_detection.py` gives its scores and the commands that reproduce it.
@@ -33,16 +32,7 @@ class Detector:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Detector:
-        payload = load_checkpoint(path, STAGE)
-        try:
-            cfg = validate_config(payload["config"], DetectionConfig, f"{path}:config")
-        except ConfigError as error:
-            raise CheckpointError(str(error)) from None
-        net = CenterPointNet(cfg.model)
-        try:
-            net.load_state_dict(payload["state_dict"])
-        except RuntimeError as error:
-            raise CheckpointError(f"{path}: weights do not fit the stored config ({str(error).splitlines()[0]})") from None
+        cfg, net = load_stage(path, STAGE, DetectionConfig, lambda config: CenterPointNet(config.model))
         return cls(cfg, net, device)
 
     @property

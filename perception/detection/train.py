@@ -124,17 +124,7 @@ class DetectionTask(TrainingTask):
         self.config = cfg
         self.samples = list(samples)
         self.config_source = config_source
-        train = cfg.train
-        self.loop = LoopSettings(
-            epochs=train.epochs,
-            batch_size=train.batch_size,
-            learning_rate=train.learning_rate,
-            weight_decay=train.weight_decay,
-            seed=train.seed,
-            grad_clip_norm=GRAD_CLIP_NORM,
-            schedule="one_cycle",
-            num_threads=train.num_threads,
-        )
+        self.loop = LoopSettings.one_cycle(cfg.train, GRAD_CLIP_NORM)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -209,6 +209,17 @@ def boxes_to_labels(boxes: Boxes3D, rect_SE3_velo: SE3) -> list[tuple[tuple[floa
     return result
 
 
+def read_object_calibration(path: Path) -> tuple[SE3, np.ndarray, SE3]:
+    """A KITTI object calibration file -> (rect_SE3_velo, K of image_2, velo_SE3_camera2)."""
+    calib = read_calib_file(path, OBJECT_CALIB_KEYS)
+    rect_R = _rigid(path, "R0_rect", np.pad(_matrix(path, calib, "R0_rect", (3, 3)), ((0, 0), (0, 1))))
+    cam0_SE3_velo = _rigid(path, "Tr_velo_to_cam", _matrix(path, calib, "Tr_velo_to_cam", (3, 4)))
+    rect_SE3_velo = rect_R.compose(cam0_SE3_velo)
+    intrinsics, offset = camera_from_projection(path, "P2", _matrix(path, calib, "P2", (3, 4)))
+    camera2_SE3_velo = SE3(np.eye(3), offset).compose(rect_SE3_velo)
+    return rect_SE3_velo, intrinsics, camera2_SE3_velo.inverse()
+
+
 class KittiObjectDataset(Dataset):
     """KITTI 3D object benchmark: `PATH` holds `training/` and/or `testing/` (or is one of them).
 
@@ -258,14 +269,7 @@ class KittiObjectDataset(Dataset):
 
     def calibration(self, log_id: str, frame_id: str) -> tuple[SE3, np.ndarray, SE3]:
         """(rect_SE3_velo, K of image_2, velo_SE3_camera2) of one frame."""
-        path = self.split_dir(log_id) / "calib" / f"{frame_id}.txt"
-        calib = read_calib_file(path, OBJECT_CALIB_KEYS)
-        rect_R = _rigid(path, "R0_rect", np.pad(_matrix(path, calib, "R0_rect", (3, 3)), ((0, 0), (0, 1))))
-        cam0_SE3_velo = _rigid(path, "Tr_velo_to_cam", _matrix(path, calib, "Tr_velo_to_cam", (3, 4)))
-        rect_SE3_velo = rect_R.compose(cam0_SE3_velo)
-        intrinsics, offset = camera_from_projection(path, "P2", _matrix(path, calib, "P2", (3, 4)))
-        camera2_SE3_velo = SE3(np.eye(3), offset).compose(rect_SE3_velo)
-        return rect_SE3_velo, intrinsics, camera2_SE3_velo.inverse()
+        return read_object_calibration(self.split_dir(log_id) / "calib" / f"{frame_id}.txt")
 
     def frames(self, log_id: str) -> Iterator[Frame]:
         for frame_id in self.frame_ids(log_id):

@@ -27,6 +27,7 @@ __all__ = ["CAMERA_MOUNTS", "CameraMount", "camera_names", "ego_SE3_camera", "in
 # Rotation taking OpenCV camera axes (x right, y down, z forward) to ego axes (x forward, y left, z up) at yaw 0.
 _EGO_R_CAMERA: Final = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 STEREO_BASELINE_M: Final = 0.2986
+KITTI_BASELINE_M: Final = 0.54
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ CAMERA_MOUNTS: Final[Mapping[str, CameraMount]] = {
     "ring_rear_right": CameraMount((-0.85, -0.75, 1.42), -153.0, 64.0),
     "stereo_front_left": CameraMount((1.6, 0.5 * STEREO_BASELINE_M, 1.5), 0.0, 58.0),
     "stereo_front_right": CameraMount((1.6, -0.5 * STEREO_BASELINE_M, 1.5), 0.0, 58.0),
+    # KITTI's colour pair (image_02 / image_03): 1.65 m above the road, 0.27 m ahead of the LiDAR, 0.54 m baseline,
+    # 81.4 degree horizontal field of view (fx 721 px over 1242 px).
+    "kitti_left": CameraMount((1.62, 0.06, 1.65), 0.0, 81.4),
+    "kitti_right": CameraMount((1.62, 0.06 - KITTI_BASELINE_M, 1.65), 0.0, 81.4),
 }
 
 

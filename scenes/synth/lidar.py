@@ -24,8 +24,9 @@ from scenes.synth.styles import CityscapesLabel as L
 
 __all__ = ["Hits", "FrameScene", "StaticScene", "LidarModel", "beam_elevations_deg", "simulate_sweep"]
 
-# Velodyne HDL-64E (KITTI) and VLP-32C elevation tables, degrees.
-HDL64_ELEVATIONS_DEG: Final = np.linspace(2.0, -24.8, 64)
+# Velodyne HDL-64E (KITTI) and VLP-32C elevation tables, degrees. The HDL-64E has two blocks of 32 lasers: the upper
+# one from +2 to -8.33 degrees (1/3 degree apart), the lower one from -8.83 to -24.33 degrees (1/2 degree apart).
+HDL64_ELEVATIONS_DEG: Final = np.concatenate([np.linspace(2.0, -8.333, 32), np.linspace(-8.833, -24.333, 32)])
 VLP32C_ELEVATIONS_DEG: Final = np.array(
     [-25.0, -15.639, -11.31, -8.843, -7.254, -6.148, -5.333, -4.667, -4.0, -3.667, -3.333, -3.0, -2.667, -2.333, -2.0, -1.667,
      -1.333, -1.0, -0.667, -0.333, 0.0, 0.333, 0.667, 1.0, 1.333, 1.667, 2.333, 3.333, 4.667, 7.0, 10.333, 15.0]
@@ -54,8 +55,8 @@ _REFLECTIVITY_TABLE: Final = np.array([REFLECTIVITY.get(label, 0.3) for label in
 
 
 def beam_elevations_deg(beams: int) -> np.ndarray:
-    """Elevation angles of a `beams`-laser LiDAR: HDL-64E for 64, VLP-32C for 32, 4 evenly spaced HDL-64E lasers for
-    4 (the few-beam setting of LiDARTouch), otherwise evenly spaced over [-25, 15] degrees."""
+    """Elevation angles of a `beams`-laser LiDAR: HDL-64E for 64, VLP-32C for 32, HDL-64E lasers 8, 24, 40 and 56
+    for 4 (the lines LiDARTouch keeps), otherwise evenly spaced over [-25, 15] degrees."""
     if beams < 1:
         raise ValueError(f"lidar beams must be >= 1, got {beams}")
     if beams == 64:
@@ -63,7 +64,7 @@ def beam_elevations_deg(beams: int) -> np.ndarray:
     if beams == 32:
         return VLP32C_ELEVATIONS_DEG[::-1].copy()
     if beams == 4:
-        return HDL64_ELEVATIONS_DEG[[8, 20, 32, 44]].copy()
+        return HDL64_ELEVATIONS_DEG[[8, 24, 40, 56]].copy()
     return np.linspace(15.0, -25.0, beams)
 
 

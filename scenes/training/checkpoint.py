@@ -18,9 +18,9 @@ cannot run code; every problem is a `CheckpointError` whose message starts with 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import torch
 from pydantic import BaseModel
@@ -28,6 +28,9 @@ from pydantic import BaseModel
 from scenes import __version__
 from scenes.errors import DrivestackError
 from scenes.io import atomic_write
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 CHECKPOINT_FORMAT: Final = "drivestack-checkpoint-1"
 REQUIRED_KEYS: Final = ("format", "stage", "drivestack_version", "config", "state_dict")
@@ -108,3 +111,25 @@ def first_difference(stored: Any, current: Any, prefix: str = "") -> str | None:
                 return found
         return None
     return None if stored == current else (prefix or "<root>")
+
+
+def load_stage(
+    path: str | os.PathLike[str], stage: str, config_type: type[ConfigT], net_factory: Callable[[ConfigT], ModuleT], prefix: str = ""
+) -> tuple[ConfigT, ModuleT]:
+    """The validated config and the network of a `stage` checkpoint: `net_factory(config)` loaded with the state-dict
+    entries under `prefix` (e.g. "depth." when the checkpoint holds a training model around the network). A config or
+    weights that do not fit are a `CheckpointError` naming the file."""
+    from scenes.config import ConfigError, validate_config
+
+    payload = load_checkpoint(path, stage)
+    try:
+        config = validate_config(payload["config"], config_type, f"{path}:config")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    net = net_factory(config)
+    weights = {key[len(prefix) :]: value for key, value in payload["state_dict"].items() if key.startswith(prefix)}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit the stored config ({str(error).splitlines()[0]})") from None
+    return config, net

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import torch
@@ -61,6 +61,38 @@ class LoopSettings:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError(f"LoopSettings: epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
+
+    @classmethod
+    def one_cycle(cls, train: TrainSection, grad_clip_norm: float | None) -> LoopSettings:
+        """One-cycle settings from a module's `train` config section (epochs, batch size, learning rate, weight
+        decay, seed, threads)."""
+        return cls(
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            learning_rate=train.learning_rate,
+            weight_decay=train.weight_decay,
+            seed=train.seed,
+            grad_clip_norm=grad_clip_norm,
+            schedule="one_cycle",
+            num_threads=train.num_threads,
+        )
+
+
+class TrainSection(Protocol):
+    """The loop fields a module's `train` config section holds."""
+
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def num_threads(self) -> int | None: ...
 
 
 class TrainingTask(ABC):

@@ -43,13 +43,14 @@ SynthFormatName = Literal["av2", "av2-mf", "kitti", "nuscenes", "cityscapes"]
 FORMATS: Final[tuple[str, ...]] = ("av2", "av2-mf", "kitti", "nuscenes", "cityscapes")
 NUSCENES_VERSION: Final = "v1.0-synth"
 
-# Sensors each format needs from the simulator: (LiDAR beams or None, cameras).
-_SENSORS: Final[dict[str, tuple[int | None, tuple[str, ...]]]] = {
-    "av2": (32, ("ring_front_center",)),
-    "av2-mf": (None, ()),
-    "kitti": (32, ("stereo_front_left", "stereo_front_right")),
-    "nuscenes": (32, ("ring_front_center",)),
-    "cityscapes": (None, ("ring_front_center",)),
+# Sensors each format needs from the simulator: (LiDAR beams or None, cameras, image width and height in pixels).
+# KITTI drives get KITTI's rig: a 64-beam scan and the colour pair at KITTI's field of view and aspect ratio.
+_SENSORS: Final[dict[str, tuple[int | None, tuple[str, ...], tuple[int, int]]]] = {
+    "av2": (32, ("ring_front_center",), (320, 192)),
+    "av2-mf": (None, (), (320, 192)),
+    "kitti": (64, ("kitti_left", "kitti_right"), (640, 192)),
+    "nuscenes": (32, ("ring_front_center",), (320, 192)),
+    "cityscapes": (None, ("ring_front_center",), (320, 192)),
 }
 
 
@@ -57,8 +58,8 @@ def synth_config_for(format_name: str, *, seconds: float, style: str) -> SynthCo
     """The simulator configuration that gives `format_name` every sensor it writes, and nothing more."""
     if format_name not in _SENSORS:
         raise WriterError(f"format: {format_name!r} is not one of {list(FORMATS)}")
-    beams, cameras = _SENSORS[format_name]
-    return SynthConfig(seconds=seconds, lidar_beams=beams, cameras=cameras, style=style)
+    beams, cameras, (width_px, height_px) = _SENSORS[format_name]
+    return SynthConfig(seconds=seconds, lidar_beams=beams, cameras=cameras, image_width_px=width_px, image_height_px=height_px, style=style)
 
 
 def _preview_writer() -> Callable[[SynthLog, int, Path], object] | None:

@@ -1,0 +1,89 @@
+"""MTAF quality: the paper's multi-target table on the synthetic city (source: the `default` style with labels;
+targets: `night`, `fog`, `desert` without labels), plus the real Cityscapes image as a sanity target.
+
+Reproduce benchmarks/results/quality_segmentation.json with:
+
+    .venv/bin/python -m benchmarks.quality_segmentation
+
+It trains (resumably, into runs/segmentation/<row>, where `drivestack train segmentation --config
+configs/segmentation/<config>.yaml --data synth` also writes, so the shipped source_only and mtkt runs are reused)
+every row for the same number of steps: source-only, ADVENT single-target on each target, ADVENT on the merged
+targets, Multi-Dis and MTKT (student head). It then scores each on held-out drives of every target style (seed 2000,
+never used in training or model selection) and reports per-target mIoU, their mean, and the mIoU on the real
+Cityscapes image (7 super-classes). Settings were fixed before looking at target labels; none was tuned on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from perception.segmentation.config import SegmentationConfig
+from perception.segmentation.data import TrainingData, cityscapes_samples, synth_target_eval_samples, training_data
+from perception.segmentation.evaluate import evaluate_domains
+from perception.segmentation.segmenter import Segmenter
+from perception.segmentation.train import SegmentationTask
+from pipelines.segmentation_job import EVAL_LOGS, EVAL_SEED
+from scenes.config import load_config
+from scenes.io import atomic_write_text
+from scenes.training.harness import fit
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs" / "segmentation"
+RESULTS = REPO / "benchmarks" / "results" / "quality_segmentation.json"
+CITYSCAPES = REPO.parent / "shared" / "data" / "cityscapes"
+TARGETS = ("night", "fog", "desert")
+ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "source_only": ("source_only_synth", {}),
+    **{f"advent_{target}": ("advent_synth", {"data.target_styles": [target]}) for target in TARGETS},
+    "advent_merged": ("advent_merged_synth", {}),
+    "multi_dis": ("multi_dis_synth", {}),
+    "mtkt": ("mtkt_synth", {}),
+}
+
+
+def train_row(name: str, data: TrainingData, runs: Path) -> Path:
+    stem, overrides = ROWS[name]
+    config = load_config(CONFIGS / f"{stem}.yaml", SegmentationConfig, overrides)
+    out = runs / (stem if not overrides else f"{stem}_{name}")
+    print(f"training {name} into {out}", flush=True)
+    return fit(SegmentationTask(config, data, config_source=f"{stem}.yaml + {overrides}"), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "segmentation")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    # One simulation of the source and the three targets serves every row (a single-target row takes its target).
+    data = training_data(load_config(CONFIGS / "mtkt_synth.yaml", SegmentationConfig))
+    segmenters = {name: Segmenter.from_checkpoint(train_row(name, data, args.runs)) for name in args.rows}
+    first = next(iter(segmenters.values())).config
+    held_out = synth_target_eval_samples(first.model_copy(update={"data": first.data.model_copy(update={"target_styles": TARGETS})}), EVAL_SEED, EVAL_LOGS)
+    real = cityscapes_samples(CITYSCAPES, first, resize=False) if CITYSCAPES.is_dir() else []
+    table = Table(title=f"mIoU (%) on held-out synthetic target drives (seed {EVAL_SEED}) and the real Cityscapes image, 7 classes")
+    for column in ("method", *TARGETS, "mean", "cityscapes (real)"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    rows: dict[str, Any] = {}
+    for name, segmenter in segmenters.items():
+        scores = evaluate_domains(segmenter, held_out)
+        rows[name] = {domain: score.to_dict() for domain, score in scores.items()}
+        if real:
+            rows[name]["cityscapes"] = evaluate_domains(segmenter, {"cityscapes": real})["cityscapes"].to_dict()
+        cells = [f"{100 * rows[name][domain]['miou']:.1f}" for domain in (*TARGETS, "mean")]
+        table.add_row(name, *cells, f"{100 * rows[name]['cityscapes']['miou']:.1f}" if real else "-")
+    Console(width=160).print(table)
+    atomic_write_text(args.out, json.dumps({"eval_seed": EVAL_SEED, "eval_logs": EVAL_LOGS, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""MTAF on the training harness: batches of B labelled source images plus B unlabelled images of each target.
+
+The task's samples are the source images (an epoch visits each once); the target images of a step are drawn from
+each target's pool by a generator seeded with (seed, epoch, source index, target), so batches do not depend on the
+number of workers and a resumed run draws the same ones. Augmentation, seeded the same way per image: horizontal
+flip (image and labels together) and mild brightness/contrast/saturation jitter. The official code uses neither
+(images resized to 640x320, no crop, no flip); they help a small network trained from scratch on few drives.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+import numpy as np
+import torch
+
+from perception.segmentation.config import SegmentationConfig
+from perception.segmentation.data import SegmentationSample, TrainingData
+from perception.segmentation.mtaf import MTAFModel
+from scenes.errors import InputError
+from scenes.training.harness import LoopSettings, TrainingTask
+
+__all__ = ["FINAL", "STAGE", "SegmentationBatch", "SegmentationTask"]
+
+STAGE: Final = "segmentation"
+FINAL: Final = "segmenter.pt"
+_SOURCE_STREAM: Final = 0  # the target of index t uses stream t + 1
+
+
+class SegmentationBatch(NamedTuple):
+    source_images: torch.Tensor  # (B, 3, H, W) in [0, 1]
+    source_labels: torch.Tensor  # (B, H, W) int64 class indices, 255 ignored
+    target_images: torch.Tensor  # (T, B, 3, H, W) in [0, 1], T = 0 for source-only
+
+
+def _jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Brightness, contrast and saturation jitter of an `(H, W, 3)` image in [0, 1]."""
+    brightness, contrast, saturation = rng.uniform(1.0 - strength, 1.0 + strength, 3)
+    image = image * brightness
+    mean = image.mean()
+    image = (image - mean) * contrast + mean
+    grey = image.mean(axis=2, keepdims=True)
+    return np.clip((image - grey) * saturation + grey, 0.0, 1.0)
+
+
+class SegmentationTask(TrainingTask):
+    """Semantic segmentation adapted from a labelled source to unlabelled targets with the config's MTAF method."""
+
+    stage = STAGE
+    final_name = FINAL
+    config: SegmentationConfig
+    plot_title = "MTAF segmentation training"
+
+    def __init__(self, config: SegmentationConfig, data: TrainingData, config_source: str = "this run's config") -> None:
+        self.config = config
+        self.config_source = config_source
+        self.source = data.source
+        self.targets = [data.targets.get(style, []) for style in config.data.target_styles] if config.uses_targets else []
+        empty = [style for style, pool in zip(config.data.target_styles, self.targets, strict=False) if not pool]
+        if empty:
+            raise InputError(f"{config_source}: no images of target styles {empty}")
+        self.source_labels = [sample.labels for sample in self.source if sample.labels is not None]
+        if len(self.source_labels) != len(self.source):
+            raise InputError(f"{config_source}: {len(self.source) - len(self.source_labels)} source samples have no labels")
+        self.loop = LoopSettings.one_cycle(config.train, config.train.grad_clip_norm)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def build_model(self) -> MTAFModel:
+        return MTAFModel(self.config)
+
+    def _augmented(self, sample: SegmentationSample, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        """`(3, H, W)` float image in [0, 1], augmented, and whether it was flipped."""
+        train = self.config.train
+        image = sample.image.astype(np.float32) / 255.0
+        flipped = train.flip and bool(rng.random() < 0.5)
+        if flipped:
+            image = image[:, ::-1]
+        if train.color_jitter > 0:
+            image = _jitter(image, rng, train.color_jitter)
+        return np.ascontiguousarray(image.transpose(2, 0, 1)), flipped
+
+    def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> SegmentationBatch:
+        seed = self.config.train.seed
+        images, labels = [], []
+        for index in indices:
+            image, flipped = self._augmented(self.source[int(index)], np.random.default_rng([seed, epoch, int(index), _SOURCE_STREAM]))
+            label = self.source_labels[int(index)]
+            images.append(image)
+            labels.append(np.ascontiguousarray(label[:, ::-1]) if flipped else label)
+        target_images = []
+        for target_index, pool in enumerate(self.targets):
+            drawn = []
+            for index in indices:
+                rng = np.random.default_rng([seed, epoch, int(index), target_index + 1])
+                drawn.append(self._augmented(pool[int(rng.integers(len(pool)))], rng)[0])
+            target_images.append(np.stack(drawn))
+        height, width = images[0].shape[1:]
+        targets = np.stack(target_images) if target_images else np.zeros((0, len(indices), 3, height, width), dtype=np.float32)
+        return SegmentationBatch(
+            source_images=torch.from_numpy(np.stack(images)).to(device),
+            source_labels=torch.from_numpy(np.stack(labels)).to(device=device, dtype=torch.int64),
+            target_images=torch.from_numpy(targets).to(device),
+        )
+
+    def loss(self, model: torch.nn.Module, batch: SegmentationBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, parts = model(batch.source_images, batch.source_labels, batch.target_images)
+        return loss, parts

@@ -1,0 +1,80 @@
+"""Training on the harness, the checkpoint round trip through `Segmenter`, and the synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from perception.segmentation.config import SegmentationConfig
+from perception.segmentation.data import SegmentationSample, TrainingData, synth_samples
+from perception.segmentation.evaluate import evaluate_domains
+from perception.segmentation.segmenter import Segmenter
+from perception.segmentation.train import SegmentationTask
+from scenes.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from scenes.training.harness import fit
+
+NETWORK = {"stem_width": 8, "stage_widths": (8, 8, 16, 16), "blocks_per_stage": (1, 1, 1, 1), "height_px": 64, "width_px": 64, "loss_stride": 1}
+
+
+def random_samples(count: int, domain: str, labelled: bool, seed: int) -> list[SegmentationSample]:
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(count):
+        image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        labels = (image.argmax(axis=2)).astype(np.uint8) if labelled else None
+        samples.append(SegmentationSample(image, labels, domain))
+    return samples
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[SegmentationConfig, Path]:
+    config = SegmentationConfig(method="mtkt", network=NETWORK, data={"target_styles": ("night", "fog")}, train={"epochs": 1, "batch_size": 2})
+    data = TrainingData(random_samples(4, "default", True, 0), {"night": random_samples(3, "night", False, 1), "fog": random_samples(3, "fog", False, 2)})
+    task = SegmentationTask(config, data)
+    batch = task.make_batch(np.array([0, 3]), 0, torch.device("cpu"))
+    assert batch.source_images.shape == (2, 3, 64, 64) and batch.target_images.shape == (2, 2, 3, 64, 64)
+    assert batch.source_labels.dtype == torch.int64
+    again = task.make_batch(np.array([0, 3]), 0, torch.device("cpu"))
+    torch.testing.assert_close(batch.target_images, again.target_images)  # seeded by (seed, epoch, index)
+    return config, fit(task, tmp_path_factory.mktemp("mtkt"), show_progress=False)
+
+
+def test_segmenter_round_trip(trained: tuple[SegmentationConfig, Path]) -> None:
+    config, path = trained
+    segmenter = Segmenter.from_checkpoint(path)
+    assert segmenter.config == config and segmenter.net.num_heads == 3
+    payload = load_checkpoint(path, "segmentation")
+    student = {key: value for key, value in payload["state_dict"].items() if key.startswith("segmenter.main_heads.0.")}
+    torch.testing.assert_close(next(segmenter.net.main_heads[0].parameters()), student["segmenter.main_heads.0.branches.0.weight"])
+    images = np.random.default_rng(3).integers(0, 256, (2, 50, 90, 3), dtype=np.uint8)
+    labels = segmenter.predict(images)
+    assert labels.shape == (2, 50, 90) and labels.dtype == np.uint8 and labels.max() < 7
+    scores = evaluate_domains(segmenter, {"a": random_samples(2, "a", True, 4), "b": random_samples(2, "b", True, 5)})
+    assert set(scores) == {"a", "b", "mean"} and set(scores["mean"].to_dict()["iou"]) == set(segmenter.class_names)
+
+
+def test_wrong_checkpoints_name_the_file(trained: tuple[SegmentationConfig, Path], tmp_path: Path) -> None:
+    _, path = trained
+    payload = load_checkpoint(path)
+    bad_config = save_checkpoint(tmp_path / "bad_config.pt", stage="segmentation", state_dict=payload["state_dict"], config={"method": "nope"})
+    with pytest.raises(CheckpointError, match="bad_config.pt"):
+        Segmenter.from_checkpoint(bad_config)
+    other = dict(payload["config"], classes="cityscapes19")
+    bad_weights = save_checkpoint(tmp_path / "bad_weights.pt", stage="segmentation", state_dict=payload["state_dict"], config=other)
+    with pytest.raises(CheckpointError, match="bad_weights.pt.*do not fit"):
+        Segmenter.from_checkpoint(bad_weights)
+    with pytest.raises(CheckpointError, match="expected a segmentation checkpoint"):
+        Segmenter.from_checkpoint(save_checkpoint(tmp_path / "depth.pt", stage="depth", state_dict={}, config={}))
+
+
+def test_synthetic_samples_are_labelled_only_when_asked() -> None:
+    config = SegmentationConfig(network={"height_px": 48, "width_px": 64, "loss_stride": 1}, data={"seconds": 0.4, "rate_hz": 5.0, "frame_stride": 1})
+    source = synth_samples(config, "default", 0, 1, labelled=True)
+    target = synth_samples(config, "night", 1, 1, labelled=False)
+    assert source and target
+    assert source[0].image.shape == (48, 64, 3) and source[0].labels is not None and source[0].labels.shape == (48, 64)
+    assert set(np.unique(source[0].labels).tolist()) <= {0, 1, 2, 3, 4, 5, 6, 255}
+    assert target[0].labels is None and target[0].domain == "night"
