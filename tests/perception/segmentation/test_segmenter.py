@@ -78,3 +78,15 @@ def test_synthetic_samples_are_labelled_only_when_asked() -> None:
     assert source[0].image.shape == (48, 64, 3) and source[0].labels is not None and source[0].labels.shape == (48, 64)
     assert set(np.unique(source[0].labels).tolist()) <= {0, 1, 2, 3, 4, 5, 6, 255}
     assert target[0].labels is None and target[0].domain == "night"
+
+
+@pytest.mark.parametrize("name", ["source_only_synth", "mtkt_synth"])
+def test_shipped_checkpoints_are_small_and_load(name: str) -> None:
+    from perception.segmentation.segmenter import SHIPPED_CHECKPOINT
+
+    path = SHIPPED_CHECKPOINT.parent / f"{name}.pt"
+    assert path.stat().st_size <= 5 * 1024 * 1024
+    segmenter = Segmenter.from_checkpoint(path)
+    assert segmenter.config.classes == "super7" and segmenter.config.data.target_styles == ("night", "fog", "desert")
+    labels = segmenter.predict(np.zeros((1, 96, 160, 3), dtype=np.uint8))
+    assert labels.shape == (1, 96, 160) and labels.max() < 7
