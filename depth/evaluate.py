@@ -82,24 +82,21 @@ def evaluate_depth(samples: Sequence[DepthSample], predictors: Mapping[str, Pred
 
 
 def depth_table(rows: Mapping[str, Mapping[str, Any]], title: str) -> Table:
-    """One table: metric errors, median-scaled AbsRel and its ratio spread, AbsRel on vehicles moving with the ego."""
+    """One table, a column per model (so it fits a terminal): the metric errors, median-scaled AbsRel and the spread of
+    the scale ratios, AbsRel on vehicles moving with the ego vehicle."""
     table = Table(title=title)
-    table.add_column("model")
+    table.add_column("metric")
+    for model in rows:
+        table.add_column(model, justify="right")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for name in METRIC_NAMES:
-        table.add_column(name, justify="right")
-    table.add_column("abs_rel (median-scaled)", justify="right")
-    table.add_column("scale ratio std", justify="right")
-    table.add_column("abs_rel (moving with ego)", justify="right")
-    for model, row in rows.items():
-        moving = row.get("moving_with_ego")
-        ratio_std = row["median_scaled"]["scale_ratio_std"]
-        table.add_row(
-            model,
-            *(f"{row[name]:.3f}" for name in METRIC_NAMES),
-            f"{row['median_scaled']['abs_rel']:.3f}",
-            "-" if ratio_std is None else f"{ratio_std:.3f}",
-            "-" if not moving else f"{moving['abs_rel']:.3f}",
-        )
+        table.add_row(name, *(cell(row[name]) for row in rows.values()))
+    table.add_row("abs_rel, median-scaled", *(cell(row["median_scaled"]["abs_rel"]) for row in rows.values()))
+    table.add_row("scale ratio std", *(cell(row["median_scaled"]["scale_ratio_std"]) for row in rows.values()))
+    table.add_row("abs_rel, moving with ego", *(cell(row["moving_with_ego"]["abs_rel"] if row.get("moving_with_ego") else None) for row in rows.values()))
     return table
 
 
