@@ -111,7 +111,7 @@ def _resize(image: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
     return cv2.resize(image, (width_px, height_px), interpolation=cv2.INTER_AREA)
 
 
-def _relative_pose(target: Frame, source: Frame, rig: Rig, config: DepthConfig, target_sparse_native: np.ndarray) -> np.ndarray | None:
+def _relative_pose(target: Frame, source: Frame, rig: Rig, config: DepthConfig, target_sparse_native: np.ndarray | None) -> np.ndarray | None:
     camera = target.cameras[rig.camera]
     pose = config.pose
     if pose.method == "posenet":
@@ -119,6 +119,7 @@ def _relative_pose(target: Frame, source: Frame, rig: Rig, config: DepthConfig, 
     if pose.method == "oracle":
         return oracle_pose(target.city_SE3_ego, source.city_SE3_ego, camera.ego_SE3_camera)
     if pose.method == "pnp":
+        assert target_sparse_native is not None
         return pnp_pose(
             camera.image,
             source.cameras[rig.camera].image,
@@ -153,7 +154,8 @@ def make_sample(
     height, width = config.network.height_px, config.network.width_px
     few = camera_points(few_beam_points(target.lidar, rig, config.beams.scanlines, config.beams.keep), camera.ego_SE3_camera)
     intrinsics = scale_intrinsics(camera.intrinsics, (camera.height_px, camera.width_px), (height, width))
-    native_sparse = project_points(few, camera.intrinsics, camera.height_px, camera.width_px)
+    # PnP lifts its keypoints with the few-beam depth at the camera's native resolution; no other pose source needs it.
+    native_sparse = project_points(few, camera.intrinsics, camera.height_px, camera.width_px) if config.pose.method == "pnp" else None
     lidar_depth = project_points(few, intrinsics, height, width)
     poses, valid = [], []
     for source in sources:

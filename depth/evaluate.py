@@ -18,7 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from depth.data import DepthSample
-from depth.metrics import METRIC_NAMES, DepthErrorAccumulator, DepthErrors, depth_errors, garg_crop_mask, valid_mask
+from depth.metrics import METRIC_NAMES, DepthErrorAccumulator, depth_errors, garg_crop_mask, valid_mask
 from depth.model import DepthEstimator, upsample_depth
 
 __all__ = ["Predictor", "depth_table", "evaluate_depth", "interpolation_predictor", "network_predictor"]
@@ -98,8 +98,3 @@ def depth_table(rows: Mapping[str, Mapping[str, Any]], title: str) -> Table:
     table.add_row("scale ratio std", *(cell(row["median_scaled"]["scale_ratio_std"]) for row in rows.values()))
     table.add_row("abs_rel, moving with ego", *(cell(row["moving_with_ego"]["abs_rel"] if row.get("moving_with_ego") else None) for row in rows.values()))
     return table
-
-
-def errors_of(row: Mapping[str, Any]) -> DepthErrors:
-    """A table row back as `DepthErrors` (for comparisons in benchmarks and tests)."""
-    return DepthErrors(**{name: row[name] for name in METRIC_NAMES}, pixels=int(row["pixels"]))
