@@ -239,10 +239,6 @@ def e2e_forecast(
     )  # fmt: skip
 
 
-def _train(module: str) -> None:
-    not_available(f"train {module}")
-
-
 def run_training(command: str, task_factory: Callable[[Any], TrainingTask], dataset: Any, out_dir: Path, workers: int | None, address: str | None) -> Path:
     """Runs a module's training task on the harness in this process or, with `--workers N`, under Ray Train."""
     from scenes.training.launch import train
@@ -387,9 +383,32 @@ def train_segmentation(
 
 
 @train_app.command("scenegen")
-def train_scenegen(config: ConfigOption = None, data: DataOption = "synth", workers: WorkersOption = None, address: AddressOption = None) -> None:
-    """Train Semantic Palette (layout GAN + layout-to-image)."""
-    _train("scenegen")
+def train_scenegen(
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+    split: SplitOption = None,
+    workers: WorkersOption = None,
+    address: AddressOption = None,
+    out: TrainOutOption = None,
+) -> None:
+    """Train Semantic Palette on the synthetic city's labelled views or a Cityscapes-style folder (cityscapes:PATH): the
+    palette estimator, the layout GAN (OUT/layout), SPADE (OUT/image), joint fine-tuning (OUT/joint); generation
+    checkpoint: OUT/palette.pt."""
+    from pipelines.scenegen_job import scenegen_training_samples
+    from scenegen.config import ScenegenConfig
+    from scenegen.train import train_scenegen as train_phases
+    from scenes.config import load_config
+
+    check_ray_options(workers, address)
+    out_dir = _train_out("scenegen", config, out)
+    cfg = load_config(config, ScenegenConfig) if config is not None else ScenegenConfig()
+    samples = scenegen_training_samples(cfg, data, split, workers)
+
+    def phase(task_factory: Callable[[Any], TrainingTask], dataset: Any, phase_dir: Path) -> Path:
+        return run_training(f"train scenegen ({phase_dir.name})", task_factory, dataset, phase_dir, workers, address)
+
+    final = train_phases(cfg, samples, out_dir, phase, _config_source(config))
+    console.print(f"wrote {final}", soft_wrap=True)
 
 
 @finetune_app.command("forecasting")
@@ -412,11 +431,23 @@ def finetune_forecasting(
 @app.command("generate")
 def generate(
     num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 8,
-    proportions: Annotated[str | None, typer.Option(help="Class proportions, e.g. 'road=0.4,car=0.1'.")] = None,
+    proportions: Annotated[
+        str | None,
+        typer.Option(help="Class proportions, e.g. 'road=0.35,sky=0.2,car=0.08'; the other classes share the rest as the palette predicts."),
+    ] = None,
+    sample_palette: Annotated[bool, typer.Option("--sample-palette", help="Draw whole palettes from the palette estimator instead.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same scenes).")] = 0,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="OUT/palette.pt of train scenegen; default: the shipped one.")
+    ] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Also write OUT/preview.png, a contact sheet of layouts and images.")] = False,
     out: OutOption = Path("generated"),
 ) -> None:
-    """Generate synthetic urban scenes conditioned on class proportions (Semantic Palette)."""
-    not_available("generate")
+    """Generate urban scenes with Semantic Palette as a Cityscapes folder (leftImg8bit/, gtFine/ labelIds and
+    labelTrainIds) that cityscapes:OUT reads."""
+    from pipelines.scenegen_job import run_generate
+
+    run_generate(num, out, proportions=proportions, sample_palette=sample_palette, seed=seed, checkpoint=checkpoint, preview=preview, console=console)
 
 
 @app.command("synth")

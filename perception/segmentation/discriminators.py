@@ -5,8 +5,8 @@ As in the official code (`model/discriminator.py`, `utils/func.py`): four 4x4 st
 with source label 0 and target label 1. The widths are ADVENT's 64, 128, 256, 512 divided by 8 by default
 (`NetworkConfig.discriminator_widths`) so the Multi-Dis model with 12 discriminators stays a few MB.
 
-`frozen_call` evaluates a discriminator with its parameters detached: the segmenter's adversarial term flows back
-into the segmenter only (see `mtaf.py`).
+The segmenter's adversarial term evaluates a discriminator through `scenes.training.frozen.frozen_call`, so it
+flows back into the segmenter only (see `mtaf.py`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Final
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 
-__all__ = ["SOURCE_LABEL", "TARGET_LABEL", "Discriminator", "DiscriminatorPair", "adversarial_bce", "frozen_call", "weighted_self_information"]
+__all__ = ["SOURCE_LABEL", "TARGET_LABEL", "Discriminator", "DiscriminatorPair", "adversarial_bce", "weighted_self_information"]
 
 SOURCE_LABEL: Final = 0.0
 TARGET_LABEL: Final = 1.0
@@ -61,9 +60,3 @@ def weighted_self_information(logits: torch.Tensor) -> torch.Tensor:
 def adversarial_bce(discriminator_logits: torch.Tensor, label: float) -> torch.Tensor:
     """Mean binary cross-entropy of every output against one domain label (`SOURCE_LABEL` or `TARGET_LABEL`)."""
     return F.binary_cross_entropy_with_logits(discriminator_logits, torch.full_like(discriminator_logits, label))
-
-
-def frozen_call(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`discriminator(x)` with every parameter detached: gradients reach `x` and never the discriminator."""
-    detached = {name: parameter.detach() for name, parameter in discriminator.named_parameters()}
-    return functional_call(discriminator, detached, (x,))

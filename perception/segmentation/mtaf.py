@@ -55,9 +55,9 @@ from perception.segmentation.discriminators import (
     TARGET_LABEL,
     DiscriminatorPair,
     adversarial_bce,
-    frozen_call,
     weighted_self_information,
 )
+from scenes.training.frozen import frozen_call
 
 __all__ = ["LEVELS", "MTAFModel", "discriminator_names"]
 

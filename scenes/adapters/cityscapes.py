@@ -67,6 +67,11 @@ TRAIN_CLASSES: Final[tuple[str, ...]] = tuple(name for _, name, train in sorted(
 LABEL_TO_TRAIN: Final = np.full(256, IGNORE_ID, dtype=np.uint8)
 for _label_id, _, _train_id in LABELS:
     LABEL_TO_TRAIN[_label_id] = _train_id
+# trainId -> the labelId of that class (each train class has exactly one labelId); 255 -> 0 (unlabeled).
+TRAIN_TO_LABEL: Final = np.zeros(256, dtype=np.uint8)
+for _label_id, _, _train_id in LABELS:
+    if _train_id != IGNORE_ID:
+        TRAIN_TO_LABEL[_train_id] = _label_id
 
 _NAME: Final = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit$")
 
@@ -74,6 +79,11 @@ _NAME: Final = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bi
 def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     """Cityscapes `labelIds` -> `trainIds` (19 classes, 255 ignored); ids outside the table are ignored."""
     return LABEL_TO_TRAIN[np.asarray(label_ids, dtype=np.uint8)]
+
+
+def train_ids_to_label_ids(train_ids: np.ndarray) -> np.ndarray:
+    """Cityscapes `trainIds` -> `labelIds` (ignored or unknown train ids become 0, "unlabeled")."""
+    return TRAIN_TO_LABEL[np.asarray(train_ids, dtype=np.uint8)]
 
 
 def read_label_png(path: Path, dtype: type = np.uint8) -> np.ndarray:

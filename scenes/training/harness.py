@@ -6,7 +6,8 @@ its config and its loop settings. The harness owns everything else:
 - seeding: the model is initialised after `torch.manual_seed(seed)`, epoch `e` visits the samples in the permutation
   drawn from `(seed, e)`, and the task gets `e` to seed its augmentation, so a resumed run continues exactly where
   an uninterrupted one would be;
-- AdamW, a one-cycle (per step) or cosine (per epoch) learning-rate schedule, gradient clipping;
+- AdamW (the task may split the parameters into groups with their own learning-rate factor, as GANs' two-timescale
+  updates need), a one-cycle (per step), cosine (per epoch) or constant learning rate, gradient clipping;
 - under `torch.distributed` (Ray Train, `--workers N`): DDP, and the config's batch size is the *global* batch:
   worker `r` of `W` takes `batch[r::W]` and its loss is scaled by its share, so the update equals the one-worker
   update and `W` workers follow the one-worker loss curve; metrics are sample-weighted means over every worker;
@@ -54,9 +55,10 @@ class LoopSettings:
     weight_decay: float
     seed: int
     grad_clip_norm: float | None
-    schedule: Literal["one_cycle", "cosine"]
+    schedule: Literal["one_cycle", "cosine", "constant"]
     one_cycle_warmup_fraction: float = 0.3
     num_threads: int | None = None
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's; GANs use (0, 0.99) or (0, 0.9)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -76,6 +78,14 @@ class LoopSettings:
             schedule="one_cycle",
             num_threads=train.num_threads,
         )
+
+
+@dataclass(frozen=True)
+class ParameterGroup:
+    """Parameters trained at `lr_factor` times the loop's learning rate (every schedule scales them alike)."""
+
+    parameters: list[torch.nn.Parameter]
+    lr_factor: float = 1.0
 
 
 class TrainSection(Protocol):
@@ -113,6 +123,15 @@ class TrainingTask(ABC):
     def build_model(self) -> torch.nn.Module:
         """A freshly initialised model (called right after the seed is set)."""
 
+    def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:
+        """The parameters in groups, each with its factor on the learning rate; None: one group, factor 1."""
+        return None
+
+    def resume_relevant(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The part of a dumped config that must match for `last.pt` to be resumed (default: all of it); a stage trained
+        in phases drops the other phases' settings."""
+        return config
+
     def initial_state(self) -> Mapping[str, torch.Tensor] | None:
         """Weights to start from (warm start, finetuning) instead of the fresh initialisation; None: none."""
         return None
@@ -140,24 +159,36 @@ def _check_resumable(payload: dict[str, Any], task: TrainingTask, path: Path) ->
     if payload["stage"] != task.stage:
         raise CheckpointError(f"{path}: cannot resume a {payload['stage']} run as {task.stage}; use another --out")
     current = task.config.model_dump(mode="json")
-    difference = first_difference(payload["config"], current)
+    difference = first_difference(task.resume_relevant(payload["config"]), task.resume_relevant(current))
     if difference is not None:
         raise CheckpointError(
-            f"{path}: was written with another config than {task.config_source} (first difference: '{difference}'); "
-            "use another --out or remove it"
+            f"{path}: was written with another config than {task.config_source} (first difference: '{difference}'); use another --out or remove it"
         )
     for key in ("epoch", "optimizer", "history"):
         if key not in payload:
             raise CheckpointError(f"{path}: not a resumable checkpoint (lacks '{key}')")
 
 
-def _scheduler(
-    optimizer: torch.optim.Optimizer, loop: LoopSettings, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.OneCycleLR | None:
+def _scheduler(optimizer: torch.optim.Optimizer, loop: LoopSettings, steps_per_epoch: int) -> torch.optim.lr_scheduler.OneCycleLR | None:
     if loop.schedule != "one_cycle":
         return None
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=loop.learning_rate, total_steps=steps_per_epoch * loop.epochs, pct_start=loop.one_cycle_warmup_fraction
+        optimizer,
+        max_lr=[group["initial_lr_max"] for group in optimizer.param_groups],
+        total_steps=steps_per_epoch * loop.epochs,
+        pct_start=loop.one_cycle_warmup_fraction,
+    )
+
+
+def _optimizer(task: TrainingTask, network: torch.nn.Module) -> torch.optim.AdamW:
+    """AdamW over the task's parameter groups (one group by default); each group keeps its peak learning rate."""
+    loop = task.loop
+    groups = task.parameter_groups(network) or [ParameterGroup(list(network.parameters()))]
+    return torch.optim.AdamW(
+        [{"params": group.parameters, "lr": loop.learning_rate * group.lr_factor, "initial_lr_max": loop.learning_rate * group.lr_factor} for group in groups],
+        lr=loop.learning_rate,
+        weight_decay=loop.weight_decay,
+        betas=loop.betas,
     )
 
 
@@ -188,7 +219,7 @@ def fit(task: TrainingTask, out_dir: str | Path, *, on_checkpoint: OnCheckpoint 
     if initial is not None:
         network.load_state_dict(initial)
     network.to(device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay)
+    optimizer = _optimizer(task, network)
     steps_per_epoch = math.ceil(len(task) / loop.batch_size)
     scheduler = _scheduler(optimizer, loop, steps_per_epoch)
     history: list[dict[str, float]] = []
@@ -261,9 +292,9 @@ def _train_epoch(
     on_step: Callable[[float], None],
 ) -> dict[str, float]:
     loop = task.loop
-    if scheduler is None:
+    if loop.schedule == "cosine":
         for group in optimizer.param_groups:
-            group["lr"] = cosine_learning_rate(loop.learning_rate, epoch, loop.epochs)
+            group["lr"] = cosine_learning_rate(group.get("initial_lr_max", loop.learning_rate), epoch, loop.epochs)
     order = np.random.default_rng([loop.seed, epoch]).permutation(len(task))
     totals: dict[str, float] = {}
     seen = 0

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from perception.segmentation.config import Method, SegmentationConfig
-from perception.segmentation.discriminators import SOURCE_LABEL, DiscriminatorPair, adversarial_bce, frozen_call, weighted_self_information
+from perception.segmentation.discriminators import SOURCE_LABEL, DiscriminatorPair, adversarial_bce, weighted_self_information
 from perception.segmentation.mtaf import MTAFModel, discriminator_names
+from scenes.training.frozen import frozen_call
 
 TARGETS = ("night", "fog", "desert")
 
