@@ -129,11 +129,13 @@ def test_training_data_that_is_not_cityscapes_is_one_line(tmp_path: Path) -> Non
     assert result.stderr.strip().splitlines() == [expected]
 
 
-def test_the_shipped_generator_follows_a_request() -> None:
+@pytest.mark.parametrize("request_", [{"road": 0.4, "sky": 0.25, "building": 0.15}, {"road": 0.35, "sky": 0.2, "car": 0.08}, {"road": 0.45, "building": 0.3}])
+def test_the_shipped_generator_follows_a_request(request_: dict[str, float]) -> None:
+    """The issue's control bar: mean |requested - realised| over the named classes <= 0.03 (8 scenes, argmax layouts)."""
     generator = SceneGenerator.from_checkpoint(SHIPPED_CHECKPOINT)
-    palette = generator.complete({"road": 0.4, "sky": 0.25, "building": 0.15})
-    scenes = generator.generate(np.stack([palette] * 4), seed=0)
-    realised = np.stack([np.bincount(labels.ravel(), minlength=len(CLASS_NAMES)) / labels.size for labels in scenes.labels])
-    for name, share in (("road", 0.4), ("sky", 0.25), ("building", 0.15)):
-        assert abs(realised[:, CLASS_NAMES.index(name)].mean() - share) < 0.05, name
-    assert scenes.images.shape == (4, generator.config.height_px, generator.config.width_px, 3)
+    palette = generator.complete(request_)
+    scenes = generator.generate(np.stack([palette] * 8), seed=0)
+    realised = np.stack([np.bincount(labels.ravel(), minlength=len(CLASS_NAMES)) / labels.size for labels in scenes.labels]).mean(axis=0)
+    errors = [abs(realised[CLASS_NAMES.index(name)] - share) for name, share in request_.items()]
+    assert np.mean(errors) <= 0.03, dict(zip(request_, errors, strict=True))
+    assert scenes.images.shape == (8, generator.config.height_px, generator.config.width_px, 3)
