@@ -231,7 +231,7 @@ def test_generator_from_checkpoint_is_deterministic(trained: Path) -> None:
     layout_noise = torch.randn(5, 8, generator=noise)
     image_noise = torch.randn(5, 8, generator=noise)
     with torch.no_grad():
-        hard = generator.layout(layout_noise, torch.from_numpy(palettes)).layout.argmax(dim=1)
+        hard = generator.layout(layout_noise, torch.from_numpy(palettes), iterations=generator.iterations).layout.argmax(dim=1)
         rendered = generator.image(torch.from_numpy(one_hot(hard.numpy(), CLASSES)), image_noise)
     np.testing.assert_array_equal(scenes.labels, hard.numpy())
     expected = ((rendered.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
