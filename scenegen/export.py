@@ -4,12 +4,13 @@
 beside it in `gtFine/...` the `labelIds` and `labelTrainIds` PNGs, the layout the `cityscapes:` adapter and
 `drivestack train segmentation --data cityscapes:DIR` read; `palettes.json` lists each scene's requested and
 realised class proportions. Everything is written to a staging folder first and moved into place with the images
-last, so an interrupted run leaves the previous contents of `out` as they were.
+last, so an interrupted run leaves the previous contents of `out` as they were (and no staging folder).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Final
@@ -34,26 +35,29 @@ def write_cityscapes_scenes(scenes: GeneratedScenes, out: Path, *, split: str = 
     """Writes the scenes under `out` (see the module docstring); returns the image folder."""
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".generate-", dir=out))
-    image_dir = staging / "leftImg8bit" / split / city
-    label_dir = staging / "gtFine" / split / city
-    image_dir.mkdir(parents=True)
-    label_dir.mkdir(parents=True)
-    realised = proportions_of(scenes.labels, len(CLASS_NAMES))
-    records = []
-    for index, (image, labels) in enumerate(zip(scenes.images, scenes.labels, strict=True)):
-        stem = f"{city}_000000_{index:06d}"
-        write_png(image_dir / f"{stem}_leftImg8bit.png", image)
-        write_png(label_dir / f"{stem}_gtFine_labelIds.png", train_ids_to_label_ids(labels))
-        write_png(label_dir / f"{stem}_gtFine_labelTrainIds.png", labels)
-        records.append(
-            {
-                "image": f"leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png",
-                "requested": {name: round(float(share), 5) for name, share in zip(CLASS_NAMES, scenes.requested[index], strict=True) if share > 0},
-                "realised": {name: round(float(share), 5) for name, share in zip(CLASS_NAMES, realised[index], strict=True) if share > 0},
-            }
-        )
-    atomic_write_text(staging / "palettes.json", json.dumps({"classes": CLASS_TABLE, "scenes": records}, indent=2) + "\n")
-    publish_entries(staging, out, last=["leftImg8bit"])
+    try:
+        image_dir = staging / "leftImg8bit" / split / city
+        label_dir = staging / "gtFine" / split / city
+        image_dir.mkdir(parents=True)
+        label_dir.mkdir(parents=True)
+        realised = proportions_of(scenes.labels, len(CLASS_NAMES))
+        records = []
+        for index, (image, labels) in enumerate(zip(scenes.images, scenes.labels, strict=True)):
+            stem = f"{city}_000000_{index:06d}"
+            write_png(image_dir / f"{stem}_leftImg8bit.png", image)
+            write_png(label_dir / f"{stem}_gtFine_labelIds.png", train_ids_to_label_ids(labels))
+            write_png(label_dir / f"{stem}_gtFine_labelTrainIds.png", labels)
+            records.append(
+                {
+                    "image": f"leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png",
+                    "requested": {name: round(float(share), 5) for name, share in zip(CLASS_NAMES, scenes.requested[index], strict=True) if share > 0},
+                    "realised": {name: round(float(share), 5) for name, share in zip(CLASS_NAMES, realised[index], strict=True) if share > 0},
+                }
+            )
+        atomic_write_text(staging / "palettes.json", json.dumps({"classes": CLASS_TABLE, "scenes": records}, indent=2) + "\n")
+        publish_entries(staging, out, last=["leftImg8bit"])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when published
     return out / "leftImg8bit" / split / city
 
 

@@ -17,7 +17,6 @@ from typing import Final
 
 import numpy as np
 import torch
-from torch import nn
 
 from scenegen.config import ScenegenConfig
 from scenegen.data import CLASS_NAMES, one_hot
@@ -96,9 +95,9 @@ class SceneGenerator:
         layout = LayoutGenerator(config.layout_network, classes)
         image = SPADEGenerator(config.image_network, classes, config.levels)
         try:
-            palette = PaletteEstimator.from_state_dict({k[8:]: v for k, v in state.items() if k.startswith("palette.")}, CLASS_NAMES)
-            _load(layout, state, "layout.")
-            _load(image, state, "image.")
+            palette = PaletteEstimator.from_state_dict(_entries(state, "palette."), CLASS_NAMES)
+            layout.load_state_dict(_entries(state, "layout."))
+            image.load_state_dict(_entries(state, "image."))
         except (RuntimeError, ValueError) as error:
             raise CheckpointError(f"{path}: weights do not fit the stored config ({str(error).splitlines()[0]})") from None
         return cls(config, palette, layout, image, device)
@@ -126,7 +125,7 @@ class SceneGenerator:
             hard = soft.argmax(dim=1)
             layouts = torch.from_numpy(one_hot(hard.cpu().numpy(), len(CLASS_NAMES))).to(self.device)
             rendered = self.image(layouts, image_noise.to(self.device))
-            images.append(((rendered.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy())
+            images.append(_to_uint8(rendered))
             labels.append(hard.to(torch.uint8).cpu().numpy())
         return GeneratedScenes(np.concatenate(images), np.concatenate(labels), palettes)
 
@@ -147,9 +146,14 @@ class SceneGenerator:
         request = torch.from_numpy(np.asarray(palette, dtype=np.float32)[None]).to(self.device)
         edited = self.layout.edit(current, mask, request, layout_noise, self.iterations).argmax(dim=1)
         rendered = self.image(torch.from_numpy(one_hot(edited.cpu().numpy(), len(CLASS_NAMES))).to(self.device), image_noise)
-        image = ((rendered.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-        return GeneratedScenes(image, edited.to(torch.uint8).cpu().numpy(), request.cpu().numpy())
+        return GeneratedScenes(_to_uint8(rendered), edited.to(torch.uint8).cpu().numpy(), request.cpu().numpy())
 
 
-def _load(module: nn.Module, state: Mapping[str, torch.Tensor], prefix: str) -> None:
-    module.load_state_dict({key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)})
+def _entries(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of `state` under `prefix`, with the prefix removed."""
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """`(B, 3, H, W)` images in [-1, 1] -> `(B, H, W, 3)` uint8."""
+    return ((images.permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
