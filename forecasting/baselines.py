@@ -1,7 +1,8 @@
 """Constant-velocity baseline: the agent keeps its current velocity (speed and direction) over the horizon.
 
 Its first mode is exact constant velocity; further modes (when `num_modes > 1`) vary the speed and the direction
-around it, so that minADE_k/minFDE_k compare like with like against multimodal forecasters.
+around it, and the sixth stops, so that minADE_k/minFDE_k compare like with like against multimodal forecasters
+(K = 6 for AV2 motion forecasting).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from forecasting.dataset import FeatureBatch
 from forecasting.forecaster import GridForecaster
 
 # (speed factor, heading offset in radians, relative score) of the modes, in order of decreasing score.
-_MODE_VARIANTS: Final = ((1.0, 0.0, 8.0), (0.75, 0.0, 2.0), (1.25, 0.0, 2.0), (1.0, 0.2, 1.0), (1.0, -0.2, 1.0))
+_MODE_VARIANTS: Final = ((1.0, 0.0, 8.0), (0.75, 0.0, 2.0), (1.25, 0.0, 2.0), (1.0, 0.2, 1.0), (1.0, -0.2, 1.0), (0.0, 0.0, 0.5))
 
 
 class ConstantVelocityForecaster(GridForecaster):

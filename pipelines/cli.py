@@ -17,7 +17,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -115,7 +115,7 @@ console = Console(stderr=True)
 
 DataOption = Annotated[
     str,
-    typer.Option("--data", help="Dataset as NAME:PATH (av2:, av2-mf:, nuscenes:, kitti:, kitti-object:, cityscapes:) or 'synth'."),
+    typer.Option("--data", help="Dataset as NAME:PATH (av2:, av2-mf:, nuscenes:, kitti:, kitti-object:, kitti-tracking:, cityscapes:) or 'synth'."),
 ]
 SplitOption = Annotated[
     str | None,
@@ -127,6 +127,10 @@ SplitOption = Annotated[
     ),
 ]
 SkipBadOption = Annotated[bool, typer.Option("--skip-bad", help="Log and skip bad frames/logs instead of failing.")]
+NuScenesVersionOption = Annotated[
+    str | None,
+    typer.Option("--nuscenes-version", help="nuScenes version folder under PATH (e.g. v1.0-mini, v1.0-synth); default: the only one there."),
+]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (see configs/).")]
 WorkersOption = Annotated[int | None, typer.Option("--workers", min=1, help="Run under Ray Train with N workers (no Ray without it).")]
 AddressOption = Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster (ray://HOST:PORT needs the ray[client] extra).")]
@@ -144,6 +148,7 @@ class SynthFormat(StrEnum):
     av2 = "av2"
     av2_mf = "av2-mf"
     kitti = "kitti"
+    kitti_tracking = "kitti-tracking"
     nuscenes = "nuscenes"
     cityscapes = "cityscapes"
 
@@ -156,12 +161,6 @@ class SynthStyle(StrEnum):
     night = "night"
     fog = "fog"
     desert = "desert"
-
-
-def not_available(command: str) -> NoReturn:
-    """Exit non-zero for a command whose capability is not part of this release."""
-    console.print(f"[bold red]drivestack {command}: not available yet[/] (not implemented in drivestack {__version__})", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _version_callback(show: bool) -> None:
@@ -178,11 +177,16 @@ def _root(
     """drivestack command line."""
 
 
-def dataset_options(data: str, *, split: str | None = None, skip_bad: bool = False) -> dict[str, Any]:
-    """The adapter options of `--split` and `--skip-bad` (a split only for a dataset on disk, where it is given)."""
+def dataset_options(data: str, *, split: str | None = None, skip_bad: bool = False, nuscenes_version: str | None = None) -> dict[str, Any]:
+    """The adapter options of `--split`, `--skip-bad` and `--nuscenes-version` (a split only for a dataset on disk,
+    where it is given; a version only for nuscenes:PATH)."""
     options: dict[str, Any] = {"skip_bad": skip_bad}
     if split is not None and data != "synth":
         options["split"] = split
+    if nuscenes_version is not None:
+        if not data.startswith("nuscenes:"):
+            raise InputError(f"--nuscenes-version {nuscenes_version}: only nuscenes:PATH data has versions, got --data {data}")
+        options["version"] = nuscenes_version
     return options
 
 
@@ -239,6 +243,34 @@ def e2e_forecast(
     )  # fmt: skip
 
 
+@app.command("track")
+def track(
+    data: DataOption,
+    detections: Annotated[
+        Path,
+        typer.Option(
+            "--detections",
+            help="Detections made elsewhere: an AV2 detection feather (av2:PATH), or a folder of SEQ.txt files (kitti-tracking:PATH; "
+            "AB3DMOT's PointRCNN files or KITTI tracking-format lines).",
+        ),
+    ],
+    out: OutOption = Path("tracks"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Tracker checkpoint (.pt of train/finetune tracking) or configs/tracking YAML; default: the tracker for external detections."
+        ),
+    ] = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+) -> None:
+    """Track detections made elsewhere; writes the dataset's tracking submission format into OUT (AV2: OUT/tracks.pkl;
+    KITTI tracking: OUT/SEQ.txt, the label format plus score)."""
+    from pipelines.tracking_job import run_track
+
+    run_track(data, detections, out, config=config, options=dataset_options(data, split=split, skip_bad=skip_bad), console=console)
+
+
 def run_training(command: str, task_factory: Callable[[Any], TrainingTask], dataset: Any, out_dir: Path, workers: int | None, address: str | None) -> Path:
     """Runs a module's training task on the harness in this process or, with `--workers N`, under Ray Train."""
     from scenes.training.launch import train
@@ -266,6 +298,7 @@ def train_detection(
     data: DataOption = "synth",
     split: SplitOption = None,
     skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
     out: TrainOutOption = None,
@@ -282,7 +315,8 @@ def train_detection(
     if data == "synth":
         samples = synth_samples(cfg)
     else:
-        samples = collect_samples(open_dataset(data, **dataset_options(data, split=split, skip_bad=skip_bad)), cfg.model, cfg.synth.frame_stride)
+        dataset = open_dataset(data, **dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version))
+        samples = collect_samples(dataset, cfg.model, cfg.synth.frame_stride)
     run_training("train detection", partial(DetectionTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 
@@ -292,6 +326,7 @@ def train_tracking(
     data: DataOption = "synth",
     split: SplitOption = None,
     skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -307,7 +342,8 @@ def train_tracking(
 
     out_dir = _train_out("tracking", config, out)
     cfg = load_config(config, TrackingConfig) if config is not None else TrackingConfig()
-    path = fit(cfg, data if data == "synth" else open_dataset(data, **dataset_options(data, split=split, skip_bad=skip_bad)), out_dir)
+    options = dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version)
+    path = fit(cfg, data if data == "synth" else open_dataset(data, **options), out_dir)
     console.print(f"wrote {path}", soft_wrap=True)
 
 
@@ -317,6 +353,7 @@ def train_forecasting(
     data: DataOption = "synth",
     split: SplitOption = None,
     skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
     workers: WorkersOption = None,
     address: AddressOption = None,
     out: TrainOutOption = None,
@@ -330,7 +367,7 @@ def train_forecasting(
     check_ray_options(workers, address)
     out_dir = _train_out("forecasting", config, out)
     cfg = load_config(config, ForecastingConfig) if config is not None else ForecastingConfig()
-    samples = training_samples(cfg, data, dataset_options=dataset_options(data, split=split, skip_bad=skip_bad))
+    samples = training_samples(cfg, data, dataset_options=dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version))
     run_training("train forecasting", partial(ForecastingTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 
@@ -428,6 +465,21 @@ def finetune_forecasting(
     run_finetune_job(config, data, out, on_tracks=on_tracks, split=split, console=console, skip_bad=skip_bad)
 
 
+@finetune_app.command("tracking")
+def finetune_tracking(
+    config: ConfigOption = None,
+    data: DataOption = "synth",
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    out: OutOption = Path("runs/finetune_tracking"),
+) -> None:
+    """Refit the tracker's noise and gates on the stack's detector outputs matched to ground truth (AV2 logs or the
+    synthetic training split); writes OUT/tracker.pt, usable as tracker_config of e2e-forecast and as track --config."""
+    from pipelines.tracking_finetune import run_finetune_tracking
+
+    run_finetune_tracking(config, data, out, split=split, console=console, skip_bad=skip_bad)
+
+
 @app.command("generate")
 def generate(
     num: Annotated[int, typer.Option("--num", min=1, help="Number of scenes.")] = 8,
@@ -519,18 +571,141 @@ def evaluate_depth(
     run_evaluate_depth(data, dataset_options(data, split=split, skip_bad=skip_bad), checkpoint=checkpoint, beams=beams, json_path=json_path, console=console)
 
 
-def _evaluate_not_available(task: str) -> None:
-    def command(
-        predictions: Annotated[Path | None, typer.Option("--predictions", help="Predictions file.")] = None,
-        data: DataOption = "synth",
-    ) -> None:
-        not_available(f"evaluate {task}")
+@evaluate_app.command("detection")
+def evaluate_detection(
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Detections to score instead of running the detector: an AV2 detection feather (av2:PATH, synth) "
+            "or a nuScenes detection JSON (nuscenes:PATH).",
+        ),
+    ] = None,
+    data: DataOption = "synth",
+    checkpoint: CheckpointOption = None,
+    eval_set: Annotated[
+        str | None,
+        typer.Option("--eval-set", help="nuScenes split to score (e.g. mini_val, synth_val); default: the one split that holds every scene of the database."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the detector's predictions in the dataset's format (AV2 feather, nuScenes JSON).")
+    ] = None,
+    json_path: JsonOption = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
+) -> None:
+    """Score 3D detections with the official evaluators: AV2 (per-category AP, ATE, ASE, AOE, CDS) on the annotated
+    LiDAR frames of av2:PATH or of held-out synthetic logs (synth), nuScenes DetectionEval (mAP, NDS, per-class AP) on
+    an eval set of nuscenes:PATH. Without --predictions, the shipped detector (or --checkpoint) runs on the data."""
+    from pipelines.evaluate_job import run_evaluate_detection
 
-    evaluate_app.command(task, help=f"Score {task} predictions (not available yet).")(command)
+    run_evaluate_detection(
+        data, dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version), predictions=predictions,
+        checkpoint=checkpoint, eval_set=eval_set, out=out, json_path=json_path, console=console,
+    )  # fmt: skip
 
 
-for _task in ("detection", "tracking", "forecasting", "e2e-forecasting"):
-    _evaluate_not_available(_task)
+class ForecasterChoice(StrEnum):
+    """The forecasters `evaluate forecasting` runs without --predictions."""
+
+    shipped = "shipped"
+    constant_velocity = "constant-velocity"
+
+
+@evaluate_app.command("forecasting")
+def evaluate_forecasting(
+    data: DataOption,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Forecasts to score instead of running a forecaster: an AV2 motion-forecasting challenge parquet (av2-mf:PATH) "
+            "or a nuScenes prediction JSON (nuscenes:PATH).",
+        ),
+    ] = None,
+    forecaster: Annotated[
+        ForecasterChoice | None,
+        typer.Option(
+            "--forecaster", help="Forecaster to run without --predictions: the shipped CAB forecaster (or --checkpoint) or constant velocity; default: shipped."
+        ),
+    ] = None,
+    checkpoint: CheckpointOption = None,
+    json_path: JsonOption = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
+) -> None:
+    """Score motion forecasts: AV2 motion forecasting (6 s at 10 Hz; minADE, minFDE, miss rate, brier-minFDE at K=6
+    and K=1, for the focal track and for focal + scored tracks) with av2's metric functions, or the nuScenes prediction
+    challenge (6 s at 2 Hz; MinADE_k, MinFDE_k, MissRate_k) with the devkit."""
+    from pipelines.evaluate_job import run_evaluate_forecasting
+
+    run_evaluate_forecasting(
+        data, dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version), predictions=predictions,
+        forecaster=forecaster.value if forecaster is not None else None, checkpoint=checkpoint, json_path=json_path, console=console,
+    )  # fmt: skip
+
+
+@evaluate_app.command("e2e-forecasting")
+def evaluate_e2e_forecasting(
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="AV2 end-to-end forecasting submission pickle to score instead of running the stack (e.g. from e2e-forecast)."),
+    ] = None,
+    data: DataOption = "synth",
+    config: ConfigOption = None,
+    json_path: JsonOption = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+) -> None:
+    """Score AV2 end-to-end forecasting (mAP_F, ADE, FDE per category and motion profile) on AV2 sensor logs (av2:PATH)
+    or the synthetic split of the e2e config (synth), with the ROI, top-K and range settings of e2e-forecast --evaluate
+    under the same --config. Without --predictions, the stack of --config runs on the data."""
+    from pipelines.evaluate_job import run_evaluate_e2e_forecasting
+
+    run_evaluate_e2e_forecasting(data, split=split, skip_bad=skip_bad, predictions=predictions, config=config, json_path=json_path, console=console)
+
+
+@evaluate_app.command("tracking")
+def evaluate_tracking(
+    data: DataOption = "synth",
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Tracks to score: a folder of KITTI tracking results SEQ.txt (kitti-tracking:PATH), an AV2 tracking pickle "
+            "(av2:PATH, synth) or a nuScenes tracking JSON (nuscenes:PATH).",
+        ),
+    ] = None,
+    detections: Annotated[
+        Path | None,
+        typer.Option("--detections", help="Detections made elsewhere to track and score (as drivestack track reads them)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Tracker checkpoint or configs/tracking YAML; default: the stack's shipped tracker, with --detections the tracker for external detections.",
+        ),
+    ] = None,
+    eval_set: Annotated[
+        str | None, typer.Option("--eval-set", help="nuScenes split the submission covers; default: the one split that holds every scene.")
+    ] = None,
+    json_path: JsonOption = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
+) -> None:
+    """Score tracks: KITTI tracking (TrackEval HOTA, CLEAR MOT, IDF1 on car and pedestrian; AB3DMOT sAMOTA, AMOTA with
+    3D IoU), AV2 or held-out synthetic logs (av2 HOTA, MOTA), nuScenes (AMOTA). Without --predictions, the tracker runs
+    on --detections or on the shipped detector's outputs on --data, and is scored."""
+    from pipelines.tracking_job import run_evaluate_tracking
+
+    options = dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version)
+    run_evaluate_tracking(
+        data, predictions=predictions, detections=detections, config=config, options=options, json_path=json_path, console=console, eval_set=eval_set
+    )
 
 
 @evaluate_app.command("segmentation")
@@ -579,7 +754,7 @@ def predict_depth(
 def inspect(
     data: DataOption,
     preview: Annotated[Path | None, typer.Option("--preview", help="Write a BEV preview PNG of one frame.")] = None,
-    nuscenes_version: Annotated[str | None, typer.Option("--nuscenes-version", help="nuScenes version, e.g. v1.0-mini.")] = None,
+    nuscenes_version: NuScenesVersionOption = None,
     split: SplitOption = None,
     skip_bad: SkipBadOption = False,
 ) -> None:
@@ -589,10 +764,7 @@ def inspect(
 
     if preview is not None:
         check_output_path(preview, directory=False, option="--preview")
-    options = dataset_options(data, split=split, skip_bad=skip_bad)
-    if nuscenes_version is not None:
-        options["version"] = nuscenes_version
-    dataset = open_dataset(data, **options)
+    dataset = open_dataset(data, **dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version))
     Console().print(summary_table(dataset.summary(progress=True)))
     if preview is not None:
         frame, lane_graph = preview_frame(dataset)

@@ -1,7 +1,10 @@
 """`drivestack finetune forecasting`: the sequential finetuning step of Valeo4Cast, as a job.
 
-1. Tracks: the detector and tracker of the end-to-end stack (`stack` in the config) run over the training logs; their
-   outputs are saved as `<out>/tracks/<log_id>.npz` (`--on-tracks DIR` reuses such a folder instead of running them).
+1. Tracks: the detector of the end-to-end stack (`stack` in the config) runs over the training logs; with
+   `refit_tracker` the tracker's noise and gates are refitted on its outputs matched to ground truth
+   (`pipelines.tracking_finetune`, written to `<out>/tracker/tracker.pt`); the (refitted) tracker then runs on the
+   same detections. Its outputs are saved as `<out>/tracks/<log_id>.npz` (`--on-tracks DIR` reuses such a folder
+   instead of running detector and tracker).
 2. Ground truth: city-frame GT tracks from the same logs' annotations.
 3. Samples: each predicted track's past from the tracker, its future from the matched GT track
    (`forecasting.finetune`: mean past L2 <= 2 m, Hungarian by default); unmatched tracks are unsupervised.
@@ -18,7 +21,9 @@ from typing import Any
 from pydantic import Field
 
 from forecasting.finetune import FinetuneConfig, collect_finetune_samples, finetune
-from pipelines.e2e_forecast import E2EForecastConfig, SynthSplitConfig, ground_truth_tracks, run_e2e
+from perception.tracking.refit import RefitConfig
+from pipelines.e2e_forecast import E2EForecastConfig, Stages, SynthSplitConfig, build_stages, ground_truth_tracks, run_e2e
+from pipelines.tracking_finetune import CachedDetector, refit_on_outputs, run_detector
 from scenes.config import StrictConfig, load_config
 from scenes.errors import InputError, check_output_path
 from scenes.io import atomic_write_text
@@ -33,15 +38,17 @@ class FinetuneJobConfig(StrictConfig):
 
     pretrained: Path | None = Field(None, description="forecaster checkpoint pretrained on ground-truth tracks; None: the shipped one")
     stack: E2EForecastConfig = E2EForecastConfig()
+    refit_tracker: bool = Field(True, description="refit the tracker on the detector's outputs before running it")
+    refit: RefitConfig = RefitConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     train_split: SynthSplitConfig = SynthSplitConfig(logs=8, seconds=20.0, seed=0)
 
 
 def tracker_outputs(
-    stack: E2EForecastConfig, dataset: Any, tracks_dir: Path | None = None, *, progress: bool = True
+    stack: E2EForecastConfig, dataset: Any, tracks_dir: Path | None = None, *, progress: bool = True, stages: Stages | None = None
 ) -> list[tuple[Tracks, Tracks, LaneGraph | None]]:
     """(tracker outputs, GT tracks, lane graph) of every annotated log; tracker outputs are also saved in `tracks_dir`."""
-    result = run_e2e(stack, dataset, progress=progress)
+    result = run_e2e(stack, dataset, progress=progress, stages=stages)
     logs = []
     for log in result.logs:
         if log.tracks is None or not log.annotated:
@@ -94,7 +101,14 @@ def run_finetune_job(
     if on_tracks is not None:
         logs = _saved_tracker_outputs(dataset, on_tracks)
     else:
-        logs = tracker_outputs(stack, dataset, out_dir / "tracks")
+        stages: Stages | None = None
+        if cfg.refit_tracker and stack.tracker == "tracker":
+            outputs = run_detector(stack, dataset)
+            tracker_path, _ = refit_on_outputs(stack, cfg.refit, outputs, out_dir / "tracker")
+            console.print(f"refitted the tracker on the detector's outputs: {tracker_path}", soft_wrap=True)
+            stack = stack.model_copy(update={"tracker_config": tracker_path})
+            stages = (CachedDetector(outputs), *build_stages(stack)[1:])
+        logs = tracker_outputs(stack, dataset, out_dir / "tracks", stages=stages)
         console.print(f"saved tracker outputs of {len(logs)} log(s) in {out_dir / 'tracks'}", soft_wrap=True)
     samples, counts = collect_finetune_samples(logs, features, cfg.finetune)
     console.print(

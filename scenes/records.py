@@ -462,7 +462,8 @@ class TrackHistory:
 
 @dataclass(frozen=True, eq=False)
 class Tracks:
-    """Per-timestamp city-frame boxes carrying `track_id`, for one log, timestamps strictly increasing."""
+    """Per-timestamp boxes carrying `track_id`, for one log, timestamps strictly increasing, all in one frame: "city",
+    or "ego" for a log without poses, whose sensor frame then stands for the world."""
 
     log_id: str
     timestamps_ns: np.ndarray
@@ -478,14 +479,21 @@ class Tracks:
         if len(boxes) != dims["T"]:
             raise _fail("Tracks", "boxes", f"expected {dims['T']} Boxes3D (one per timestamp), got {len(boxes)}")
         for index, frame_boxes in enumerate(boxes):
-            if not isinstance(frame_boxes, Boxes3D) or frame_boxes.track_id is None or frame_boxes.frame != "city":
-                raise _fail("Tracks", f"boxes[{index}]", "expected city-frame Boxes3D with track_id")
+            if not isinstance(frame_boxes, Boxes3D) or frame_boxes.track_id is None:
+                raise _fail("Tracks", f"boxes[{index}]", "expected Boxes3D with track_id")
+            if frame_boxes.frame != boxes[0].frame:
+                raise _fail("Tracks", f"boxes[{index}]", f"in the {frame_boxes.frame!r} frame, boxes[0] in the {boxes[0].frame!r} frame")
             if len(np.unique(frame_boxes.track_id)) != len(frame_boxes):
                 raise _fail("Tracks", f"boxes[{index}]", "a track id appears twice at one timestamp")
         object.__setattr__(self, "boxes", boxes)
 
     def __len__(self) -> int:
         return int(self.timestamps_ns.shape[0])
+
+    @property
+    def frame(self) -> BoxFrame:
+        """The frame of every box ("city" for a log without timestamps)."""
+        return self.boxes[0].frame if self.boxes else "city"
 
     @property
     def track_ids(self) -> np.ndarray:

@@ -17,6 +17,9 @@ class TrackerConfig(StrictConfig):
     motion_model: Literal["cv", "ctrv"] = "cv"
     metric: Literal["center", "iou"] = "center"
     matcher: Literal["greedy", "hungarian"] = "greedy"
+    # Greedy order: "score" takes detections by decreasing score, each its cheapest free track (CenterPoint);
+    # "cost" takes (track, detection) pairs by increasing cost (AB3DMOT's greedy matching).
+    greedy_order: Literal["score", "cost"] = "score"
     distance_gate_m: Annotated[float, Field(gt=0)] = 2.0
     class_distance_gate_m: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     min_iou: Annotated[float, Field(ge=0, lt=1)] = 0.01

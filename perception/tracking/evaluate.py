@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,10 @@ def evaluate_av2_tracking(
     output_dir: str | Path | None = None,
 ) -> AV2TrackingMetrics:
     """HOTA and MOTA of `predictions` against `labels` (both from scenes.submissions.av2_tracking)."""
-    from av2.evaluation.tracking import utils
-    from av2.evaluation.tracking.eval import _tune_score_thresholds, evaluate_tracking, filter_max_dist
+    with warnings.catch_warnings():  # av2's numpy shim warns about np.str / np.long on import
+        warnings.simplefilter("ignore", FutureWarning)
+        from av2.evaluation.tracking import utils
+        from av2.evaluation.tracking.eval import _tune_score_thresholds, evaluate_tracking, filter_max_dist
 
     if not classes:
         raise ValueError("evaluate_av2_tracking: no classes to evaluate")

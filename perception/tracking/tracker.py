@@ -1,8 +1,11 @@
-"""AB3DMOT-style multi-object tracker: per-class association of city-frame detections to Kalman-predicted tracks.
+"""AB3DMOT-style multi-object tracker: per-class association of detections to Kalman-predicted tracks.
 
-Each step: predict every track to the new timestamp, associate same-class detections (centre distance or BEV IoU,
-greedy by detection score or Hungarian), update matched tracks (pose, and the detector's velocity when used), age
-the others, start a tentative track per unmatched detection, drop tracks unseen for more than `max_age` steps.
+Tracks live in the frame of the detections: "city" (ego motion removed by the log's poses) or, for a log without
+poses, "ego" (the sensor frame stands for the world, as AB3DMOT tracks KITTI in camera coordinates); one run keeps
+one frame. Each step: predict every track to the new timestamp, associate same-class detections (centre distance or
+BEV IoU; greedy by detection score, greedy by lowest cost first as AB3DMOT, or Hungarian), update matched tracks
+(pose, and the detector's velocity when used), age the others, start a tentative track per unmatched detection, drop
+tracks unseen for more than `max_age` steps.
 A track is confirmed after `min_hits` detections (or while the log is younger than `min_hits` frames, AB3DMOT).
 """
 
@@ -22,13 +25,17 @@ from perception.tracking.kalman import STATE_DIM, BoxKalmanFilter
 from scenes.categories import CATEGORIES
 from scenes.config import ConfigError, load_config, validate_config
 from scenes.geometry import wrap_angle
-from scenes.records import Boxes3D, Tracks
+from scenes.records import Boxes3D, BoxFrame, Tracks
 from scenes.training.checkpoint import CheckpointError, load_checkpoint
 
 STAGE = "tracking"
 # Noise and gates fitted on simulated ground-truth tracks by `drivestack train tracking --config
 # configs/tracking/ab3dmot.yaml`; `benchmarks/quality_detection.py` gives its scores.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ab3dmot_synth.pt"
+# For detections made elsewhere (`drivestack track`): refitted on noisier synthetic detections than the shipped
+# detector's by `drivestack finetune tracking --config configs/tracking/refit_noisy_synth.yaml`; see
+# `benchmarks/quality_tracking.py`.
+EXTERNAL_DETECTIONS_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "ab3dmot_robust.pt"
 
 
 def load_tracker_config(path: str | os.PathLike[str] | None = None) -> TrackerConfig:
@@ -68,6 +75,7 @@ class Tracker:
         self.misses = np.zeros(0, dtype=np.int64)
         self.score = np.zeros(0)
         self.frame_count = 0
+        self.frame: BoxFrame | None = None
         self.last_timestamp_ns: int | None = None
         self._next_id = 0
 
@@ -88,19 +96,22 @@ class Tracker:
         with_velocity = self.cfg.use_detection_velocity and detections.velocity_m_per_s is not None
         return pose, (detections.velocity_m_per_s if with_velocity else None)
 
-    def step(self, detections_city: Boxes3D, timestamp_ns: int) -> Boxes3D:
-        """Advances to `timestamp_ns` with city-frame detections; returns the confirmed tracks updated now
-        (city frame, `track_id`, filtered pose, velocity, the matched detection's score)."""
-        if detections_city.frame != "city":
-            raise ValueError(f"Tracker.step: detections must be in the city frame, got {detections_city.frame!r}")
+    def step(self, detections: Boxes3D, timestamp_ns: int) -> Boxes3D:
+        """Advances to `timestamp_ns` with detections in the run's frame (that of the first step's detections);
+        returns the confirmed tracks updated now (same frame, `track_id`, filtered pose, velocity, the matched
+        detection's score)."""
+        if self.frame is not None and detections.frame != self.frame:
+            raise ValueError(f"Tracker.step: detections in the {detections.frame!r} frame, earlier ones in the {self.frame!r} frame")
+        self.frame = detections.frame
         if self.last_timestamp_ns is not None and timestamp_ns <= self.last_timestamp_ns:
             raise ValueError(f"Tracker.step: timestamp {timestamp_ns} is not after the previous {self.last_timestamp_ns}")
         dt = 0.0 if self.last_timestamp_ns is None else (timestamp_ns - self.last_timestamp_ns) * 1e-9
         self.last_timestamp_ns = timestamp_ns
         self.frame_count += 1
-        assert detections_city.score is not None  # Boxes3D fills a missing score with ones
-        kept = detections_city.score >= self.cfg.min_score
-        detections, detection_scores = detections_city.select(kept), detections_city.score[kept]
+        scores = detections.score
+        assert scores is not None  # Boxes3D fills a missing score with ones
+        kept = scores >= self.cfg.min_score
+        detections, detection_scores = detections.select(kept), scores[kept]
         self.state, self.covariance = self.filter.predict(self.state, self.covariance, dt)
 
         if self.cfg.metric == "center":
@@ -112,8 +123,8 @@ class Tracker:
                 self.state[:, :3], self.state[:, 4:7], self.state[:, 3], self.category,
                 detections.center_m, detections.size_lwh_m, detections.yaw_rad, detections.category, self.cfg.min_iou,
             )  # fmt: skip
-        order = np.argsort(-detection_scores, kind="stable")
-        assignment = match(cost, self.cfg.matcher, order if self.cfg.matcher == "greedy" else None)
+        by_score = self.cfg.matcher == "greedy" and self.cfg.greedy_order == "score"
+        assignment = match(cost, self.cfg.matcher, np.argsort(-detection_scores, kind="stable") if by_score else None)
         pose, velocity = self._measurements(detections)
         tracks, dets = assignment.matches[:, 0], assignment.matches[:, 1]
         measurement = pose[dets] if velocity is None else np.concatenate([pose[dets], velocity[dets]], axis=1)
@@ -156,7 +167,7 @@ class Tracker:
             self.score[index].astype(np.float32),
             velocity,
             np.array([self.ids[i] for i in index], dtype=str),
-            frame="city",
+            frame=self.frame or "city",
         )
 
     def _reported_yaw(self, yaw_rad: np.ndarray, velocity_xy: np.ndarray) -> np.ndarray:
@@ -168,16 +179,16 @@ class Tracker:
         backwards = (speed > min_speed) & (velocity_xy[:, 0] * np.cos(yaw_rad) + velocity_xy[:, 1] * np.sin(yaw_rad) < 0)
         return np.where(backwards, wrap_angle(yaw_rad + np.pi), yaw_rad)
 
-    def run(self, log_id: str, detections_city: Sequence[Boxes3D], timestamps_ns: npt.ArrayLike) -> Tracks:
+    def run(self, log_id: str, detections: Sequence[Boxes3D], timestamps_ns: npt.ArrayLike) -> Tracks:
         """Tracks of a whole log: every frame stepped in order, then (offline) tentative frames of tracks that got
         confirmed are kept and gaps of at most `max_age` frames are linearly interpolated."""
         stamps = np.asarray(timestamps_ns, dtype=np.int64)
-        if len(stamps) != len(detections_city):
-            raise ValueError(f"Tracker.run: {len(detections_city)} detection frames but {len(stamps)} timestamps")
+        if len(stamps) != len(detections):
+            raise ValueError(f"Tracker.run: {len(detections)} detection frames but {len(stamps)} timestamps")
         self.reset()
         observed: dict[str, dict[int, TrackState]] = {}
         confirmed: set[str] = set()
-        for frame, (boxes, stamp) in enumerate(zip(detections_city, stamps, strict=True)):
+        for frame, (boxes, stamp) in enumerate(zip(detections, stamps, strict=True)):
             self.step(boxes, int(stamp))
             updated = self._output(self.misses == 0, confirmed_only=not self.cfg.backfill_tentative)
             # `_output` always gives track ids, velocities and scores.
@@ -196,12 +207,13 @@ class Tracker:
                 states = {**states, **interpolate_track(states, stamps, self.cfg.max_age)}
             for frame, state in states.items():
                 rows[frame].append((track_id, state))
-        return Tracks(log_id, stamps, tuple(_boxes(frame_rows) for frame_rows in rows))
+        box_frame: BoxFrame = self.frame or "city"
+        return Tracks(log_id, stamps, tuple(_boxes(frame_rows, box_frame) for frame_rows in rows))
 
 
-def _boxes(rows: list[tuple[str, TrackState]]) -> Boxes3D:
+def _boxes(rows: list[tuple[str, TrackState]], frame: BoxFrame) -> Boxes3D:
     if not rows:
-        return Boxes3D.empty(frame="city", with_tracks=True)
+        return Boxes3D.empty(frame=frame, with_tracks=True)
     return Boxes3D(
         np.array([s.center_m for _, s in rows]),
         np.array([s.size_lwh_m for _, s in rows]),
@@ -210,5 +222,5 @@ def _boxes(rows: list[tuple[str, TrackState]]) -> Boxes3D:
         np.array([s.score for _, s in rows], dtype=np.float32),
         np.array([s.velocity_m_per_s for _, s in rows]),
         np.array([track_id for track_id, _ in rows], dtype=str),
-        frame="city",
+        frame=frame,
     )

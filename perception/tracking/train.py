@@ -97,14 +97,28 @@ def fitted_config(cfg: TrackingConfig, statistics: dict[str, Any]) -> tuple[Trac
         if len(values) >= cfg.min_track_samples:
             noise_update[field_name] = max(float(np.std(values)), 1e-3)
             summary[field_name] = noise_update[field_name]
-    gates = dict(tracker.class_distance_gate_m)
-    for category, values in statistics["displacement"].items():
-        if len(values) >= cfg.min_track_samples:
-            name = CATEGORIES[category]
-            gates[name] = max(tracker.gate_m(name), float(np.percentile(values, cfg.gate_percentile)))
-            summary[f"gate_m/{name}"] = gates[name]
+    gates = percentile_gates(tracker, tracker.class_distance_gate_m, statistics["displacement"], cfg.gate_percentile, cfg.min_track_samples, summary)
     noise = tracker.noise.model_copy(update=noise_update)
     return tracker.model_copy(update={"noise": noise, "class_distance_gate_m": gates}), summary
+
+
+def percentile_gates(
+    tracker: TrackerConfig,
+    gates_m: dict[str, float],
+    distances_m: dict[int, list[float]],
+    percentile: float,
+    min_samples: int,
+    summary: dict[str, float],
+) -> dict[str, float]:
+    """`gates_m` with the classes that have `min_samples` distances set to their `percentile`, never below `tracker`'s
+    gate for the class; the new gates are also recorded in `summary`."""
+    gates = dict(gates_m)
+    for category, values in distances_m.items():
+        if len(values) >= min_samples:
+            name = CATEGORIES[category]
+            gates[name] = max(tracker.gate_m(name), float(np.percentile(values, percentile)))
+            summary[f"gate_m/{name}"] = gates[name]
+    return gates
 
 
 class TrackingFitTask(EstimationTask):

@@ -30,15 +30,22 @@ OBJECT_CALIB_KEYS: Final = ("P0", "P1", "P2", "P3", "R0_rect", "Tr_velo_to_cam")
 CAMERAS: Final = {"image_02": "P_rect_02", "image_03": "P_rect_03"}
 
 
-def read_calib_file(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """`key: v1 v2 ...` lines -> {key: float array}; lines whose values are not numbers (e.g. calib_time) are skipped."""
+def read_calib_file(path: Path, required: tuple[str, ...] = (), *, colon_optional: bool = False) -> dict[str, np.ndarray]:
+    """`key: v1 v2 ...` lines -> {key: float array}; lines whose values are not numbers (e.g. calib_time) are skipped.
+
+    With `colon_optional`, `key v1 v2 ...` lines are read too (the KITTI tracking calibration writes `R_rect`,
+    `Tr_velo_cam` and `Tr_imu_velo` that way)."""
     require_file(path, "calibration file")
     values: dict[str, np.ndarray] = {}
     for line_number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         key, separator, rest = line.partition(":")
+        tokens = line.split(maxsplit=1)
+        if not separator and colon_optional and tokens and not _is_number(tokens[0]):
+            key, separator, rest = tokens[0], " ", tokens[1] if len(tokens) > 1 else ""
         if not separator:
             if line.strip():
-                raise AdapterError(path, f"line {line_number} is not 'key: values'")
+                expected = "'key: values' or 'key values'" if colon_optional else "'key: values'"
+                raise AdapterError(path, f"line {line_number} is not {expected}")
             continue
         try:
             array = np.array([float(token) for token in rest.split()], dtype=np.float64)
@@ -53,14 +60,22 @@ def read_calib_file(path: Path, required: tuple[str, ...] = ()) -> dict[str, np.
     return values
 
 
-def _matrix(path: Path, calib: Mapping[str, np.ndarray], key: str, shape: tuple[int, int]) -> np.ndarray:
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def calib_matrix(path: Path, calib: Mapping[str, np.ndarray], key: str, shape: tuple[int, int]) -> np.ndarray:
     value = calib[key]
     if value.size != shape[0] * shape[1]:
         raise AdapterError(path, f"key {key!r} has {value.size} values, expected {shape[0] * shape[1]}")
     return value.reshape(shape)
 
 
-def _rigid(path: Path, key: str, matrix: np.ndarray) -> SE3:
+def rigid_from_calib(path: Path, key: str, matrix: np.ndarray) -> SE3:
     """A 3x4 or 4x4 calibration matrix -> SE3, re-orthonormalising the rotation printed with 7 digits."""
     u, _, vt = np.linalg.svd(matrix[:3, :3])
     rotation = u @ vt
@@ -212,10 +227,10 @@ def boxes_to_labels(boxes: Boxes3D, rect_SE3_velo: SE3) -> list[tuple[tuple[floa
 def read_object_calibration(path: Path) -> tuple[SE3, np.ndarray, SE3]:
     """A KITTI object calibration file -> (rect_SE3_velo, K of image_2, velo_SE3_camera2)."""
     calib = read_calib_file(path, OBJECT_CALIB_KEYS)
-    rect_R = _rigid(path, "R0_rect", np.pad(_matrix(path, calib, "R0_rect", (3, 3)), ((0, 0), (0, 1))))
-    cam0_SE3_velo = _rigid(path, "Tr_velo_to_cam", _matrix(path, calib, "Tr_velo_to_cam", (3, 4)))
+    rect_R = rigid_from_calib(path, "R0_rect", np.pad(calib_matrix(path, calib, "R0_rect", (3, 3)), ((0, 0), (0, 1))))
+    cam0_SE3_velo = rigid_from_calib(path, "Tr_velo_to_cam", calib_matrix(path, calib, "Tr_velo_to_cam", (3, 4)))
     rect_SE3_velo = rect_R.compose(cam0_SE3_velo)
-    intrinsics, offset = camera_from_projection(path, "P2", _matrix(path, calib, "P2", (3, 4)))
+    intrinsics, offset = camera_from_projection(path, "P2", calib_matrix(path, calib, "P2", (3, 4)))
     camera2_SE3_velo = SE3(np.eye(3), offset).compose(rect_SE3_velo)
     return rect_SE3_velo, intrinsics, camera2_SE3_velo.inverse()
 
@@ -379,18 +394,19 @@ class KittiRawDataset(Dataset):
         date_dir = self.drive_dir(log_id).parent
         velo_path = date_dir / "calib_velo_to_cam.txt"
         velo = read_calib_file(velo_path, ("R", "T"))
-        cam0_SE3_velo = _rigid(velo_path, "R|T", np.hstack([_matrix(velo_path, velo, "R", (3, 3)), _matrix(velo_path, velo, "T", (3, 1))]))
+        cam0_SE3_velo = rigid_from_calib(velo_path, "R|T", np.hstack([calib_matrix(velo_path, velo, "R", (3, 3)), calib_matrix(velo_path, velo, "T", (3, 1))]))
         cam_path = date_dir / "calib_cam_to_cam.txt"
         keys = {camera: CAMERAS[camera] for camera in self.cameras(log_id)}
         cam = read_calib_file(cam_path, ("R_rect_00", *keys.values()))
-        rect_SE3_velo = _rigid(cam_path, "R_rect_00", np.pad(_matrix(cam_path, cam, "R_rect_00", (3, 3)), ((0, 0), (0, 1)))).compose(cam0_SE3_velo)
+        rect_R = rigid_from_calib(cam_path, "R_rect_00", np.pad(calib_matrix(cam_path, cam, "R_rect_00", (3, 3)), ((0, 0), (0, 1))))
+        rect_SE3_velo = rect_R.compose(cam0_SE3_velo)
         cameras = {}
         for camera, key in keys.items():
-            intrinsics, offset = camera_from_projection(cam_path, key, _matrix(cam_path, cam, key, (3, 4)))
+            intrinsics, offset = camera_from_projection(cam_path, key, calib_matrix(cam_path, cam, key, (3, 4)))
             cameras[camera] = (intrinsics, SE3(np.eye(3), offset).compose(rect_SE3_velo).inverse())
         imu_path = date_dir / "calib_imu_to_velo.txt"
         imu = read_calib_file(imu_path, ("R", "T"))
-        velo_SE3_imu = _rigid(imu_path, "R|T", np.hstack([_matrix(imu_path, imu, "R", (3, 3)), _matrix(imu_path, imu, "T", (3, 1))]))
+        velo_SE3_imu = rigid_from_calib(imu_path, "R|T", np.hstack([calib_matrix(imu_path, imu, "R", (3, 3)), calib_matrix(imu_path, imu, "T", (3, 1))]))
         return velo_SE3_imu.inverse(), cameras
 
     @per_instance_lru_cache(maxsize=4)

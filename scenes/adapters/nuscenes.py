@@ -1,5 +1,7 @@
 """nuScenes (`nuscenes:PATH`, `version=v1.0-mini|v1.0-trainval|...`) -> `Frame`s, prediction `Scenario`s, `LaneGraph`s.
 
+Without a version, the one version folder under PATH is read (several: the version must be named).
+
 Tables are read by `nuscenes.nuscenes.NuScenes` (its table loading and reverse indices). Releases that share the
 schema without the semantic-prior map PNGs (such as the Lyft Level 5 sample) are opened with the same table logic
 minus the map masks; a partial database whose `prev`/`next` links point outside it has those links cut. Each scene
@@ -74,6 +76,17 @@ def _tables_only_nuscenes(version: str, dataroot: Path) -> Any:
             self.explorer = NuScenesExplorer(self)
 
     return TablesOnlyNuScenes()
+
+
+def detect_version(dataroot: Path) -> str:
+    """The one version folder (a folder holding `scene.json`, e.g. `v1.0-mini`, `v1.0-synth`) under `dataroot`."""
+    require_dir(dataroot, "nuScenes directory")
+    versions = sorted(path.name for path in dataroot.iterdir() if (path / "scene.json").is_file())
+    if not versions:
+        raise AdapterError(dataroot, "no nuScenes version folder (a folder with scene.json, e.g. v1.0-mini)")
+    if len(versions) > 1:
+        raise AdapterError(dataroot, f"several nuScenes versions {versions}: name one (--nuscenes-version)")
+    return versions[0]
 
 
 def open_nuscenes(dataroot: Path, version: str) -> tuple[Any, list[str]]:
@@ -167,12 +180,13 @@ class NuScenesDataset(Dataset):
         self,
         root: Path,
         *,
-        version: str = "v1.0-mini",
+        version: str | None = None,
         sweeps: bool = False,
         cameras: Sequence[str] = (),
         skip_bad: bool = False,
     ) -> None:
         super().__init__(root, skip_bad=skip_bad)
+        version = version if version is not None else detect_version(self.root)
         self.version = version
         self.sweeps = sweeps
         self.cameras = tuple(cameras)

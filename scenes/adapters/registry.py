@@ -5,6 +5,7 @@
     open_dataset("nuscenes:/data/nuscenes", version="v1.0-mini")
     open_dataset("kitti:/data/kitti_raw")                KITTI raw drives (+ depth ground truth when merged in)
     open_dataset("kitti-object:/data/kitti/object")      KITTI 3D object benchmark
+    open_dataset("kitti-tracking:/data/kitti/tracking")  KITTI tracking benchmark (sequences of a split)
     open_dataset("cityscapes:/data/cityscapes")          Cityscapes-style image/label folders
     open_dataset("synth", logs=2, seed=0)                 the synthetic city
 
@@ -34,6 +35,7 @@ ADAPTERS: Final[dict[str, tuple[str, str]]] = {
     "nuscenes": ("scenes.adapters.nuscenes", "NuScenesDataset"),
     "kitti": ("scenes.adapters.kitti", "KittiRawDataset"),
     "kitti-object": ("scenes.adapters.kitti", "KittiObjectDataset"),
+    "kitti-tracking": ("scenes.adapters.kitti_tracking", "KittiTrackingDataset"),
     "cityscapes": ("scenes.adapters.cityscapes", "CityscapesDataset"),
 }
 DATASET_NAMES: Final = (*ADAPTERS, "synth")

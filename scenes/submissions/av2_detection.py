@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from scenes.categories import CATEGORIES
 from scenes.errors import DrivestackError
 from scenes.geometry import yaw_to_quat_wxyz
 from scenes.io import atomic_write
@@ -97,8 +98,51 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     table_path = Path(path)
     if not table_path.is_file():
         raise FileNotFoundError(f"{table_path}: detection table not found")
-    table = feather.read_feather(table_path)
+    try:
+        table = feather.read_feather(table_path)
+    except (pa.ArrowException, OSError) as error:
+        raise DetectionFormatError(f"{table_path}: not a readable feather table ({type(error).__name__}: {error})") from None
     missing = [c for c in ("log_id", "timestamp_ns", "category", *BOX_COLUMNS) if c not in table.columns]
     if missing:
         raise DetectionFormatError(f"{table_path}: missing column(s) {missing}")
+    return table
+
+
+def read_detections(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Reads a detection table (`detections_table` written by `write_table`) and checks what the evaluator relies on:
+    every column of `DETECTION_COLUMNS`, string log ids, integer timestamps, competition categories, finite box values
+    and scores, positive sizes and non-zero quaternions. Errors name the file, the column and the first bad row."""
+    table = read_table(path)
+    missing = [column for column in DETECTION_COLUMNS if column not in table.columns]
+    if missing:
+        raise DetectionFormatError(f"{path}: missing column(s) {missing}")
+    if not len(table):
+        return table
+
+    def fail(column: str, rows: np.ndarray, what: str) -> DetectionFormatError:
+        row = int(np.flatnonzero(rows)[0])
+        return DetectionFormatError(f"{path}: column {column!r}: {what} (row {row}: {table[column].iloc[row]!r})")
+
+    for column in ("log_id", "category"):
+        not_text = ~table[column].map(lambda value: isinstance(value, str)).to_numpy(bool)
+        if not_text.any():
+            raise fail(column, not_text, "expected strings")
+    unknown = ~table["category"].isin(CATEGORIES).to_numpy(bool)
+    if unknown.any():
+        raise fail("category", unknown, "not an AV2 competition category")
+    if not pd.api.types.is_integer_dtype(table["timestamp_ns"]):
+        raise DetectionFormatError(f"{path}: column 'timestamp_ns': expected integer nanoseconds, got dtype {table['timestamp_ns'].dtype}")
+    for column in (*BOX_COLUMNS, "score"):
+        if not pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(table[column]):
+            raise DetectionFormatError(f"{path}: column {column!r}: expected numbers, got dtype {table[column].dtype}")
+        not_finite = ~np.isfinite(table[column].to_numpy(np.float64))
+        if not_finite.any():
+            raise fail(column, not_finite, "expected finite numbers")
+    for column in ("length_m", "width_m", "height_m"):
+        not_positive = table[column].to_numpy(np.float64) <= 0
+        if not_positive.any():
+            raise fail(column, not_positive, "box sizes must be positive")
+    zero_quaternion = np.linalg.norm(table[["qw", "qx", "qy", "qz"]].to_numpy(np.float64), axis=1) == 0
+    if zero_quaternion.any():
+        raise fail("qw", zero_quaternion, "the quaternion (qw, qx, qy, qz) is zero")
     return table

@@ -238,6 +238,8 @@ def validate_submission(submission: Any, source: str = "submission") -> None:
             if not isinstance(agents, list):
                 raise SubmissionError(f"{where}: expected a list of agents, got {type(agents).__name__}")
             for index, agent in enumerate(agents):
+                if not isinstance(agent, dict):
+                    raise SubmissionError(f"{where}[{index}]: expected an agent dict, got {type(agent).__name__}")
                 for key, shape in _AGENT_ARRAYS.items():
                     value = agent.get(key)
                     if not isinstance(value, np.ndarray) or value.shape != shape or not np.all(np.isfinite(value)):

@@ -4,6 +4,7 @@
 `size` as **w, l, h** (G12), `rotation` (wxyz), `velocity` (vx, vy), `detection_name`, `detection_score` and
 `attribute_name`. Boxes of classes nuScenes does not evaluate are left out; every sample must be a key (possibly
 with an empty list), at most 500 boxes per sample (the highest-scoring are kept).
+`read_submission` checks a submission made elsewhere field by field before `DetectionEval` loads it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scenes.records import Boxes3D
 MAX_BOXES_PER_SAMPLE: Final = 500
 MOVING_SPEED_M_PER_S: Final = 0.5
 LIDAR_META: Final = {"use_camera": False, "use_lidar": True, "use_radar": False, "use_map": False, "use_external": False}
+DETECTION_KEYS: Final = ("sample_token", "translation", "size", "rotation", "velocity", "detection_name", "detection_score", "attribute_name")
 
 
 class NuScenesFormatError(DrivestackError, ValueError):
@@ -97,3 +99,72 @@ def write_submission(path: str | os.PathLike[str], submission: Mapping[str, Any]
         raise NuScenesFormatError(f"{path}: a submission has exactly the keys 'meta' and 'results', got {sorted(submission)}")
     atomic_write_text(path, json.dumps(submission))
     return Path(path)
+
+
+def _numbers(value: Any, count: int) -> np.ndarray | None:
+    """`value` as `count` finite floats, or None."""
+    if not isinstance(value, list) or len(value) != count:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    return array if np.all(np.isfinite(array)) else None
+
+
+def _check_box(where: str, token: str, box: Any) -> None:
+    from nuscenes.eval.detection.constants import ATTRIBUTE_NAMES, DETECTION_NAMES
+
+    if not isinstance(box, dict):
+        raise NuScenesFormatError(f"{where}: expected a box object, got {type(box).__name__}")
+    missing = [key for key in DETECTION_KEYS if key not in box]
+    if missing:
+        raise NuScenesFormatError(f"{where}: missing key(s) {missing}")
+    if box["sample_token"] != token:
+        raise NuScenesFormatError(f"{where}.sample_token: {box['sample_token']!r} differs from its results key {token!r}")
+    for key, count in (("translation", 3), ("size", 3), ("rotation", 4), ("velocity", 2)):
+        values = _numbers(box[key], count)
+        if values is None:
+            raise NuScenesFormatError(f"{where}.{key}: expected a list of {count} finite numbers, got {box[key]!r}")
+        if key == "size" and np.any(values <= 0):
+            raise NuScenesFormatError(f"{where}.size: sizes must be positive, got {box[key]!r}")
+        if key == "rotation" and not np.any(values):
+            raise NuScenesFormatError(f"{where}.rotation: the quaternion is zero")
+    if box["detection_name"] not in DETECTION_NAMES:
+        raise NuScenesFormatError(f"{where}.detection_name: {box['detection_name']!r} is not one of {list(DETECTION_NAMES)}")
+    score = box["detection_score"]
+    if not isinstance(score, int | float) or isinstance(score, bool) or not np.isfinite(score):
+        raise NuScenesFormatError(f"{where}.detection_score: expected a finite number, got {score!r}")
+    if box["attribute_name"] not in ("", *ATTRIBUTE_NAMES):
+        raise NuScenesFormatError(f"{where}.attribute_name: {box['attribute_name']!r} is not '' or one of {list(ATTRIBUTE_NAMES)}")
+
+
+def read_submission(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Reads a detection submission JSON and checks it as `DetectionEval` will load it: the `meta` flags, and per sample
+    at most `MAX_BOXES_PER_SAMPLE` boxes with every field of the right type and count. Errors name the file and field."""
+    source = Path(path)
+    if not source.is_file():
+        raise NuScenesFormatError(f"{source}: file not found")
+    try:
+        submission = json.loads(source.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NuScenesFormatError(f"{source}: not a JSON document ({error})") from None
+    if not isinstance(submission, dict) or set(submission) != {"meta", "results"}:
+        keys = sorted(submission) if isinstance(submission, dict) else type(submission).__name__
+        raise NuScenesFormatError(f"{source}: a submission is an object with exactly the keys 'meta' and 'results', got {keys}")
+    meta = submission["meta"]
+    if not isinstance(meta, dict):
+        raise NuScenesFormatError(f"{source}: meta: expected an object of flags {sorted(LIDAR_META)}")
+    for key in LIDAR_META:
+        if not isinstance(meta.get(key), bool):
+            raise NuScenesFormatError(f"{source}: meta.{key}: expected true or false, got {meta.get(key)!r}")
+    results = submission["results"]
+    if not isinstance(results, dict):
+        raise NuScenesFormatError(f"{source}: results: expected an object sample_token -> [boxes], got {type(results).__name__}")
+    for token, boxes in results.items():
+        if not isinstance(boxes, list):
+            raise NuScenesFormatError(f"{source}: results[{token!r}]: expected a list of boxes, got {type(boxes).__name__}")
+        if len(boxes) > MAX_BOXES_PER_SAMPLE:
+            raise NuScenesFormatError(f"{source}: results[{token!r}]: {len(boxes)} boxes, at most {MAX_BOXES_PER_SAMPLE} are allowed")
+        for index, box in enumerate(boxes):
+            _check_box(f"{source}: results[{token!r}][{index}]", token, box)
+    return submission

@@ -128,3 +128,22 @@ def test_nuscenes_tracking_eval_on_perfect_tracks(nuscenes_db: tuple[Path, objec
     metrics = evaluate_nuscenes_tracking(path, root, "v1.0-synth", "synth_val", tmp_path / "eval")
     assert metrics.label_amota["car"] == pytest.approx(1.0) and np.isnan(metrics.label_amota["bus"])  # absent: NaN, not averaged
     assert metrics.amota == pytest.approx(1.0) and metrics.amotp == pytest.approx(0.0, abs=1e-4)
+
+
+def test_evaluate_tracking_cli_scores_a_nuscenes_tracking_submission(nuscenes_db: tuple[Path, object], tmp_path: Path) -> None:
+    """`drivestack evaluate tracking` on nuScenes: the devkit's AMOTA, the eval set found in splits.json."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    root, dataset = nuscenes_db
+    path = write_submission(tmp_path / "trk.json", tracking_submission(_perfect_results(dataset, True)))
+    scores = tmp_path / "scores.json"
+    result = CliRunner().invoke(app, ["evaluate", "tracking", "--data", f"nuscenes:{root}", "--predictions", str(path), "--json", str(scores)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(scores.read_text())
+    assert figures["AMOTA"] == pytest.approx(1.0) and figures["car/AMOTA"] == pytest.approx(1.0)
+    missing = CliRunner().invoke(app, ["evaluate", "tracking", "--data", f"nuscenes:{root}"])
+    assert missing.exit_code == 2 and "give --predictions FILE" in missing.output

@@ -187,11 +187,35 @@ def test_interpolation_takes_the_short_way_round() -> None:
 
 def test_step_rejects_bad_input() -> None:
     tracker = Tracker()
-    with pytest.raises(ValueError, match="city frame"):
-        tracker.step(Boxes3D.empty(), 1)
     tracker.step(Boxes3D.empty(frame="city"), 10)
+    with pytest.raises(ValueError, match="'ego' frame, earlier ones in the 'city' frame"):
+        tracker.step(Boxes3D.empty(), 20)
     with pytest.raises(ValueError, match="not after"):
         tracker.step(Boxes3D.empty(frame="city"), 10)
+
+
+def test_tracks_stay_in_the_frame_of_their_detections() -> None:
+    """A log without poses is tracked in its sensor ("ego") frame, and the tracks say so; a new run may switch."""
+    stamps = np.arange(5) * 100_000_000
+    ego = [replace(_boxes([[k * 1.0, 0.0]]), frame="ego") for k in range(5)]
+    tracker = Tracker(TrackerConfig(min_hits=2))
+    tracks = tracker.run("seq", ego, stamps)
+    assert tracks.frame == "ego" and all(b.frame == "ego" for b in tracks.boxes)
+    np.testing.assert_allclose([b.center_m[0, 0] for b in tracks.boxes], np.arange(5.0), atol=0.1)
+    assert tracker.run("log", [_boxes([[0.0, 0.0]])], stamps[:1]).frame == "city"
+
+
+def test_greedy_order_cost_is_ab3dmot_lowest_cost_first() -> None:
+    """Two tracks at x = 0 and x = 1.5; detections at x = 1.0 (score 0.9) and x = 1.6 (score 0.5). By score, the
+    first detection takes its cheapest track (x = 1.5, cost 0.5) and the second is left with x = 0 (cost 1.6, beyond
+    the 1.55 m gate): one match. Lowest cost first takes (1.5, 1.6) at 0.1, then (0, 1.0) at 1.0: two matches."""
+    tracks_after = {}
+    for order in ("score", "cost"):
+        tracker = Tracker(TrackerConfig(min_hits=1, distance_gate_m=1.55, greedy_order=order))
+        tracker.step(_boxes([[0.0, 0.0], [1.5, 0.0]]), 0)
+        tracker.step(replace(_boxes([[1.0, 0.0], [1.6, 0.0]]), score=np.array([0.9, 0.5], np.float32)), 1)
+        tracks_after[order] = len(tracker)
+    assert tracks_after == {"score": 3, "cost": 2}  # by score, the second detection starts a new track
 
 
 def test_fit_measures_noise_and_gates(tmp_path: Path) -> None:
@@ -226,12 +250,18 @@ def test_load_tracker_config_reads_yaml_and_the_shipped_checkpoint(tmp_path: Pat
 
 
 def test_shipped_tracking_configs_validate() -> None:
+    from pipelines.tracking_finetune import TrackingFinetuneConfig
     from scenes.config import load_config
 
-    paths = sorted((Path(__file__).resolve().parents[2] / "configs" / "tracking").glob("*.yaml"))
-    assert paths
-    models = {load_config(path, TrackingConfig).tracker.motion_model for path in paths}
+    repo = Path(__file__).resolve().parents[2]
+    paths = sorted((repo / "configs" / "tracking").glob("*.yaml"))
+    fits = [path for path in paths if not path.name.startswith("refit_")]
+    models = {load_config(path, TrackingConfig).tracker.motion_model for path in fits}
     assert models == {"cv", "ctrv"}
+    refits = [load_config(path, TrackingFinetuneConfig) for path in paths if path.name.startswith("refit_")]
+    assert len(refits) == 2
+    for refit in refits:  # the tracker each refit starts from exists (paths are relative to the repository root)
+        assert refit.stack.tracker_config is None or (repo / refit.stack.tracker_config).is_file()
 
 
 @settings(max_examples=30, deadline=None)

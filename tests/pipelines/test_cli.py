@@ -1,4 +1,4 @@
-"""The drivestack CLI: help for every sub-command; unbuilt capabilities exit non-zero with one line.
+"""The drivestack CLI: help for every sub-command and every evaluate task; an expected error is one line on stderr.
 
 Most checks drive the Typer app in-process (fast); the `installed_*` tests run the console script pip installed
 beside this interpreter, so a broken `[project.scripts]` entry point or a packaging regression fails here.
@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from scenes import __version__
 
-SUBCOMMANDS = ["e2e-forecast", "train", "finetune", "generate", "synth", "evaluate", "predict", "inspect"]
+SUBCOMMANDS = ["e2e-forecast", "track", "train", "finetune", "generate", "synth", "evaluate", "predict", "inspect"]
 TRAIN_MODULES = ["detection", "tracking", "forecasting", "depth", "segmentation", "scenegen"]
-UNBUILT = [["evaluate", "detection"], ["evaluate", "e2e-forecasting"]]
+EVALUATE_TASKS = ["detection", "tracking", "forecasting", "e2e-forecasting", "depth", "segmentation"]
 
 runner = CliRunner()
 
@@ -45,7 +45,10 @@ def test_root_help_lists_subcommands() -> None:
         assert name in result.output
 
 
-@pytest.mark.parametrize("command", [[name] for name in SUBCOMMANDS] + [["train", m] for m in TRAIN_MODULES] + [["finetune", "forecasting"]])
+FINETUNE_STEPS = ["forecasting", "tracking"]
+
+
+@pytest.mark.parametrize("command", [[name] for name in SUBCOMMANDS] + [["train", m] for m in TRAIN_MODULES] + [["finetune", m] for m in FINETUNE_STEPS])
 def test_every_subcommand_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
@@ -57,12 +60,12 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output == f"drivestack {__version__}\n"
 
 
-@pytest.mark.parametrize("command", UNBUILT)
-def test_unbuilt_capabilities_exit_nonzero_with_one_line(command: list[str]) -> None:
-    result = runner.invoke(app, command)
-    assert result.exit_code == 2
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert lines == [f"drivestack {' '.join(command)}: not available yet (not implemented in drivestack {__version__})"]
+@pytest.mark.parametrize("task", EVALUATE_TASKS)
+def test_every_evaluate_task_is_built(task: str) -> None:
+    result = runner.invoke(app, ["evaluate", task, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"Usage: drivestack evaluate {task} [OPTIONS]" in result.output and "not available" not in result.output
+    assert "--json" in result.output
 
 
 def test_installed_console_script_help_lists_subcommands() -> None:
@@ -79,10 +82,11 @@ def test_installed_console_script_reports_the_installed_version() -> None:
     assert version("drivestack") == __version__
 
 
-def test_installed_console_script_unbuilt_capability_is_one_line_on_stderr() -> None:
-    completed = run_installed("evaluate", "detection")
+def test_installed_console_script_expected_error_is_one_line_on_stderr(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.feather"
+    completed = run_installed("evaluate", "detection", "--predictions", str(missing), "--data", "synth")
     assert completed.returncode == 2 and completed.stdout == ""
-    assert completed.stderr == f"drivestack evaluate detection: not available yet (not implemented in drivestack {__version__})\n"
+    assert completed.stderr == f"error: {missing}: detection table not found\n"
 
 
 def test_installed_console_script_rejects_an_unknown_command() -> None:

@@ -10,6 +10,7 @@ from forecasting.config import FeatureConfig, ForecastingConfig, ModelConfig, Op
 from forecasting.dataset import build_samples, scenario_from_tracks, scenarios_from_tracks
 from forecasting.finetune import FinetuneConfig, finetune, finetune_samples, match_tracks
 from forecasting.train import fit, load_checkpoint
+from perception.tracking.tracker import Tracker
 from scenes.categories import CATEGORY_ID
 from scenes.records import Boxes3D, Tracks
 
@@ -142,6 +143,9 @@ def test_finetune_cli_runs_the_stack_then_finetunes(tmp_path) -> None:
     result = CliRunner().invoke(app, ["finetune", "forecasting", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(out / "forecaster.pt")["config"]["optim"]["epochs"] == 1
+    # Detector outputs -> tracker refit -> forecaster: the refitted tracker measured the oracle's 0.3 m jitter.
+    refitted = Tracker.from_checkpoint(out / "tracker" / "tracker.pt").cfg.noise.position_m
+    assert 0.2 < refitted < 0.4
     (saved,) = (out / "tracks").glob("*.npz")
     again = CliRunner().invoke(app, ["finetune", "forecasting", "--config", str(config), "--out", str(tmp_path / "ft2"), "--on-tracks", str(saved.parent)])
     assert again.exit_code == 0, again.output

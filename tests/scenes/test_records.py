@@ -150,7 +150,7 @@ def test_validation_error_names_source_file() -> None:
         (lambda: Frame("log", 0, np.eye(4)), r"Frame\.city_SE3_ego"),  # type: ignore[arg-type]
         (lambda: Frame("log", 0, SE3(), annotations=make_boxes(frame="city")), r"Frame\.annotations"),
         (lambda: Tracks("log", np.array([2, 1]), (make_boxes(frame="city"), make_boxes(frame="city"))), r"Tracks\.timestamps_ns"),
-        (lambda: Tracks("log", np.array([1]), (make_boxes(frame="ego"),)), r"Tracks\.boxes\[0\]"),
+        (lambda: Tracks("log", np.array([1, 2]), (make_boxes(frame="city"), make_boxes(frame="ego"))), r"Tracks\.boxes\[1\]"),
         (lambda: DepthMap(0, "cam", -np.ones((2, 2))), r"DepthMap\.depth_m"),
         (lambda: SegMask(np.zeros((2, 2), dtype=np.uint8), class_table="ade20k"), r"SegMask\.class_table"),
         (lambda: SemanticLayout(np.full((2, 2), 5, dtype=np.uint8), num_classes=3), r"SemanticLayout\.labels"),

@@ -7,14 +7,17 @@ Log `i` is `simulate_log(config, seed, index=i)`, so the same arguments give byt
 | `av2` | `<split>/<log_id>/` (AV2 sensor dataset) |
 | `av2-mf` | `<split>/<scenario_id>/` (AV2 motion forecasting, 11 s scenarios) |
 | `kitti` | `<date>/<date>_drive_<NNNN>_sync/` with NNNN = i + 1 (KITTI raw + depth ground truth) |
+| `kitti-tracking` | `training/{velodyne,image_02}/<SSSS>/`, `training/{calib,oxts,label_02}/<SSSS>.txt` with SSSS = i (KITTI tracking) |
 | `nuscenes` | `v1.0-synth/` tables, `samples/`, `sweeps/`, `maps/`; scenes listed under split `synth_<split>` in splits.json |
 | `cityscapes` | `<style>/{leftImg8bit,gtFine,camera}/<split>/<city>/`, sequence number i |
 
-Whole outputs: each item (an AV2 log, an AV2 scenario, a KITTI drive, the nuScenes database's `samples/`, `sweeps/`,
-`maps/` and `<version>/`, a Cityscapes sequence's files, a preview PNG) is written into a hidden temporary folder
-(`.<name>.synth-partial-*`) beside its destination and renamed into place when complete; an interrupted run removes
-its temporary folder and leaves nothing partial under the destination names (a killed process may leave the hidden
-folder, which no reader lists and which can be deleted).
+Whole outputs: each item (an AV2 log, an AV2 scenario, a KITTI drive, a KITTI tracking sequence's velodyne and image
+folders, the nuScenes database's `samples/`, `sweeps/`, `maps/` and `<version>/`, a Cityscapes sequence's files, a
+preview PNG) is written into a hidden temporary folder (`.<name>.synth-partial-*`) beside its destination and renamed
+into place when complete; an interrupted run removes its temporary folder and leaves nothing partial under the
+destination names (a killed process may leave the hidden folder, which no reader lists and which can be deleted). A
+KITTI tracking sequence's text files (calib, oxts, label_02) are each written atomically after its folders, the label
+file last.
 
 A non-empty `out` is refused (`OutputExistsError`) unless `overwrite=True`: then each item this run writes replaces the
 item of the same name (one rename per item; see `common.replace_path`), and nothing else under `out` is touched, so
@@ -39,16 +42,18 @@ from scenes.synth.writers.nuscenes import NuScenesWriter
 
 __all__ = ["FORMATS", "OutputExistsError", "SynthFormatName", "synth_config_for", "write_synthetic_dataset"]
 
-SynthFormatName = Literal["av2", "av2-mf", "kitti", "nuscenes", "cityscapes"]
-FORMATS: Final[tuple[str, ...]] = ("av2", "av2-mf", "kitti", "nuscenes", "cityscapes")
+SynthFormatName = Literal["av2", "av2-mf", "kitti", "kitti-tracking", "nuscenes", "cityscapes"]
+FORMATS: Final[tuple[str, ...]] = ("av2", "av2-mf", "kitti", "kitti-tracking", "nuscenes", "cityscapes")
 NUSCENES_VERSION: Final = "v1.0-synth"
 
 # Sensors each format needs from the simulator: (LiDAR beams or None, cameras, image width and height in pixels).
-# KITTI drives get KITTI's rig: a 64-beam scan and the colour pair at KITTI's field of view and aspect ratio.
+# KITTI drives get KITTI's rig: a 64-beam scan and the colour pair at KITTI's field of view and aspect ratio; KITTI
+# tracking sequences the same scan and left camera (the benchmark's image_02).
 _SENSORS: Final[dict[str, tuple[int | None, tuple[str, ...], tuple[int, int]]]] = {
     "av2": (32, ("ring_front_center",), (320, 192)),
     "av2-mf": (None, (), (320, 192)),
     "kitti": (64, ("kitti_left", "kitti_right"), (640, 192)),
+    "kitti-tracking": (64, ("kitti_left",), (640, 192)),
     "nuscenes": (32, ("ring_front_center",), (320, 192)),
     "cityscapes": (None, ("ring_front_center",), (320, 192)),
 }
@@ -173,6 +178,10 @@ def _write_one(
         from scenes.synth.writers.kitti import write_kitti_drive
 
         return [write_kitti_drive(log, out, drive_number=index + 1, on_frame=advance)]
+    if format_name == "kitti-tracking":
+        from scenes.synth.writers.kitti_tracking import write_kitti_tracking_sequence
+
+        return [write_kitti_tracking_sequence(log, out, sequence=index, on_frame=advance)]
     if format_name == "nuscenes":
         assert nuscenes is not None
         nuscenes.add(log, f"synth_{split}", on_frame=advance)
