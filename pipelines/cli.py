@@ -682,10 +682,10 @@ def evaluate_tracking(
         Path | None,
         typer.Option("--detections", help="Detections made elsewhere to track and score (as drivestack track reads them)."),
     ] = None,
-    config: Annotated[
+    checkpoint: Annotated[
         Path | None,
         typer.Option(
-            "--config",
+            "--checkpoint",
             help="Tracker checkpoint or configs/tracking YAML; default: the stack's shipped tracker, with --detections the tracker for external detections.",
         ),
     ] = None,
@@ -704,7 +704,7 @@ def evaluate_tracking(
 
     options = dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version)
     run_evaluate_tracking(
-        data, predictions=predictions, detections=detections, config=config, options=options, json_path=json_path, console=console, eval_set=eval_set
+        data, predictions=predictions, detections=detections, config=checkpoint, options=options, json_path=json_path, console=console, eval_set=eval_set
     )
 
 

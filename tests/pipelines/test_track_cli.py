@@ -126,3 +126,14 @@ def test_track_the_real_av2_log_from_its_annotations(shared_data: Path, tmp_path
     assert result.exit_code == 0, result.output
     figures = json.loads(scores.read_text())
     assert figures["MOTA"] > 0.95 and figures["REGULAR_VEHICLE/HOTA"] > 0.85
+
+
+def test_evaluate_tracking_runs_the_shipped_detector_and_a_given_tracker(kitti: Path, tmp_path: Path) -> None:
+    scores = tmp_path / "scores.json"
+    data = f"kitti-tracking:{kitti / 'data'}"
+    result = runner.invoke(app, ["evaluate", "tracking", "--data", data, "--checkpoint", "configs/tracking/ab3dmot.yaml", "--json", str(scores)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(scores.read_text())
+    assert 0.0 <= figures["HOTA"] <= 1.0 and figures["MOTA"] <= 1.0
+    both = runner.invoke(app, ["evaluate", "tracking", "--data", data, "--predictions", str(tmp_path), "--detections", str(tmp_path)])
+    assert both.exit_code == 2 and "not both" in both.output
