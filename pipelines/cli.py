@@ -243,6 +243,30 @@ def e2e_forecast(
     )  # fmt: skip
 
 
+@app.command("detect")
+def detect(
+    data: DataOption,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="AV2 detection feather (av2:, synth), nuScenes detection JSON (nuscenes:), or a folder of KITTI object result "
+            "files (kitti-object:) or of PointRCNN-format SEQ.txt files (kitti-tracking:).",
+        ),
+    ],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Detector checkpoint instead of the shipped one.")] = None,
+    split: SplitOption = None,
+    skip_bad: SkipBadOption = False,
+    nuscenes_version: NuScenesVersionOption = None,
+) -> None:
+    """Run the shipped LiDAR detector over a dataset and write the dataset's detection format, for evaluate detection
+    and track."""
+    from pipelines.detect_job import run_detect
+
+    options = dataset_options(data, split=split, skip_bad=skip_bad, nuscenes_version=nuscenes_version)
+    run_detect(data, out, checkpoint=checkpoint, options=options, console=console)
+
+
 @app.command("track")
 def track(
     data: DataOption,

@@ -58,6 +58,7 @@ __all__ = [
     "SynthDetectionLogs",
     "FORECASTERS",
     "e2e_ground_truth",
+    "nuscenes_detections",
     "nuscenes_eval_set",
     "write_figures_json",
     "run_evaluate_detection",
@@ -332,7 +333,7 @@ def nuscenes_eval_set(dataset: Any, eval_set: str | None) -> tuple[str, list[str
     return eval_set, chosen
 
 
-def _nuscenes_detections(dataset: Any, scenes: Sequence[str], checkpoint: Path | None, console: Console) -> tuple[dict[str, Boxes3D], str]:
+def nuscenes_detections(dataset: Any, scenes: Sequence[str], checkpoint: Path | None, console: Console) -> tuple[dict[str, Boxes3D], str]:
     """City-frame detections of the shipped detector (or `checkpoint`) at every key frame of `scenes`."""
     from perception.detection.detector import SHIPPED_CHECKPOINT, Detector
 
@@ -398,7 +399,7 @@ def _evaluate_nuscenes_detection(
                 raise InputError(f"{predictions}: results: {what} (eval set {eval_set}: {len(tokens)} sample(s) of {len(scenes)} scene(s))")
             path, source = predictions, str(predictions)
         else:
-            results, source = _nuscenes_detections(dataset, scenes, checkpoint, console)
+            results, source = nuscenes_detections(dataset, scenes, checkpoint, console)
             path = write_submission(out if out is not None else Path(workdir) / "detections.json", detection_submission(results))
             if out is not None:
                 console.print(f"wrote {out} ({len(results)} sample(s))", soft_wrap=True)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from scenes import __version__
 
-SUBCOMMANDS = ["e2e-forecast", "track", "train", "finetune", "generate", "synth", "evaluate", "predict", "inspect"]
+SUBCOMMANDS = ["e2e-forecast", "detect", "track", "train", "finetune", "generate", "synth", "evaluate", "predict", "inspect"]
 TRAIN_MODULES = ["detection", "tracking", "forecasting", "depth", "segmentation", "scenegen"]
 EVALUATE_TASKS = ["detection", "tracking", "forecasting", "e2e-forecasting", "depth", "segmentation"]
 

@@ -137,3 +137,42 @@ def test_evaluate_tracking_runs_the_shipped_detector_and_a_given_tracker(kitti: 
     assert 0.0 <= figures["HOTA"] <= 1.0 and figures["MOTA"] <= 1.0
     both = runner.invoke(app, ["evaluate", "tracking", "--data", data, "--predictions", str(tmp_path), "--detections", str(tmp_path)])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_detect_then_track_a_kitti_tracking_sequence(kitti: Path, tmp_path: Path) -> None:
+    """`detect` writes the shipped detector's boxes as PointRCNN files, which `track` reads."""
+    data = f"kitti-tracking:{kitti / 'data'}"
+    detected = runner.invoke(app, ["detect", "--data", data, "--out", str(tmp_path / "dets")])
+    assert detected.exit_code == 0, detected.output
+    dataset = KittiTrackingDataset(kitti / "data")
+    boxes = read_pointrcnn_detections(tmp_path / "dets" / "0000.txt", dataset.calibration("0000"))
+    assert set(boxes) <= set(range(dataset.num_frames("0000")))
+    tracked = runner.invoke(app, ["track", "--data", data, "--detections", str(tmp_path / "dets"), "--out", str(tmp_path / "tracks")])
+    assert tracked.exit_code == 0, tracked.output
+    assert (tmp_path / "tracks" / "0000.txt").is_file()
+
+
+def test_detect_writes_kitti_object_result_files_for_the_real_frames(shared_data: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["detect", "--data", f"kitti-object:{shared_data / 'kitti' / 'object'}", "--out", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    files = sorted(path.name for path in (tmp_path / "results").iterdir())
+    assert files == ["000000.txt", "000001.txt", "000002.txt"]
+    for path in (tmp_path / "results").iterdir():
+        for line in path.read_text().splitlines():
+            fields = line.split()
+            assert len(fields) == 16 and fields[0] in ("Car", "Pedestrian", "Cyclist", "Truck", "Van")
+            assert 0.0 <= float(fields[15]) <= 1.0
+
+
+def test_detect_writes_an_av2_feather_that_evaluate_detection_scores(tmp_path: Path) -> None:
+    root = tmp_path / "av2"
+    write_synthetic_dataset("av2", root, logs=1, seconds=1.0, seed=9)
+    feather = tmp_path / "detections.feather"
+    detected = runner.invoke(app, ["detect", "--data", f"av2:{root}", "--out", str(feather)])
+    assert detected.exit_code == 0, detected.output
+    from_file, from_model = tmp_path / "file.json", tmp_path / "model.json"
+    scored = runner.invoke(app, ["evaluate", "detection", "--data", f"av2:{root}", "--predictions", str(feather), "--json", str(from_file)])
+    assert scored.exit_code == 0, scored.output
+    again = runner.invoke(app, ["evaluate", "detection", "--data", f"av2:{root}", "--json", str(from_model)])
+    assert again.exit_code == 0, again.output
+    assert json.loads(from_file.read_text())["mAP"] == pytest.approx(json.loads(from_model.read_text())["mAP"])
