@@ -28,6 +28,10 @@ SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cab_synt
 # (`drivestack finetune forecasting --config configs/pipelines/finetune_forecasting.yaml`): the default of
 # `drivestack e2e-forecast`; `benchmarks/quality_e2e.py` compares the two.
 SHIPPED_E2E_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_synth_e2e.pt")
+# CAB forecaster for the motion-forecasting benchmarks (K=6, 60 steps at 10 Hz, 2 s of history at 10 Hz), trained on
+# simulated logs by `drivestack train forecasting --data synth --config configs/forecasting/cab_av2_mf.yaml`: the
+# default of `drivestack evaluate forecasting` (AV2 motion forecasting; every 5th step for nuScenes prediction).
+SHIPPED_MOTION_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_av2_mf.pt")
 
 __all__ = ["GridForecaster", "Forecaster"]
 

@@ -471,9 +471,9 @@ def _forecaster(name: str, checkpoint: Path | None, steps: int, step_s: float, b
         if checkpoint is not None:
             raise InputError(f"--checkpoint {checkpoint}: the constant-velocity forecaster has no checkpoint")
         return ConstantVelocityForecaster(horizon_steps=steps, step_s=step_s, num_modes=CONSTANT_VELOCITY_MODES[benchmark]), 1, "constant velocity"
-    from forecasting.forecaster import SHIPPED_CHECKPOINT, Forecaster
+    from forecasting.forecaster import SHIPPED_MOTION_CHECKPOINT, Forecaster
 
-    path = checkpoint or SHIPPED_CHECKPOINT
+    path = checkpoint or SHIPPED_MOTION_CHECKPOINT
     model = Forecaster.from_checkpoint(path)
     features = model.features
     ratio = step_s / features.step_s

@@ -317,11 +317,20 @@ def test_forecasting_constant_velocity_is_scored(av2_mf: tuple[Path, Any], tmp_p
     assert scores["focal"]["K=6"]["minFDE"] <= scores["focal"]["K=1"]["minFDE"]
 
 
-def test_forecasting_shipped_forecaster_cannot_give_6_s_at_10_hz(av2_mf: tuple[Path, Any]) -> None:
+def test_forecasting_a_3_s_forecaster_cannot_give_6_s_at_10_hz(av2_mf: tuple[Path, Any]) -> None:
     root, _ = av2_mf
-    assert one_error_line(invoke("evaluate", "forecasting", "--data", f"av2-mf:{root}")) == (
+    assert one_error_line(invoke("evaluate", "forecasting", "--data", f"av2-mf:{root}", "--checkpoint", str(SHIPPED_FORECASTER))) == (
         f"error: {SHIPPED_FORECASTER}: the forecaster predicts 6 steps of 0.5 s (3 s ahead); AV2 motion forecasting scores 60 steps of 0.1 s (6 s ahead)"
     )
+
+
+def test_forecasting_the_shipped_motion_forecaster_is_scored_at_k_6(av2_mf: tuple[Path, Any], tmp_path: Path) -> None:
+    root, _ = av2_mf
+    result = invoke("evaluate", "forecasting", "--data", f"av2-mf:{root}", "--json", str(tmp_path / "shipped.json"))
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "shipped.json").read_text())
+    assert figures["source"].endswith("cab_av2_mf.pt")
+    assert figures["focal"]["K=6"]["minFDE"] <= figures["focal"]["K=1"]["minFDE"]  # six modes can only help
 
 
 def _submission_table(scenario: Any) -> pd.DataFrame:
