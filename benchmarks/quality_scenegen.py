@@ -22,6 +22,14 @@ trains (resumably, under `--runs`) what it compares against:
   the generator's training views alone, and on the same views plus as many generated pairs (mixed 1:1, twice the
   batch so both see every real view equally often, 5 epochs), scored on held-out drives of the same style (seed
   2000); 3 segmenter seeds.
+
+The small-set experiment (the paper's regime: about 100 labelled images, a generator trained on them alone):
+
+    .venv/bin/python -m benchmarks.quality_scenegen --config configs/scenegen/palette_small_synth.yaml \
+        --augmentation-only --augment-epochs 30 --generated-per-real 3
+
+trains Semantic Palette on the 96 views of `palette_small_synth.yaml` (under `--runs`), then segmenters on those 96
+views alone and on them plus 3 generated pairs per view (batch 4x, so both arms see every real view equally often).
 """
 
 from __future__ import annotations
@@ -128,21 +136,30 @@ def _segmentation_samples(images: np.ndarray, labels: np.ndarray, table: ClassTa
     return [SegmentationSample(image, label, "default") for image, label in zip(images, classes, strict=True)]
 
 
-def _augmentation(config: ScenegenConfig, samples: list[LayoutSample], generator: SceneGenerator, held_out: list[LayoutSample], runs: Path) -> dict[str, Any]:
+def _augmentation(
+    config: ScenegenConfig,
+    samples: list[LayoutSample],
+    generator: SceneGenerator,
+    held_out: list[LayoutSample],
+    out_root: Path,
+    *,
+    epochs: int,
+    generated_per_real: int,
+) -> dict[str, Any]:
     base = load_config(SEGMENTATION_CONFIG, SegmentationConfig)
     overrides = {"network": base.network.model_copy(update={"height_px": config.height_px, "width_px": config.width_px})}
     segmentation = base.model_copy(update=overrides)
     real = _segmentation_samples(np.stack([s.image for s in samples]), np.stack([s.labels for s in samples]), segmentation.classes)
-    palettes = generator.sample_palettes(len(samples), np.random.default_rng(GENERATION_SEED))
+    palettes = generator.sample_palettes(generated_per_real * len(samples), np.random.default_rng(GENERATION_SEED))
     generated_scenes = generator.generate(palettes, GENERATION_SEED)
     generated = _segmentation_samples(generated_scenes.images, generated_scenes.labels, segmentation.classes)
     test = _segmentation_samples(np.stack([s.image for s in held_out]), np.stack([s.labels for s in held_out]), segmentation.classes)
     rows: dict[str, Any] = {"real only": [], "real + generated": []}
     for seed in AUGMENT_SEEDS:
-        for name, pool, batch_factor in (("real only", real, 1), ("real + generated", real + generated, 2)):
-            train_config = segmentation.train.model_copy(update={"seed": seed, "epochs": AUGMENT_EPOCHS, "batch_size": AUGMENT_BATCH * batch_factor})
+        for name, pool, batch_factor in (("real only", real, 1), ("real + generated", real + generated, 1 + generated_per_real)):
+            train_config = segmentation.train.model_copy(update={"seed": seed, "epochs": epochs, "batch_size": AUGMENT_BATCH * batch_factor})
             cfg = segmentation.model_copy(update={"train": train_config})
-            out = runs / "augmentation" / f"{name.replace(' ', '_').replace('+', 'plus')}_seed{seed}"
+            out = out_root / f"{name.replace(' ', '_').replace('+', 'plus')}_seed{seed}"
             print(f"training the segmenter ({name}, seed {seed}) into {out}", flush=True)
             final = fit(SegmentationTask(cfg, TrainingData(pool, {}), config_source=f"augmentation {name} seed {seed}"), out)
             scores = evaluate_samples(Segmenter.from_checkpoint(final), test)
@@ -150,18 +167,48 @@ def _augmentation(config: ScenegenConfig, samples: list[LayoutSample], generator
     return {name: {"miou_per_seed": values, "mean": float(np.mean(values)), "std": float(np.std(values))} for name, values in rows.items()}
 
 
+def _print_augmentation(augmentation: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("segmenter trained on")
+    table.add_column("mIoU (%), held-out drives", justify="right")
+    for name, row in augmentation.items():
+        per_seed = ", ".join(f"{100 * value:.1f}" for value in row["miou_per_seed"])
+        table.add_row(name, f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f} ({per_seed})")
+    Console(width=120).print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "scenegen")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--config", type=Path, default=CONFIG, help="scenegen config: its training views are the 'real' set")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/quality_scenegen[_<config stem>].json")
+    parser.add_argument("--augmentation-only", action="store_true", help="skip control, FSD and fidelity")
+    parser.add_argument("--augment-epochs", type=int, default=AUGMENT_EPOCHS, help="segmenter epochs over the real views")
+    parser.add_argument("--generated-per-real", type=int, default=1, help="generated pairs per real view in the augmented arm")
     args = parser.parse_args(argv)
-    config = load_config(CONFIG, ScenegenConfig)
+    config_path = args.config.resolve()
+    config = load_config(config_path, ScenegenConfig)
+    out_path = args.out or (RESULTS if config_path == CONFIG else RESULTS.with_name(f"quality_scenegen_{config_path.stem}.json"))
     samples = training_samples(config)
-    run = args.runs / CONFIG.stem
+    run = args.runs / config_path.stem
     checkpoint = (
-        run / FINAL if (run / FINAL).is_file() else train_scenegen(config, samples, run, lambda factory, data, out: train(factory, data, out), CONFIG.name)
+        run / FINAL if (run / FINAL).is_file() else train_scenegen(config, samples, run, lambda factory, data, out: train(factory, data, out), config_path.name)
     )
     generator = SceneGenerator.from_checkpoint(checkpoint)
+    augment_held_out = synth_samples(config, AUGMENT_EVAL_SEED, AUGMENT_EVAL_LOGS)
+    augment_root = args.runs / ("augmentation" if config_path == CONFIG else f"augmentation_{config_path.stem}")
+    augmentation = _augmentation(
+        config, samples, generator, augment_held_out, augment_root, epochs=args.augment_epochs, generated_per_real=args.generated_per_real
+    )
+    augmentation_result = {
+        "eval_seed": AUGMENT_EVAL_SEED, "eval_logs": AUGMENT_EVAL_LOGS, "segmenter_seeds": list(AUGMENT_SEEDS), "real_views": len(samples),
+        "generated_per_real": args.generated_per_real, "epochs": args.augment_epochs, **augmentation,
+    }  # fmt: skip
+    if args.augmentation_only:
+        _print_augmentation(augmentation, f"Semantic Palette augmentation, {len(samples)} real views ({config_path.name})")
+        atomic_write_text(out_path, json.dumps({"config": config_path.name, "augmentation": augmentation_result}, indent=2) + "\n")
+        print(f"wrote {out_path}")
+        return 0
     held_out = synth_samples(config, config.data.validation_seed, config.data.validation_logs)
     held_labels = np.stack([sample.labels for sample in held_out])
     held_props = proportions_of(held_labels, len(CLASS_NAMES))
@@ -186,8 +233,6 @@ def main(argv: list[str] | None = None) -> int:
         "feature_fd_training_vs_held_out": feature_frechet_distance(segmenter, held_images, training_images),
     }
     real_image = _real_image(generator, config, held_props)
-    augment_held_out = synth_samples(config, AUGMENT_EVAL_SEED, AUGMENT_EVAL_LOGS)
-    augmentation = _augmentation(config, samples, generator, augment_held_out, args.runs)
 
     console = Console(width=120)
     table = Table(title="Semantic Palette on the synthetic city (64x128, held-out drives)")
@@ -220,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         "realism": realism,
         "semantic_fidelity": fidelity,
         "real_cityscapes_image": real_image,
-        "augmentation": {"eval_seed": AUGMENT_EVAL_SEED, "eval_logs": AUGMENT_EVAL_LOGS, "segmenter_seeds": list(AUGMENT_SEEDS), **augmentation},
+        "augmentation": augmentation_result,
     }
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    atomic_write_text(out_path, json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out_path}")
     return 0
 
 
