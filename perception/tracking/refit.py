@@ -1,8 +1,8 @@
 """The tracker refitted on a detector's outputs (Valeo4Cast's sequential finetuning between detection and tracking).
 
 `train tracking` fits the motion model on ground-truth tracks, which says nothing of the detector the tracker will be
-fed. Here every annotated frame's detections are matched to its ground truth (same class, Hungarian on the BEV
-centre distance, at most `match_distance_m`), and:
+fed. Here every annotated frame's detections are matched to its ground truth (the boxes with LiDAR points, where
+counted; same class, Hungarian on the BEV centre distance, at most `match_distance_m`), and:
 - measurement noise (horizontal position, heading, size, velocity) = the robust standard deviation (1.4826 x the median absolute
   deviation) of the matched detections' errors, the heading error taken modulo pi as the filter flips headings;
 - per-class association gates = the `gate_percentile` percentile of the distance between the detections matched to
@@ -101,6 +101,8 @@ def detection_statistics(logs: Sequence[DetectedLog], cfg: RefitConfig, min_scor
         for pose, detected, truth in zip(log.city_SE3_ego, log.detections, log.annotations, strict=True):
             assert detected.score is not None  # Boxes3D fills a missing score
             detected = detected.select(detected.score >= min_score)
+            if truth.num_interior_pts is not None:  # a box without LiDAR points cannot be detected
+                truth = truth.select(truth.num_interior_pts > 0)
             pairs = match_to_ground_truth(detected, truth, cfg.match_distance_m)
             errors.detections += len(detected)
             errors.annotations += len(truth)
