@@ -496,12 +496,18 @@ def finetune_tracking(
     split: SplitOption = None,
     skip_bad: SkipBadOption = False,
     out: OutOption = Path("runs/finetune_tracking"),
+    detections: Annotated[
+        Path | None,
+        typer.Option("--detections", help="Refit on detections made elsewhere on --data (as drivestack track reads them) instead of the stack's detector."),
+    ] = None,
 ) -> None:
-    """Refit the tracker's noise and gates on the stack's detector outputs matched to ground truth (AV2 logs or the
-    synthetic training split); writes OUT/tracker.pt, usable as tracker_config of e2e-forecast and as track --config."""
+    """Refit the tracker's noise and gates on detector outputs matched to ground truth: the stack's detector on AV2 logs
+    or the synthetic training split, or --detections made elsewhere (kitti-tracking:PATH, av2:PATH); writes
+    OUT/tracker.pt, usable as tracker_config of e2e-forecast and as track --config."""
     from pipelines.tracking_finetune import run_finetune_tracking
 
-    run_finetune_tracking(config, data, out, split=split, console=console, skip_bad=skip_bad)
+    options = dataset_options(data, split=split, skip_bad=skip_bad)
+    run_finetune_tracking(config, data, out, detections=detections, options=options, split=split, console=console, skip_bad=skip_bad)
 
 
 @app.command("generate")

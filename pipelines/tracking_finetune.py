@@ -23,7 +23,7 @@ from scenes.config import StrictConfig, load_config
 from scenes.errors import InputError, check_output_path
 from scenes.records import Boxes3D, Frame
 
-__all__ = ["TrackingFinetuneConfig", "FrameDetections", "run_detector", "detected_logs", "CachedDetector", "run_finetune_tracking"]
+__all__ = ["TrackingFinetuneConfig", "FrameDetections", "run_detector", "detected_logs", "external_outputs", "CachedDetector", "run_finetune_tracking"]
 
 
 class TrackingFinetuneConfig(StrictConfig):
@@ -116,13 +116,51 @@ def refit_on_outputs(stack: E2EForecastConfig, refit: RefitConfig, outputs: dict
     return write_refit(load_tracker_config(stack.tracker_config), logs, refit, out_dir), logs
 
 
+def external_outputs(data: str, dataset: Any, detections: Path) -> dict[str, list[FrameDetections]]:
+    """Detections made elsewhere, read as `drivestack track` reads them (a folder of KITTI tracking sequence files for
+    kitti-tracking:PATH, an AV2 detection feather for av2:PATH), beside the dataset's frames; a frame without
+    detections gets none."""
+    from scenes.adapters.registry import parse_spec
+
+    name, _ = parse_spec(data)
+    boxes: dict[tuple[str, int], Boxes3D] = {}
+    if name == "kitti-tracking":
+        from scenes.adapters.kitti_tracking import FRAME_PERIOD_NS
+        from scenes.submissions.kitti_tracking import read_detection_dir
+
+        sequences = dataset.logs()
+        by_sequence = read_detection_dir(detections, sequences, {sequence: dataset.calibration(sequence) for sequence in sequences})
+        boxes = {(sequence, index * FRAME_PERIOD_NS): b for sequence, frames in by_sequence.items() for index, b in frames.items()}
+    elif name == "av2":
+        from scenes.submissions.av2_detection import boxes_by_frame, read_detections
+
+        boxes = boxes_by_frame(read_detections(detections))
+    else:
+        raise InputError(f"--data {data}: --detections reads detections of kitti-tracking:PATH or av2:PATH logs")
+    outputs: dict[str, list[FrameDetections]] = {}
+    for log_id in dataset.logs():
+        frames = [replace(frame, lidar=None, cameras={}) for frame in dataset.frames(log_id)]
+        outputs[log_id] = [FrameDetections(frame, boxes.get((log_id, frame.timestamp_ns), Boxes3D.empty())) for frame in frames]
+    return outputs
+
+
 def run_finetune_tracking(
-    config: Path | None, data: str | None, out_dir: Path, *, split: str | None = None, console: Any = None, skip_bad: bool = False
+    config: Path | None,
+    data: str | None,
+    out_dir: Path,
+    *,
+    detections: Path | None = None,
+    options: dict[str, Any] | None = None,
+    split: str | None = None,
+    console: Any = None,
+    skip_bad: bool = False,
 ) -> Path:
-    """Runs the detector over the training logs and refits the tracker on its outputs; returns `out_dir/tracker.pt`."""
+    """Runs the detector over the training logs (or reads `detections` made elsewhere on `data`) and refits the
+    tracker on its outputs; returns `out_dir/tracker.pt`."""
     from rich.console import Console
 
     from pipelines.e2e_forecast import open_e2e_dataset
+    from scenes.adapters.registry import open_dataset
     from scenes.training.checkpoint import load_checkpoint
 
     console = console or Console(stderr=True)
@@ -131,10 +169,18 @@ def run_finetune_tracking(
     stack = cfg.stack.model_copy(update={"synth": cfg.train_split})
     if stack.tracker != "tracker":
         raise InputError(f"{config}: stack.tracker: the refit needs the Kalman tracker ('tracker'), got {stack.tracker!r}")
-    dataset = open_e2e_dataset(data, split, stack, skip_bad=skip_bad)
-    outputs = run_detector(stack, dataset)
+    if detections is not None:
+        if not detections.exists():
+            raise FileNotFoundError(2, "No such file or directory", str(detections))
+        if data is None or data == "synth":
+            raise InputError(f"--detections {detections}: give the dataset they were made on (--data kitti-tracking:PATH or av2:PATH)")
+        outputs = external_outputs(data, open_dataset(data, **(options or {})), detections)
+        source = str(detections)
+    else:
+        outputs = run_detector(stack, open_e2e_dataset(data, split, stack, skip_bad=skip_bad))
+        source = f"{stack.detector} detections"
     path, logs = refit_on_outputs(stack, cfg.refit, outputs, out_dir)
     statistics = load_checkpoint(path, "tracking").get("statistics", {})
-    console.print(summary_table(statistics, f"tracker refitted on {stack.detector} detections of {len(logs)} log(s)"))
+    console.print(summary_table(statistics, f"tracker refitted on {source} of {len(logs)} log(s)"))
     console.print(f"wrote {path}", soft_wrap=True)
     return path

@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from perception.tracking.config import TrackerConfig
 from perception.tracking.tracker import EXTERNAL_DETECTIONS_CHECKPOINT, SHIPPED_CHECKPOINT, Tracker, load_tracker_config
-from scenes.categories import CATEGORY_ID
 from scenes.errors import InputError, check_output_path
-from scenes.geometry import SE3, quat_wxyz_to_yaw
+from scenes.geometry import SE3
 from scenes.records import Boxes3D, Tracks
 
-__all__ = ["run_track", "run_evaluate_tracking", "track_kitti", "track_av2_table", "boxes_by_frame"]
+__all__ = ["run_track", "run_evaluate_tracking", "track_kitti", "track_av2_table"]
 
 # AV2 categories scored when the ground truth has them (the tracking challenge's most frequent movers).
 AV2_TRACKING_CLASSES = ("REGULAR_VEHICLE", "PEDESTRIAN", "BICYCLIST", "BUS", "LARGE_VEHICLE", "TRUCK", "BOX_TRUCK", "MOTORCYCLIST")
@@ -73,25 +71,10 @@ def track_kitti(dataset: Any, detections: Path, out: Path, tracker_cfg: TrackerC
     return written
 
 
-def boxes_by_frame(table: pd.DataFrame) -> dict[tuple[str, int], Boxes3D]:
-    """An AV2 detection table (`scenes.submissions.av2_detection.read_detections`) -> ego-frame boxes per (log, timestamp)."""
-    result: dict[tuple[str, int], Boxes3D] = {}
-    for (log_id, timestamp_ns), group in table.groupby(["log_id", "timestamp_ns"], sort=True):
-        quat = group[["qw", "qx", "qy", "qz"]].to_numpy(np.float64)
-        result[(str(log_id), int(timestamp_ns))] = Boxes3D(
-            group[["tx_m", "ty_m", "tz_m"]].to_numpy(np.float64),
-            group[["length_m", "width_m", "height_m"]].to_numpy(np.float64),
-            quat_wxyz_to_yaw(quat / np.linalg.norm(quat, axis=1, keepdims=True)).reshape(-1),
-            np.array([CATEGORY_ID[name] for name in group["category"]], dtype=np.int64),
-            group["score"].to_numpy(np.float32),
-        )
-    return result
-
-
 def track_av2_table(dataset: Any, detections: Path, tracker_cfg: TrackerConfig) -> list[Tracks]:
     """AV2: a detection feather over the dataset's logs -> city-frame tracks per log (every pose timestamp of the log
     that the table or the annotations name; a timestamp without detections is an empty frame)."""
-    from scenes.submissions.av2_detection import read_detections
+    from scenes.submissions.av2_detection import boxes_by_frame, read_detections
 
     by_frame = boxes_by_frame(read_detections(detections))
     unknown = sorted({log_id for log_id, _ in by_frame} - set(dataset.logs()))

@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from scenes.categories import CATEGORIES
+from scenes.categories import CATEGORIES, CATEGORY_ID
 from scenes.errors import DrivestackError
-from scenes.geometry import yaw_to_quat_wxyz
+from scenes.geometry import quat_wxyz_to_yaw, yaw_to_quat_wxyz
 from scenes.io import atomic_write
 from scenes.records import Boxes3D, Frame
 
@@ -146,3 +146,18 @@ def read_detections(path: str | os.PathLike[str]) -> pd.DataFrame:
     if zero_quaternion.any():
         raise fail("qw", zero_quaternion, "the quaternion (qw, qx, qy, qz) is zero")
     return table
+
+
+def boxes_by_frame(table: pd.DataFrame) -> dict[tuple[str, int], Boxes3D]:
+    """An AV2 detection table (`read_detections`) -> ego-frame boxes per (log, timestamp)."""
+    result: dict[tuple[str, int], Boxes3D] = {}
+    for (log_id, timestamp_ns), group in table.groupby(["log_id", "timestamp_ns"], sort=True):
+        quat = group[["qw", "qx", "qy", "qz"]].to_numpy(np.float64)
+        result[(str(log_id), int(timestamp_ns))] = Boxes3D(
+            group[["tx_m", "ty_m", "tz_m"]].to_numpy(np.float64),
+            group[["length_m", "width_m", "height_m"]].to_numpy(np.float64),
+            quat_wxyz_to_yaw(quat / np.linalg.norm(quat, axis=1, keepdims=True)).reshape(-1),
+            np.array([CATEGORY_ID[name] for name in group["category"]], dtype=np.int64),
+            group["score"].to_numpy(np.float32),
+        )
+    return result

@@ -176,3 +176,16 @@ def test_detect_writes_an_av2_feather_that_evaluate_detection_scores(tmp_path: P
     again = runner.invoke(app, ["evaluate", "detection", "--data", f"av2:{root}", "--json", str(from_model)])
     assert again.exit_code == 0, again.output
     assert json.loads(from_file.read_text())["mAP"] == pytest.approx(json.loads(from_model.read_text())["mAP"])
+
+
+def test_finetune_tracking_on_detections_made_elsewhere(kitti: Path, tmp_path: Path) -> None:
+    """The refit reads PointRCNN files of a KITTI tracking sequence and measures their 0.3 m centre noise."""
+    detections = _detections(kitti, "refit", OracleDetectorConfig(center_noise_m=0.3, seed=6))
+    out = tmp_path / "refit"
+    result = runner.invoke(app, ["finetune", "tracking", "--data", f"kitti-tracking:{kitti / 'data'}", "--detections", str(detections), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    from perception.tracking.tracker import Tracker
+
+    assert Tracker.from_checkpoint(out / "tracker.pt").cfg.noise.position_m == pytest.approx(0.3, rel=0.3)
+    synth = runner.invoke(app, ["finetune", "tracking", "--detections", str(detections), "--out", str(tmp_path / "x")])
+    assert synth.exit_code == 2 and "give the dataset they were made on" in synth.output
