@@ -50,7 +50,7 @@ def kitti_object_lines(boxes_velo: Boxes3D, calib: Any, image_size_px: tuple[int
 
 
 def _write_kitti_object(dataset: Any, outputs: Mapping[str, list[FrameDetections]], out: Path) -> int:
-    from scenes.adapters.kitti_tracking import read_tracking_calibration
+    from scenes.adapters.kitti_tracking import DEFAULT_IMAGE_SIZE_PX, png_size_px, read_tracking_calibration
 
     written = 0
     for split, entries in outputs.items():
@@ -59,17 +59,10 @@ def _write_kitti_object(dataset: Any, outputs: Mapping[str, list[FrameDetections
             frame_id = f"{entry.frame.timestamp_ns:06d}"
             calib = read_tracking_calibration(calib_dir / f"{frame_id}.txt")
             image = dataset.split_dir(split) / "image_2" / f"{frame_id}.png"
-            size = _png_size(image) if image.is_file() else (1242, 375)
+            size = png_size_px(image) if image.is_file() else DEFAULT_IMAGE_SIZE_PX
             atomic_write_text(out / f"{frame_id}.txt", "".join(f"{line}\n" for line in kitti_object_lines(entry.detections, calib, size)))
             written += 1
     return written
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return int(image.width), int(image.height)
 
 
 def run_detect(data: str, out: Path, *, checkpoint: Path | None, options: Mapping[str, Any], console: Console) -> Path:
@@ -104,10 +97,11 @@ def run_detect(data: str, out: Path, *, checkpoint: Path | None, options: Mappin
     elif name == "kitti-object":
         console.print(f"wrote {_write_kitti_object(dataset, outputs, out)} result file(s) under {out}", soft_wrap=True)
     else:
+        from scenes.adapters.kitti_tracking import FRAME_PERIOD_NS
         from scenes.submissions.kitti_tracking import write_pointrcnn_detections
 
         for sequence, entries in outputs.items():
-            by_index = [(int(e.frame.timestamp_ns // 100_000_000), e.detections) for e in entries]
+            by_index = [(int(e.frame.timestamp_ns // FRAME_PERIOD_NS), e.detections) for e in entries]
             write_pointrcnn_detections(out / f"{sequence}.txt", by_index, dataset.calibration(sequence), dataset.image_size_px(sequence))
         console.print(f"wrote {len(outputs)} sequence file(s) under {out}", soft_wrap=True)
     return out

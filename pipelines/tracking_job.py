@@ -52,22 +52,29 @@ def _track_log(tracker_cfg: TrackerConfig, log_id: str, stamps: Sequence[int], d
 
 def track_kitti(dataset: Any, detections: Path, out: Path, tracker_cfg: TrackerConfig) -> list[Path]:
     """KITTI tracking: `detections/SEQ.txt` per sequence of `dataset` -> `out/SEQ.txt` tracking results."""
-    from scenes.submissions.kitti_tracking import read_detection_dir, write_tracking_results
+    from scenes.submissions.kitti_tracking import read_detection_dir
 
     sequences = dataset.logs()
-    calibrations = {sequence: dataset.calibration(sequence) for sequence in sequences}
-    by_sequence = read_detection_dir(detections, sequences, calibrations)
-    written = []
-    for sequence in sequences:
+    by_sequence = read_detection_dir(detections, sequences, {sequence: dataset.calibration(sequence) for sequence in sequences})
+    for sequence, frames in by_sequence.items():
         count = dataset.num_frames(sequence)
-        frames = by_sequence[sequence]
         late = [index for index in frames if index >= count]
         if late:
             raise InputError(f"{detections / f'{sequence}.txt'}: frame {late[0]} is beyond the sequence's {count} frames")
-        boxes = [frames.get(index, Boxes3D.empty()) for index in range(count)]
+    return _write_kitti_tracks(dataset, by_sequence, out, tracker_cfg)
+
+
+def _write_kitti_tracks(dataset: Any, by_sequence: Mapping[str, Mapping[int, Boxes3D]], out: Path, tracker_cfg: TrackerConfig) -> list[Path]:
+    """Tracks of each sequence's Velodyne-frame detections (by frame index) -> `out/SEQ.txt` tracking results."""
+    from scenes.submissions.kitti_tracking import write_tracking_results
+
+    written = []
+    for sequence, frames in by_sequence.items():
+        boxes = [frames.get(index, Boxes3D.empty()) for index in range(dataset.num_frames(sequence))]
         poses = dataset.poses(sequence) if dataset.has_poses(sequence) else None
         tracked = _track_log(tracker_cfg, sequence, dataset.timestamps_ns(sequence), boxes, poses)
-        written.append(write_tracking_results(out / f"{sequence}.txt", list(enumerate(tracked)), calibrations[sequence], dataset.image_size_px(sequence)))
+        path = out / f"{sequence}.txt"
+        written.append(write_tracking_results(path, list(enumerate(tracked)), dataset.calibration(sequence), dataset.image_size_px(sequence)))
     return written
 
 
@@ -241,15 +248,12 @@ def _classes_in_range(labels: Mapping[str, Sequence[Mapping[str, Any]]], range_m
 
 
 def _track_shipped_kitti(dataset: Any, results: Path, tracker_cfg: TrackerConfig) -> None:
-    from scenes.submissions.kitti_tracking import write_tracking_results
+    from scenes.adapters.kitti_tracking import FRAME_PERIOD_NS
 
-    for sequence, entries in _shipped_detections(dataset).items():
-        by_index = {int(stamp // 100_000_000): boxes for stamp, _, boxes in entries}
-        count = dataset.num_frames(sequence)
-        boxes = [by_index.get(index, Boxes3D.empty()) for index in range(count)]
-        poses = dataset.poses(sequence) if dataset.has_poses(sequence) else None
-        tracked = _track_log(tracker_cfg, sequence, dataset.timestamps_ns(sequence), boxes, poses)
-        write_tracking_results(results / f"{sequence}.txt", list(enumerate(tracked)), dataset.calibration(sequence), dataset.image_size_px(sequence))
+    by_sequence = {
+        sequence: {int(stamp // FRAME_PERIOD_NS): boxes for stamp, _, boxes in entries} for sequence, entries in _shipped_detections(dataset).items()
+    }
+    _write_kitti_tracks(dataset, by_sequence, results, tracker_cfg)
 
 
 def _evaluate_nuscenes(

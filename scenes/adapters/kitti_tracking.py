@@ -313,6 +313,18 @@ def read_oxts_packets(path: Path) -> np.ndarray:
     return np.array(packets)
 
 
+def png_size_px(path: Path) -> tuple[int, int]:
+    """(width, height) of an image, read from its header."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError) as error:
+        raise AdapterError(path, f"unreadable image ({error})") from None
+    return int(width), int(height)
+
+
 def _is_split(path: Path) -> bool:
     return any((path / folder).is_dir() for folder in _FOLDERS)
 
@@ -456,18 +468,9 @@ class KittiTrackingDataset(Dataset):
         return counts
 
     def image_size_px(self, log_id: str) -> tuple[int, int]:
-        """(width, height) of the sequence's first image_02 PNG (read from its header), else KITTI's 1242 x 375."""
-        from PIL import Image, UnidentifiedImageError
-
+        """(width, height) of the sequence's first image_02 PNG, else KITTI's 1242 x 375."""
         images = sorted(self.image_dir(log_id).glob("*.png")) if self.image_dir(log_id).is_dir() else []
-        if not images:
-            return DEFAULT_IMAGE_SIZE_PX
-        try:
-            with Image.open(images[0]) as image:
-                width, height = image.size
-        except (OSError, UnidentifiedImageError) as error:
-            raise AdapterError(images[0], f"unreadable image ({error})") from None
-        return int(width), int(height)
+        return png_size_px(images[0]) if images else DEFAULT_IMAGE_SIZE_PX
 
     def frames(self, log_id: str) -> Iterator[Frame]:
         try:

@@ -32,6 +32,7 @@ from pipelines.cli import app
 from pipelines.evaluate_job import SynthDetectionLogs, run_evaluate_detection
 from scenes.adapters.registry import open_dataset
 from scenes.submissions.av2_detection import detections_table, read_detections, write_table
+from scenes.submissions.av2_e2e_forecasting import read_submission as read_submission_pickle
 from scenes.submissions.av2_motion_forecasting import MotionForecastingFormatError, read_submission
 from scenes.submissions.nuscenes_detection import NuScenesFormatError, detection_submission, write_submission
 from scenes.submissions.nuscenes_detection import read_submission as read_nuscenes_detections
@@ -84,8 +85,7 @@ def test_e2e_forecasting_gives_the_figures_of_e2e_forecast_evaluate(e2e_run: tup
 
 def test_e2e_forecasting_refuses_a_wrong_key_and_a_pickle_that_runs_code(e2e_run: tuple[Path, Path, Path], tmp_path: Path, shell_payload: Any) -> None:
     config, submission, _ = e2e_run
-    with open(submission, "rb") as stream:
-        payload = pickle.load(stream)
+    payload = read_submission_pickle(submission)
     log_id = next(iter(payload))
     timestamp_ns, agents = next((ts, agents) for ts, agents in payload[log_id].items() if agents)
     agents[0]["predictions_m"] = agents[0].pop("prediction_m")
