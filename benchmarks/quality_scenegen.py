@@ -19,17 +19,18 @@ trains (resumably, under `--runs`) what it compares against:
   layouts, and on real held-out images for reference; the Fréchet distance on that segmenter's encoder features
   between generated and held-out images (and between two real splits, for scale), in place of FID;
 - **augmentation**: a segmenter (DeepLab-v2 of the segmentation module, source-only, 64x128, 7 classes) trained on
-  the generator's training views alone, and on the same views plus as many generated pairs (mixed 1:1, twice the
-  batch so both see every real view equally often, 5 epochs), scored on held-out drives of the same style (seed
-  2000); 3 segmenter seeds.
+  the generator's training views alone, and on the same views with generated pairs mixed 1:1 in every batch (as the
+  official segmenter training; `drivestack train segmentation --augment`), the same `--augment-steps` steps of 8 real
+  views (plus 8 generated ones); the generated pool is as large as the number of generated slots (steps x 8 scenes
+  from sampled palettes, each slot drawing one at random), standing in for the official on-the-fly generation.
+  Scored on held-out drives of the same style (seed 2000); 3 segmenter seeds.
 
-The small-set experiment (the paper's regime: about 100 labelled images, a generator trained on them alone):
+The small-set experiment (about 100 labelled images, and a generator trained on them alone):
 
-    .venv/bin/python -m benchmarks.quality_scenegen --config configs/scenegen/palette_small_synth.yaml \
-        --augmentation-only --augment-epochs 30 --generated-per-real 3
+    .venv/bin/python -m benchmarks.quality_scenegen --config configs/scenegen/palette_small_synth.yaml --augmentation-only
 
 trains Semantic Palette on the 96 views of `palette_small_synth.yaml` (under `--runs`), then segmenters on those 96
-views alone and on them plus 3 generated pairs per view (batch 4x, so both arms see every real view equally often).
+views alone and with generated pairs.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ SEGMENTATION_CONFIG: Final = REPO / "configs" / "segmentation" / "source_only_sy
 RESULTS: Final = REPO / "benchmarks" / "results" / "quality_scenegen.json"
 NAMED_MIN_SHARE: Final = 0.02
 AUGMENT_SEEDS: Final = (0, 1, 2)
-AUGMENT_EPOCHS: Final = 5
+AUGMENT_STEPS: Final = 720
+AUGMENT_ARMS: Final = ("real only", "real + generated")
 AUGMENT_BATCH: Final = 8  # real views per step; the augmented arm adds as many generated ones
 AUGMENT_EVAL_SEED: Final = 2000
 AUGMENT_EVAL_LOGS: Final = 8
@@ -137,41 +139,48 @@ def _segmentation_samples(images: np.ndarray, labels: np.ndarray, table: ClassTa
 
 
 def _augmentation(
-    config: ScenegenConfig,
-    samples: list[LayoutSample],
-    generator: SceneGenerator,
-    held_out: list[LayoutSample],
-    out_root: Path,
-    *,
-    epochs: int,
-    generated_per_real: int,
+    config: ScenegenConfig, samples: list[LayoutSample], generator: SceneGenerator, held_out: list[LayoutSample], out_root: Path, steps: int
 ) -> dict[str, Any]:
     base = load_config(SEGMENTATION_CONFIG, SegmentationConfig)
     overrides = {"network": base.network.model_copy(update={"height_px": config.height_px, "width_px": config.width_px})}
     segmentation = base.model_copy(update=overrides)
     real = _segmentation_samples(np.stack([s.image for s in samples]), np.stack([s.labels for s in samples]), segmentation.classes)
-    palettes = generator.sample_palettes(generated_per_real * len(samples), np.random.default_rng(GENERATION_SEED))
+    epochs = max(1, round(steps * AUGMENT_BATCH / len(real)))
+    print(f"generating {steps * AUGMENT_BATCH} scenes for the augmented segmenters", flush=True)
+    palettes = generator.sample_palettes(steps * AUGMENT_BATCH, np.random.default_rng(GENERATION_SEED))
     generated_scenes = generator.generate(palettes, GENERATION_SEED)
     generated = _segmentation_samples(generated_scenes.images, generated_scenes.labels, segmentation.classes)
     test = _segmentation_samples(np.stack([s.image for s in held_out]), np.stack([s.labels for s in held_out]), segmentation.classes)
     rows: dict[str, Any] = {"real only": [], "real + generated": []}
     for seed in AUGMENT_SEEDS:
-        for name, pool, batch_factor in (("real only", real, 1), ("real + generated", real + generated, 1 + generated_per_real)):
-            train_config = segmentation.train.model_copy(update={"seed": seed, "epochs": epochs, "batch_size": AUGMENT_BATCH * batch_factor})
+        for name, pairs in (("real only", []), ("real + generated", generated)):
+            train_config = segmentation.train.model_copy(update={"seed": seed, "epochs": epochs, "batch_size": AUGMENT_BATCH})
             cfg = segmentation.model_copy(update={"train": train_config})
             out = out_root / f"{name.replace(' ', '_').replace('+', 'plus')}_seed{seed}"
-            print(f"training the segmenter ({name}, seed {seed}) into {out}", flush=True)
-            final = fit(SegmentationTask(cfg, TrainingData(pool, {}), config_source=f"augmentation {name} seed {seed}"), out)
+            print(f"training the segmenter ({name}, seed {seed}, {epochs} epochs) into {out}", flush=True)
+            final = fit(SegmentationTask(cfg, TrainingData(real, {}, pairs), config_source=f"augmentation {name} seed {seed}"), out)
             scores = evaluate_samples(Segmenter.from_checkpoint(final), test)
-            rows[name].append(float(scores.miou))
-    return {name: {"miou_per_seed": values, "mean": float(np.mean(values)), "std": float(np.std(values))} for name, values in rows.items()}
+            rows[name].append((float(scores.miou), dict(zip(scores.class_names, scores.iou.tolist(), strict=True))))
+    result: dict[str, Any] = {"epochs": epochs, "generated_pairs": len(generated)}
+    for name, values in rows.items():
+        mious = [miou for miou, _ in values]
+        per_class = {cls: _mean_defined([iou[cls] for _, iou in values]) for cls in values[0][1]}
+        result[name] = {"miou_per_seed": mious, "mean": float(np.mean(mious)), "std": float(np.std(mious)), "iou_mean_over_seeds": per_class}
+    return result
+
+
+def _mean_defined(values: list[float]) -> float | None:
+    """Mean of the defined (not NaN) values; None when there is none (a class absent from every evaluation)."""
+    defined = [value for value in values if not np.isnan(value)]
+    return round(float(np.mean(defined)), 4) if defined else None
 
 
 def _print_augmentation(augmentation: dict[str, Any], title: str) -> None:
     table = Table(title=title)
     table.add_column("segmenter trained on")
     table.add_column("mIoU (%), held-out drives", justify="right")
-    for name, row in augmentation.items():
+    for name in AUGMENT_ARMS:
+        row = augmentation[name]
         per_seed = ", ".join(f"{100 * value:.1f}" for value in row["miou_per_seed"])
         table.add_row(name, f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f} ({per_seed})")
     Console(width=120).print(table)
@@ -183,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG, help="scenegen config: its training views are the 'real' set")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/quality_scenegen[_<config stem>].json")
     parser.add_argument("--augmentation-only", action="store_true", help="skip control, FSD and fidelity")
-    parser.add_argument("--augment-epochs", type=int, default=AUGMENT_EPOCHS, help="segmenter epochs over the real views")
-    parser.add_argument("--generated-per-real", type=int, default=1, help="generated pairs per real view in the augmented arm")
+    parser.add_argument("--augment-steps", type=int, default=AUGMENT_STEPS, help="segmenter steps (of 8 real views) in both arms")
     args = parser.parse_args(argv)
     config_path = args.config.resolve()
     config = load_config(config_path, ScenegenConfig)
@@ -197,12 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     generator = SceneGenerator.from_checkpoint(checkpoint)
     augment_held_out = synth_samples(config, AUGMENT_EVAL_SEED, AUGMENT_EVAL_LOGS)
     augment_root = args.runs / ("augmentation" if config_path == CONFIG else f"augmentation_{config_path.stem}")
-    augmentation = _augmentation(
-        config, samples, generator, augment_held_out, augment_root, epochs=args.augment_epochs, generated_per_real=args.generated_per_real
-    )
+    augmentation = _augmentation(config, samples, generator, augment_held_out, augment_root, args.augment_steps)
     augmentation_result = {
         "eval_seed": AUGMENT_EVAL_SEED, "eval_logs": AUGMENT_EVAL_LOGS, "segmenter_seeds": list(AUGMENT_SEEDS), "real_views": len(samples),
-        "generated_per_real": args.generated_per_real, "epochs": args.augment_epochs, **augmentation,
+        "steps": args.augment_steps, **augmentation,
     }  # fmt: skip
     if args.augmentation_only:
         _print_augmentation(augmentation, f"Semantic Palette augmentation, {len(samples)} real views ({config_path.name})")
@@ -249,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("semantic fidelity mIoU, real (%)", f"{100 * fidelity['real_miou']:.1f}")
     table.add_row("encoder-feature FD, generated vs held-out", f"{fidelity['feature_fd_generated_vs_held_out']:.2f}")
     table.add_row("encoder-feature FD, training vs held-out", f"{fidelity['feature_fd_training_vs_held_out']:.2f}")
-    for name, row in augmentation.items():
+    for name in AUGMENT_ARMS:
+        row = augmentation[name]
         per_seed = ", ".join(f"{100 * value:.1f}" for value in row["miou_per_seed"])
         table.add_row(f"augmentation mIoU (%), {name}", f"{100 * row['mean']:.1f} ± {100 * row['std']:.1f} ({per_seed})")
     if real_image:

@@ -427,10 +427,18 @@ def train_segmentation(
     workers: WorkersOption = None,
     address: AddressOption = None,
     out: TrainOutOption = None,
+    augment: Annotated[
+        str | None,
+        typer.Option(
+            "--augment",
+            help="cityscapes:PATH of labelled pairs mixed 1:1 with the source in every batch, such as the scenes of `drivestack generate`.",
+        ),
+    ] = None,
 ) -> None:
     """Train MTAF multi-target domain adaptation (source-only, ADVENT, Multi-Dis, MTKT by config): the labelled source
     is the synthetic city's default style (or a Cityscapes-style folder, cityscapes:PATH), the unlabelled targets the
-    synthetic night, fog and desert styles (final weights: OUT/segmenter.pt)."""
+    synthetic night, fog and desert styles (final weights: OUT/segmenter.pt). With --augment, each batch also holds
+    as many labelled pairs of that folder as source images (Semantic Palette's augmentation)."""
     from perception.segmentation.config import SegmentationConfig
     from perception.segmentation.train import SegmentationTask
     from pipelines.segmentation_job import segmentation_training_data
@@ -439,7 +447,7 @@ def train_segmentation(
     check_ray_options(workers, address)
     out_dir = _train_out("segmentation", config, out)
     cfg = load_config(config, SegmentationConfig) if config is not None else SegmentationConfig()
-    samples = segmentation_training_data(cfg, data, split, workers)
+    samples = segmentation_training_data(cfg, data, split, workers, augment=augment)
     run_training("train segmentation", partial(SegmentationTask, cfg, config_source=_config_source(config)), samples, out_dir, workers, address)
 
 

@@ -4,6 +4,7 @@ Cityscapes-style folder or on held-out synthetic target styles) and `predict seg
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -11,7 +12,7 @@ import numpy as np
 from rich.console import Console
 
 from perception.segmentation.config import SegmentationConfig
-from perception.segmentation.data import TrainingData, cityscapes_samples, synth_target_eval_samples, training_data
+from perception.segmentation.data import SegmentationSample, TrainingData, cityscapes_samples, synth_target_eval_samples, training_data
 from perception.segmentation.evaluate import evaluate_domains, scores_table
 from perception.segmentation.segmenter import SHIPPED_CHECKPOINT, Segmenter
 from scenes.adapters.base import read_image
@@ -28,19 +29,27 @@ EVAL_LOGS: Final = 2
 OVERLAY_ALPHA: Final = 0.5
 
 
-def _cityscapes_root(data: str) -> Path:
+def _cityscapes_root(data: str, option: str = "--data") -> Path:
     name, path = parse_spec(data)
     if name != "cityscapes" or path is None:
-        raise InputError(f"--data {data}: segmentation reads Cityscapes-style folders (cityscapes:PATH) or 'synth'")
+        accepted = "Cityscapes-style folders (cityscapes:PATH)" + (" or 'synth'" if option == "--data" else "")
+        raise InputError(f"{option} {data}: segmentation reads {accepted}")
     if not path.is_dir():
         raise InputError(f"{path}: Cityscapes directory not found")
     return path
 
 
-def segmentation_training_data(config: SegmentationConfig, data: str, split: str | None, workers: int | None) -> TrainingData:
-    """The labelled source (the synthetic `default` style, or a Cityscapes-style folder) and the synthetic targets."""
+def segmentation_training_data(config: SegmentationConfig, data: str, split: str | None, workers: int | None, *, augment: str | None = None) -> TrainingData:
+    """The labelled source (the synthetic `default` style, or a Cityscapes-style folder), the synthetic targets and,
+    with `augment` (cityscapes:PATH, every split), the labelled pairs mixed 1:1 with the source."""
     source: str | Path = "synth" if data == "synth" else _cityscapes_root(data)
-    return training_data(config, source, split=split, workers=workers)
+    pairs: list[SegmentationSample] = []
+    if augment is not None:
+        root = _cityscapes_root(augment, "--augment")
+        pairs = cityscapes_samples(root, config)
+        if not pairs:
+            raise InputError(f"{root}: no image with gtFine labelIds to augment with")
+    return replace(training_data(config, source, split=split, workers=workers), augmentation=pairs)
 
 
 def run_evaluate_segmentation(data: str, *, split: str | None, checkpoint: Path | None, json_path: Path | None, console: Console) -> dict[str, Any]:

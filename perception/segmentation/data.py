@@ -14,7 +14,7 @@ Frames of a log are strongly correlated, so every `data.frame_stride`-th frame i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +53,12 @@ class SegmentationSample:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Labelled source samples and unlabelled samples per target style (in `data.target_styles` order)."""
+    """Labelled source samples, unlabelled samples per target style (in `data.target_styles` order) and labelled
+    augmentation pairs (such as Semantic Palette's generated scenes) mixed 1:1 with the source in every batch."""
 
     source: list[SegmentationSample]
     targets: Mapping[str, list[SegmentationSample]]
+    augmentation: Sequence[SegmentationSample] = ()
 
 
 def resize_image(image: np.ndarray, height_px: int, width_px: int) -> np.ndarray:

@@ -114,7 +114,8 @@ class MTAFModel(nn.Module):
 
     def forward(self, source_images: torch.Tensor, source_labels: torch.Tensor, target_images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The step's loss and its parts (unweighted, detached) from `source_images (B, 3, H, W)` in [0, 1], their
-        class indices `source_labels (B, H, W)` and `target_images (T, B, 3, H, W)` (T = 0 for source-only)."""
+        class indices `source_labels (B, H, W)` and `target_images (T, B', 3, H, W)` (T = 0 for source-only; B' may
+        differ from B, as when augmentation pairs join the source images)."""
         config = self.config
         batch = source_images.shape[0]
         stride = config.network.loss_stride
@@ -127,7 +128,7 @@ class MTAFModel(nn.Module):
         heads = [HeadOutput(*(F.interpolate(logits, size, mode="bilinear", align_corners=False) for logits in head)) for head in self.segmenter(images)]
         losses = _Losses()
         if config.method == "mtkt":
-            self._mtkt(losses, heads, source_labels, batch)
+            self._mtkt(losses, heads, source_labels, batch, target_images.shape[1])
         else:
             self._cross_entropy(losses, heads[0], source_labels, batch)
             if uses_targets:
@@ -173,7 +174,7 @@ class MTAFModel(nn.Module):
                 others = torch.cat([per_target[other] for other in range(targets) if other != index])
                 self._align(losses, f"others_vs_{style}", level, others, per_target[index], [(per_target[index], SOURCE_LABEL)])
 
-    def _mtkt(self, losses: _Losses, heads: list[HeadOutput], labels: torch.Tensor, batch: int) -> None:
+    def _mtkt(self, losses: _Losses, heads: list[HeadOutput], labels: torch.Tensor, batch: int, target_batch: int) -> None:
         weights = self.config.loss
         styles = self.config.data.target_styles
         distilling = int(self.steps_done) >= weights.distillation_warmup_steps
@@ -181,7 +182,7 @@ class MTAFModel(nn.Module):
         for index, style in enumerate(styles):
             teacher = heads[index + 1]
             self._cross_entropy(losses, teacher, labels, batch, "teacher_")
-            target = slice(batch * (index + 1), batch * (index + 2))
+            target = slice(batch + target_batch * index, batch + target_batch * (index + 1))
             for level in LEVELS:
                 maps = weighted_self_information(getattr(teacher, level))
                 source, own_target = maps[:batch], maps[target]

@@ -2,9 +2,12 @@
 
 The task's samples are the source images (an epoch visits each once); the target images of a step are drawn from
 each target's pool by a generator seeded with (seed, epoch, source index, target), so batches do not depend on the
-number of workers and a resumed run draws the same ones. Augmentation, seeded the same way per image: horizontal
-flip (image and labels together) and mild brightness/contrast/saturation jitter. The official code uses neither
-(images resized to 640x320, no crop, no flip); they help a small network trained from scratch on few drives.
+number of workers and a resumed run draws the same ones. Labelled augmentation pairs (`TrainingData.augmentation`,
+such as Semantic Palette's generated scenes) are mixed 1:1 with the source as in Semantic Palette's segmenter
+training: each source image brings one pair drawn from the pool the same seeded way, and both count as source.
+Augmentation, seeded the same way per image: horizontal flip (image and labels together) and mild
+brightness/contrast/saturation jitter. The official code uses neither (images resized to 640x320, no crop, no flip);
+they help a small network trained from scratch on few drives.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ __all__ = ["FINAL", "STAGE", "SegmentationBatch", "SegmentationTask"]
 STAGE: Final = "segmentation"
 FINAL: Final = "segmenter.pt"
 _SOURCE_STREAM: Final = 0  # the target of index t uses stream t + 1
+_AUGMENTATION_STREAM: Final = 1_000_000  # beyond any target's stream
 
 
 class SegmentationBatch(NamedTuple):
-    source_images: torch.Tensor  # (B, 3, H, W) in [0, 1]
-    source_labels: torch.Tensor  # (B, H, W) int64 class indices, 255 ignored
+    source_images: torch.Tensor  # (B, 3, H, W) in [0, 1]; 2B with augmentation pairs (the B source images first)
+    source_labels: torch.Tensor  # (B or 2B, H, W) int64 class indices, 255 ignored
     target_images: torch.Tensor  # (T, B, 3, H, W) in [0, 1], T = 0 for source-only
 
 
@@ -62,6 +66,10 @@ class SegmentationTask(TrainingTask):
         self.source_labels = [sample.labels for sample in self.source if sample.labels is not None]
         if len(self.source_labels) != len(self.source):
             raise InputError(f"{config_source}: {len(self.source) - len(self.source_labels)} source samples have no labels")
+        self.augmentation = list(data.augmentation)
+        self.augmentation_labels = [sample.labels for sample in self.augmentation if sample.labels is not None]
+        if len(self.augmentation_labels) != len(self.augmentation):
+            raise InputError(f"{config_source}: {len(self.augmentation) - len(self.augmentation_labels)} augmentation samples have no labels")
         self.loop = LoopSettings.one_cycle(config.train, config.train.grad_clip_norm)
 
     def __len__(self) -> int:
@@ -81,14 +89,24 @@ class SegmentationTask(TrainingTask):
             image = _jitter(image, rng, train.color_jitter)
         return np.ascontiguousarray(image.transpose(2, 0, 1)), flipped
 
+    def _labelled(self, sample: SegmentationSample, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        image, flipped = self._augmented(sample, rng)
+        return image, np.ascontiguousarray(label[:, ::-1]) if flipped else label
+
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> SegmentationBatch:
         seed = self.config.train.seed
         images, labels = [], []
         for index in indices:
-            image, flipped = self._augmented(self.source[int(index)], np.random.default_rng([seed, epoch, int(index), _SOURCE_STREAM]))
-            label = self.source_labels[int(index)]
+            rng = np.random.default_rng([seed, epoch, int(index), _SOURCE_STREAM])
+            image, label = self._labelled(self.source[int(index)], self.source_labels[int(index)], rng)
             images.append(image)
-            labels.append(np.ascontiguousarray(label[:, ::-1]) if flipped else label)
+            labels.append(label)
+        for index in indices if self.augmentation else ():
+            rng = np.random.default_rng([seed, epoch, int(index), _AUGMENTATION_STREAM])
+            pair = int(rng.integers(len(self.augmentation)))
+            image, label = self._labelled(self.augmentation[pair], self.augmentation_labels[pair], rng)
+            images.append(image)
+            labels.append(label)
         target_images = []
         for target_index, pool in enumerate(self.targets):
             drawn = []

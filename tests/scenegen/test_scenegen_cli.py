@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -18,6 +19,7 @@ from scenegen.data import CLASS_NAMES
 from scenegen.export import write_cityscapes_scenes
 from scenegen.generator import SHIPPED_CHECKPOINT, GeneratedScenes, SceneGenerator
 from scenes.adapters.cityscapes import CityscapesDataset, label_ids_to_train_ids
+from scenes.training.checkpoint import load_checkpoint
 
 runner = CliRunner()
 TINY = {
@@ -139,3 +141,31 @@ def test_the_shipped_generator_follows_a_request(request_: dict[str, float]) -> 
     errors = [abs(realised[CLASS_NAMES.index(name)] - share) for name, share in request_.items()]
     assert np.mean(errors) <= 0.03, dict(zip(request_, errors, strict=True))
     assert scenes.images.shape == (8, generator.config.height_px, generator.config.width_px, 3)
+
+
+SEGMENTATION = {
+    "method": "source_only",
+    "network": {"stem_width": 8, "stage_widths": [8, 8, 8, 8], "blocks_per_stage": [1, 1, 1, 1], "height_px": 32, "width_px": 64, "loss_stride": 1},
+    "train": {"epochs": 1, "batch_size": 2},
+}
+
+
+def test_generated_scenes_augment_segmenter_training(checkpoint: Path, tmp_path: Path) -> None:
+    """`train segmentation --augment` mixes the generated folder into every batch: same seed, different weights; a
+    folder that is not Cityscapes-style is one line."""
+    real = tmp_path / "real"
+    write_cityscapes_scenes(street_scenes(4, seed=3), real)
+    generated = tmp_path / "generated"
+    assert runner.invoke(app, ["generate", "--num", "3", "--sample-palette", "--checkpoint", str(checkpoint), "--out", str(generated)]).exit_code == 0
+    config = tmp_path / "seg.yaml"
+    config.write_text(yaml.safe_dump(SEGMENTATION))
+    base = ["train", "segmentation", "--config", str(config), "--data", f"cityscapes:{real}"]
+    weights = {}
+    for name, extra in (("plain", []), ("augmented", ["--augment", f"cityscapes:{generated}"])):
+        result = runner.invoke(app, [*base, *extra, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output + result.stderr
+        weights[name] = load_checkpoint(tmp_path / name / "segmenter.pt")["state_dict"]
+    assert any(not torch.equal(weights["plain"][key], weights["augmented"][key]) for key in weights["plain"])
+    result = runner.invoke(app, [*base, "--augment", "synth", "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == ["error: --augment synth: segmentation reads Cityscapes-style folders (cityscapes:PATH)"]

@@ -109,11 +109,16 @@ def student_grads(model: MTAFModel) -> list[torch.Tensor]:
     return [grad for head in heads for grad in grads(head) if grad is not None]
 
 
-def test_mtkt_student_waits_for_the_warmup_then_only_distils() -> None:
+@pytest.mark.parametrize("extra_source", [0, 2])
+def test_mtkt_student_waits_for_the_warmup_then_only_distils(extra_source: int) -> None:
+    """`extra_source` labelled images beyond the 2 per target (augmentation pairs): the KL still reads each target's rows."""
     torch.manual_seed(0)
     config = tiny_config("mtkt", distillation_warmup_steps=1)
     model = MTAFModel(config)
-    batch = tiny_batch(config)
+    source, labels, targets = tiny_batch(config)
+    more, more_labels, _ = tiny_batch(config, extra_source)
+    batch = (torch.cat([source, more.flip(0)]), torch.cat([labels, more_labels.flip(0)]), targets)
+    sources = 2 + extra_source
     model(*batch)[0].backward()  # step 0: before the warm-up ends
     assert all(float(grad.abs().sum()) == 0.0 for grad in student_grads(model))
     model.zero_grad(set_to_none=True)
@@ -129,7 +134,7 @@ def test_mtkt_student_waits_for_the_warmup_then_only_distils() -> None:
     heads = model.segmenter(images)
     kl = torch.zeros(())
     for index in range(3):
-        rows = slice(2 * (index + 1), 2 * (index + 2))
+        rows = slice(sources + 2 * index, sources + 2 * (index + 1))
         for level, weight in (("main", config.loss.distillation_main), ("aux", config.loss.distillation_aux_factor / 3)):
             teacher = upsampled(getattr(heads[index + 1], level)[rows]).detach().log_softmax(dim=1)
             student = upsampled(getattr(heads[0], level)[rows]).log_softmax(dim=1)

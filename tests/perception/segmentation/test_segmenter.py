@@ -13,6 +13,7 @@ from perception.segmentation.data import SegmentationSample, TrainingData, synth
 from perception.segmentation.evaluate import evaluate_domains
 from perception.segmentation.segmenter import Segmenter
 from perception.segmentation.train import SegmentationTask
+from scenes.errors import InputError
 from scenes.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scenes.training.harness import fit
 
@@ -90,3 +91,27 @@ def test_shipped_checkpoints_are_small_and_load(name: str) -> None:
     assert segmenter.config.classes == "super7" and segmenter.config.data.target_styles == ("night", "fog", "desert")
     labels = segmenter.predict(np.zeros((1, 96, 160, 3), dtype=np.uint8))
     assert labels.shape == (1, 96, 160) and labels.max() < 7
+
+
+def test_augmentation_pairs_join_the_source_one_to_one() -> None:
+    config = SegmentationConfig(method="mtkt", network=NETWORK, data={"target_styles": ("night", "fog")}, train={"epochs": 1, "batch_size": 2})
+    source, targets = random_samples(4, "default", True, 0), {"night": random_samples(3, "night", False, 1), "fog": random_samples(3, "fog", False, 2)}
+    # every pair is uniform grey labelled 5, so a drawn pair is recognisable whichever way it is flipped or jittered
+    pairs = [SegmentationSample(np.full((64, 64, 3), 128, dtype=np.uint8), np.full((64, 64), 5, dtype=np.uint8), "generated") for _ in range(3)]
+    plain = SegmentationTask(config, TrainingData(source, targets))
+    mixed = SegmentationTask(config, TrainingData(source, targets, pairs))
+    indices = np.array([1, 2])
+    without, with_pairs = (task.make_batch(indices, 4, torch.device("cpu")) for task in (plain, mixed))
+    assert with_pairs.source_images.shape == (4, 3, 64, 64) and with_pairs.source_labels.shape == (4, 64, 64)
+    torch.testing.assert_close(with_pairs.source_images[:2], without.source_images)  # the source batch is unchanged
+    torch.testing.assert_close(with_pairs.target_images, without.target_images)
+    assert bool((with_pairs.source_labels[2:] == 5).all())
+    grey = with_pairs.source_images[2:]
+    assert float((grey - grey.mean(dim=(2, 3), keepdim=True)).abs().max()) < 1e-6  # uniform after jitter
+    torch.testing.assert_close(mixed.make_batch(indices, 4, torch.device("cpu")).source_images, with_pairs.source_images)
+    # MTKT's losses take 2B labelled images against B images per target
+    loss, parts = mixed.loss(mixed.build_model(), with_pairs)
+    assert torch.isfinite(loss) and {"teacher_seg_main", "kl_main"} <= set(parts)
+    unlabelled = [SegmentationSample(pairs[0].image, None, "generated")]
+    with pytest.raises(InputError, match="run.yaml: 1 augmentation samples have no labels"):
+        SegmentationTask(config, TrainingData(source, targets, unlabelled), config_source="run.yaml")
