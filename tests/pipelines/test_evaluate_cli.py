@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
+import pyarrow.parquet as pq
 import pytest
 from av2.datasets.motion_forecasting.data_schema import TrackCategory
 from av2.datasets.motion_forecasting.eval.submission import ChallengeSubmission
 from av2.datasets.motion_forecasting.scenario_serialization import load_argoverse_scenario_parquet
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
@@ -364,14 +365,16 @@ def bad_cell(draw: st.DrawFn) -> tuple[str, Any]:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cell=bad_cell(), row=st.integers(0, 1000))
+@example(cell=("predicted_trajectory_x", np.zeros(1)), row=0)
 def test_forecasting_parquet_reader_names_the_bad_column(av2_mf: tuple[Path, Any], tmp_path: Path, cell: tuple[str, Any], row: int) -> None:
     column, value = cell
-    table = _submission_table(av2_mf[1])
-    if column.startswith("predicted"):
-        table[column] = table[column].astype(object)
-    table.at[row % len(table), column] = value
+    table = pa.Table.from_pandas(_submission_table(av2_mf[1]), preserve_index=False)
+    cells = table.column(column).to_pylist()
+    cells[row % len(cells)] = value.tolist() if isinstance(value, np.ndarray) else value
+    # built by pyarrow from Python lists: pandas cannot hold a 1-element array as one cell of an object column
+    table = table.set_column(table.schema.get_field_index(column), column, pa.array(cells, type=table.schema.field(column).type))
     path = tmp_path / "bad.parquet"
-    table.to_parquet(path)
+    pq.write_table(table, path)
     with pytest.raises(MotionForecastingFormatError, match=rf"^{re.escape(str(path))}: column '{column}'"):
         read_submission(path)
 
