@@ -151,9 +151,9 @@ def _augmentation(
     generated_scenes = generator.generate(palettes, GENERATION_SEED)
     generated = _segmentation_samples(generated_scenes.images, generated_scenes.labels, segmentation.classes)
     test = _segmentation_samples(np.stack([s.image for s in held_out]), np.stack([s.labels for s in held_out]), segmentation.classes)
-    rows: dict[str, Any] = {"real only": [], "real + generated": []}
+    rows: dict[str, Any] = {name: [] for name in AUGMENT_ARMS}
     for seed in AUGMENT_SEEDS:
-        for name, pairs in (("real only", []), ("real + generated", generated)):
+        for name, pairs in zip(AUGMENT_ARMS, ([], generated), strict=True):
             train_config = segmentation.train.model_copy(update={"seed": seed, "epochs": epochs, "batch_size": AUGMENT_BATCH})
             cfg = segmentation.model_copy(update={"train": train_config})
             out = out_root / f"{name.replace(' ', '_').replace('+', 'plus')}_seed{seed}"

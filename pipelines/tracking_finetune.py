@@ -117,24 +117,21 @@ def refit_on_outputs(stack: E2EForecastConfig, refit: RefitConfig, outputs: dict
 
 
 def external_outputs(data: str, dataset: Any, detections: Path) -> dict[str, list[FrameDetections]]:
-    """Detections made elsewhere, read as `drivestack track` reads them (a folder of KITTI tracking sequence files for
-    kitti-tracking:PATH, an AV2 detection feather for av2:PATH), beside the dataset's frames; a frame without
-    detections gets none."""
+    """Detections made elsewhere, read as `drivestack track` reads them (`pipelines.external_detections`: a folder of
+    KITTI tracking sequence files for kitti-tracking:PATH, an AV2 detection feather for av2:PATH), beside the
+    dataset's frames; a frame without detections gets none."""
+    from pipelines.external_detections import av2_detections, kitti_detections
     from scenes.adapters.registry import parse_spec
 
     name, _ = parse_spec(data)
     boxes: dict[tuple[str, int], Boxes3D] = {}
     if name == "kitti-tracking":
         from scenes.adapters.kitti_tracking import FRAME_PERIOD_NS
-        from scenes.submissions.kitti_tracking import read_detection_dir
 
-        sequences = dataset.logs()
-        by_sequence = read_detection_dir(detections, sequences, {sequence: dataset.calibration(sequence) for sequence in sequences})
+        by_sequence = kitti_detections(dataset, detections)
         boxes = {(sequence, index * FRAME_PERIOD_NS): b for sequence, frames in by_sequence.items() for index, b in frames.items()}
     elif name == "av2":
-        from scenes.submissions.av2_detection import boxes_by_frame, read_detections
-
-        boxes = boxes_by_frame(read_detections(detections))
+        boxes = av2_detections(dataset, detections)
     else:
         raise InputError(f"--data {data}: --detections reads detections of kitti-tracking:PATH or av2:PATH logs")
     outputs: dict[str, list[FrameDetections]] = {}

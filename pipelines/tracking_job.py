@@ -52,16 +52,9 @@ def _track_log(tracker_cfg: TrackerConfig, log_id: str, stamps: Sequence[int], d
 
 def track_kitti(dataset: Any, detections: Path, out: Path, tracker_cfg: TrackerConfig) -> list[Path]:
     """KITTI tracking: `detections/SEQ.txt` per sequence of `dataset` -> `out/SEQ.txt` tracking results."""
-    from scenes.submissions.kitti_tracking import read_detection_dir
+    from pipelines.external_detections import kitti_detections
 
-    sequences = dataset.logs()
-    by_sequence = read_detection_dir(detections, sequences, {sequence: dataset.calibration(sequence) for sequence in sequences})
-    for sequence, frames in by_sequence.items():
-        count = dataset.num_frames(sequence)
-        late = [index for index in frames if index >= count]
-        if late:
-            raise InputError(f"{detections / f'{sequence}.txt'}: frame {late[0]} is beyond the sequence's {count} frames")
-    return _write_kitti_tracks(dataset, by_sequence, out, tracker_cfg)
+    return _write_kitti_tracks(dataset, kitti_detections(dataset, detections), out, tracker_cfg)
 
 
 def _write_kitti_tracks(dataset: Any, by_sequence: Mapping[str, Mapping[int, Boxes3D]], out: Path, tracker_cfg: TrackerConfig) -> list[Path]:
@@ -81,12 +74,9 @@ def _write_kitti_tracks(dataset: Any, by_sequence: Mapping[str, Mapping[int, Box
 def track_av2_table(dataset: Any, detections: Path, tracker_cfg: TrackerConfig) -> list[Tracks]:
     """AV2: a detection feather over the dataset's logs -> city-frame tracks per log (every pose timestamp of the log
     that the table or the annotations name; a timestamp without detections is an empty frame)."""
-    from scenes.submissions.av2_detection import boxes_by_frame, read_detections
+    from pipelines.external_detections import av2_detections
 
-    by_frame = boxes_by_frame(read_detections(detections))
-    unknown = sorted({log_id for log_id, _ in by_frame} - set(dataset.logs()))
-    if unknown:
-        raise InputError(f"{detections}: log(s) {unknown[:3]} are not in the dataset")
+    by_frame = av2_detections(dataset, detections)
     logs = []
     for log_id in dataset.logs():
         poses = dataset.poses(log_id)

@@ -189,3 +189,16 @@ def test_finetune_tracking_on_detections_made_elsewhere(kitti: Path, tmp_path: P
     assert Tracker.from_checkpoint(out / "tracker.pt").cfg.noise.position_m == pytest.approx(0.3, rel=0.3)
     synth = runner.invoke(app, ["finetune", "tracking", "--detections", str(detections), "--out", str(tmp_path / "x")])
     assert synth.exit_code == 2 and "give the dataset they were made on" in synth.output
+
+
+@pytest.mark.parametrize("command", [["track"], ["finetune", "tracking"]])
+def test_detections_beyond_the_sequence_are_one_line(kitti: Path, tmp_path: Path, command: list[str]) -> None:
+    """Both readers of external KITTI detections reject a frame the sequence does not have, naming the file."""
+    detections = shutil.copytree(_detections(kitti, "late", OracleDetectorConfig(seed=8)), tmp_path / "late")
+    path = detections / "0000.txt"
+    last = path.read_text().splitlines()[-1].split(",")
+    count = KittiTrackingDataset(kitti / "data").num_frames("0000")
+    path.write_text(path.read_text() + ",".join([str(count + 5), *last[1:]]) + "\n")
+    result = runner.invoke(app, [*command, "--data", f"kitti-tracking:{kitti / 'data'}", "--detections", str(detections), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == f"error: {path}: frame {count + 5} is beyond the sequence's {count} frames"
