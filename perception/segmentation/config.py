@@ -89,6 +89,8 @@ class LossConfig(StrictConfig):
     distillation_main: float = Field(4.0, ge=0)
     distillation_aux_factor: float = Field(0.4, ge=0)  # the aux KL weight is this / number of targets
     distillation_warmup_steps: int = Field(0, ge=0)
+    # the student's KL reaches the shared backbone (true) or only the student head (false)
+    distillation_into_backbone: bool = True
 
 
 class DataConfig(StrictConfig):
@@ -123,6 +125,8 @@ class TrainConfig(StrictConfig):
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     grad_clip_norm: float | None = Field(None, gt=0)
+    # the discriminators' learning rate over the segmenter's (the official code: Adam 1e-4 for them)
+    discriminator_lr_factor: float = Field(1.0, gt=0)
     seed: int = 0
     flip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1)

@@ -112,8 +112,13 @@ class DeepLabV2(nn.Module):
     def num_heads(self) -> int:
         return len(self.main_heads)
 
-    def forward(self, images: torch.Tensor) -> list[HeadOutput]:
+    def forward(self, images: torch.Tensor, detach_first_head: bool = False) -> list[HeadOutput]:
+        """With `detach_first_head`, head 0 sees detached features: its losses train it and not the backbone."""
         x = self.layer2(self.layer1(self.stem((images - 0.5) / 0.25)))
         penultimate = self.layer3(x)
         last = self.layer4(penultimate)
-        return [HeadOutput(main(last), aux(penultimate)) for main, aux in zip(self.main_heads, self.aux_heads, strict=True)]
+        outputs = []
+        for index, (main, aux) in enumerate(zip(self.main_heads, self.aux_heads, strict=True)):
+            features = (last.detach(), penultimate.detach()) if detach_first_head and index == 0 else (last, penultimate)
+            outputs.append(HeadOutput(main(features[0]), aux(features[1])))
+        return outputs

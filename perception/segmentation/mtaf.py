@@ -14,7 +14,9 @@ Methods (`SegmentationConfig.method`):
   target j (its own discriminator pair, adversarial x mtkt_teacher_adversarial_scale = 1/2); the student head 0 gets
   no source cross-entropy, only sum_j KL(teacher_j || student) on target j's images (teacher detached) x
   distillation_main (4) for the main output and x distillation_aux_factor / T (0.4 / T) for the auxiliary output,
-  once `distillation_warmup_steps` training steps have passed. Inference uses the student.
+  once `distillation_warmup_steps` training steps have passed. Inference uses the student. With
+  `distillation_into_backbone: false` (our MTKT config's choice) the student head reads detached features, so the KL
+  trains the student head and leaves the shared backbone to the teachers' losses.
 
 One optimizer, one loss: the harness makes one AdamW over all parameters and calls `loss(model, batch)` once per
 step, so the GAN's two updates are folded into one backward whose gradients equal those of the two separate updates:
@@ -27,9 +29,10 @@ it sends gradients to the discriminator only. Both terms use the same forward pa
 the discriminator step on the predictions of the segmenter step.
 
 Departures: every loss sees the logits upsampled to the input size / `network.loss_stride` (2 by default; the
-official code uses the input size) with the labels subsampled to match; one learning rate for segmenter and
-discriminators (AdamW is invariant to the loss scale per parameter, so `loss.discriminator` only matters under
-gradient clipping, which is off by default because the harness clips all parameters together); segmenter and
+official code uses the input size) with the labels subsampled to match; one AdamW for segmenter and
+discriminators, the discriminators at `train.discriminator_lr_factor` times the segmenter's learning rate (AdamW is
+invariant to the loss scale per parameter, so `loss.discriminator` only matters under gradient clipping, which is off
+by default because the harness clips all parameters together); segmenter and
 discriminators are updated simultaneously rather than one after the other; source and target images go through one
 forward (batch norm is trained here, so its statistics mix the domains as at inference).
 
@@ -125,7 +128,9 @@ class MTAFModel(nn.Module):
         if uses_targets and target_images.shape[0] != len(config.data.target_styles):
             raise ValueError(f"expected images of {len(config.data.target_styles)} targets, got {target_images.shape[0]}")
         images = torch.cat([source_images, target_images.flatten(0, 1)]) if uses_targets else source_images
-        heads = [HeadOutput(*(F.interpolate(logits, size, mode="bilinear", align_corners=False) for logits in head)) for head in self.segmenter(images)]
+        detach_student = config.method == "mtkt" and not config.loss.distillation_into_backbone
+        outputs = self.segmenter(images, detach_first_head=detach_student)
+        heads = [HeadOutput(*(F.interpolate(logits, size, mode="bilinear", align_corners=False) for logits in head)) for head in outputs]
         losses = _Losses()
         if config.method == "mtkt":
             self._mtkt(losses, heads, source_labels, batch, target_images.shape[1])

@@ -21,7 +21,7 @@ from perception.segmentation.config import SegmentationConfig
 from perception.segmentation.data import SegmentationSample, TrainingData
 from perception.segmentation.mtaf import MTAFModel
 from scenes.errors import InputError
-from scenes.training.harness import LoopSettings, TrainingTask
+from scenes.training.harness import LoopSettings, ParameterGroup, TrainingTask
 
 __all__ = ["FINAL", "STAGE", "SegmentationBatch", "SegmentationTask"]
 
@@ -77,6 +77,14 @@ class SegmentationTask(TrainingTask):
 
     def build_model(self) -> MTAFModel:
         return MTAFModel(self.config)
+
+    def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:
+        """The segmenter at the learning rate, the discriminators (if any) at `train.discriminator_lr_factor` times it."""
+        assert isinstance(model, MTAFModel)
+        discriminators = list(model.discriminators.parameters())
+        if not discriminators:
+            return None
+        return [ParameterGroup(list(model.segmenter.parameters())), ParameterGroup(discriminators, self.config.train.discriminator_lr_factor)]
 
     def _augmented(self, sample: SegmentationSample, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
         """`(3, H, W)` float image in [0, 1], augmented, and whether it was flipped."""

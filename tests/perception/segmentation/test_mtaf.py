@@ -142,3 +142,27 @@ def test_mtkt_student_waits_for_the_warmup_then_only_distils(extra_source: int) 
     kl.backward()
     for expected, got in zip(student_grads(model), reference, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("into_backbone", [True, False])
+def test_mtkt_distillation_reaches_the_backbone_only_when_asked(into_backbone: bool) -> None:
+    """With every other weight at 0 the loss is the KL alone: the backbone gets its gradient iff `into_backbone`; the
+    student head gets the same gradient either way, and the forward pass does not change."""
+    torch.manual_seed(0)
+    zeros = {"seg_main": 0.0, "seg_aux": 0.0, "adversarial_main": 0.0, "adversarial_aux": 0.0}
+    config = tiny_config("mtkt", **zeros, distillation_into_backbone=into_backbone)
+    model = MTAFModel(config)
+    batch = tiny_batch(config)
+    loss, _ = model(*batch)
+    loss.backward()
+    backbone = [model.segmenter.stem, model.segmenter.layer1, model.segmenter.layer2, model.segmenter.layer3, model.segmenter.layer4]
+    backbone_grad = sum(float(grad.abs().sum()) for stage in backbone for grad in grads(stage) if grad is not None)
+    assert (backbone_grad > 0) == into_backbone
+    other = MTAFModel(tiny_config("mtkt", **zeros, distillation_into_backbone=not into_backbone))
+    other.load_state_dict(model.state_dict())
+    other_loss, _ = other(*batch)
+    other_loss.backward()
+    torch.testing.assert_close(other_loss, loss)
+    for got, expected in zip(student_grads(other), student_grads(model), strict=True):
+        torch.testing.assert_close(got, expected)
+

@@ -11,6 +11,7 @@ import torch
 from perception.segmentation.config import SegmentationConfig
 from perception.segmentation.data import SegmentationSample, TrainingData, synth_samples
 from perception.segmentation.evaluate import evaluate_domains
+from perception.segmentation.mtaf import MTAFModel
 from perception.segmentation.segmenter import Segmenter
 from perception.segmentation.train import SegmentationTask
 from scenes.errors import InputError
@@ -115,3 +116,22 @@ def test_augmentation_pairs_join_the_source_one_to_one() -> None:
     unlabelled = [SegmentationSample(pairs[0].image, None, "generated")]
     with pytest.raises(InputError, match="run.yaml: 1 augmentation samples have no labels"):
         SegmentationTask(config, TrainingData(source, targets, unlabelled), config_source="run.yaml")
+
+
+def test_discriminators_train_at_their_own_learning_rate(tmp_path: Path) -> None:
+    source, targets = random_samples(2, "default", True, 0), {"night": random_samples(2, "night", False, 1), "fog": random_samples(2, "fog", False, 2)}
+    train = {"epochs": 1, "batch_size": 2, "learning_rate": 1e-3, "discriminator_lr_factor": 0.1}
+    config = SegmentationConfig(method="multi_dis", network=NETWORK, data={"target_styles": ("night", "fog")}, train=train)
+    task = SegmentationTask(config, TrainingData(source, targets))
+    model = task.build_model()
+    groups = task.parameter_groups(model)
+    assert groups is not None and [group.lr_factor for group in groups] == [1.0, 0.1]
+    assert {id(p) for group in groups for p in group.parameters} == {id(p) for p in model.parameters()}
+    assert {id(p) for p in groups[1].parameters} == {id(p) for p in model.discriminators.parameters()}
+    # the learning rate reaches AdamW: the resumable state holds both groups' peaks
+    final = fit(task, tmp_path, show_progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    peaks = [group["initial_lr_max"] for group in state["optimizer"]["param_groups"]]
+    assert peaks == pytest.approx([1e-3, 1e-4]) and final.exists()
+    source_only = SegmentationConfig(network=NETWORK, data={"target_styles": ()}, train=train)
+    assert SegmentationTask(source_only, TrainingData(source, {})).parameter_groups(MTAFModel(source_only)) is None
