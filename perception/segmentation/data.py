@@ -24,6 +24,7 @@ import numpy as np
 from perception.segmentation.classes import ClassTable, label_ids_to_classes
 from perception.segmentation.config import SegmentationConfig
 from scenes.adapters.cityscapes import CityscapesDataset
+from scenes.synth.styles import style_names
 
 __all__ = [
     "SYNTH_CAMERA",
@@ -129,8 +130,11 @@ def validation_samples(config: SegmentationConfig, workers: int | None = None) -
 
 
 def synth_target_eval_samples(config: SegmentationConfig, seed: int, logs: int, workers: int | None = None) -> dict[str, list[SegmentationSample]]:
-    """Labelled samples of every target style from drives of `seed` (evaluation only; never used in training)."""
-    return {style: synth_samples(config, style, seed + index, logs, labelled=True, workers=workers) for index, style in enumerate(config.data.target_styles)}
+    """Labelled samples of every target style from drives of `seed` (evaluation only; never used in training). A
+    style's drives come from `seed` + its place among all styles, so they do not depend on which other targets are
+    listed."""
+    places = style_names()
+    return {style: synth_samples(config, style, seed + places.index(style), logs, labelled=True, workers=workers) for style in config.data.target_styles}
 
 
 def cityscapes_samples(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from perception.segmentation.config import SegmentationConfig
-from perception.segmentation.data import SegmentationSample, TrainingData, synth_samples
+from perception.segmentation.data import SegmentationSample, TrainingData, synth_samples, synth_target_eval_samples
 from perception.segmentation.evaluate import evaluate_domains
 from perception.segmentation.mtaf import MTAFModel
 from perception.segmentation.segmenter import Segmenter
@@ -80,6 +80,21 @@ def test_synthetic_samples_are_labelled_only_when_asked() -> None:
     assert source[0].image.shape == (48, 64, 3) and source[0].labels is not None and source[0].labels.shape == (48, 64)
     assert set(np.unique(source[0].labels).tolist()) <= {0, 1, 2, 3, 4, 5, 6, 255}
     assert target[0].labels is None and target[0].domain == "night"
+
+
+def test_held_out_drives_of_a_style_do_not_depend_on_the_other_targets() -> None:
+    tiny = {"network": {"height_px": 48, "width_px": 64, "loss_stride": 1}}
+    both = SegmentationConfig(**tiny, data={"seconds": 0.4, "rate_hz": 5.0, "target_styles": ("night", "fog")})
+    alone = SegmentationConfig(**tiny, data={"seconds": 0.4, "rate_hz": 5.0, "target_styles": ("fog",)})
+    with_night, fog_only = synth_target_eval_samples(both, 2000, 1), synth_target_eval_samples(alone, 2000, 1)
+    assert list(with_night) == ["night", "fog"] and list(fog_only) == ["fog"]
+    for first, second in zip(with_night["fog"], fog_only["fog"], strict=True):
+        np.testing.assert_array_equal(first.image, second.image)
+        assert first.labels is not None and second.labels is not None
+        np.testing.assert_array_equal(first.labels, second.labels)
+    night_labels, fog_labels = with_night["night"][0].labels, with_night["fog"][0].labels
+    assert night_labels is not None and fog_labels is not None
+    assert not np.array_equal(night_labels, fog_labels)  # another drive, not a restyle
 
 
 @pytest.mark.parametrize("name", ["source_only_synth", "mtkt_synth"])
