@@ -37,6 +37,7 @@ from perception.segmentation.train import SegmentationTask
 from pipelines.segmentation_job import EVAL_SEED
 from scenes.config import load_config
 from scenes.io import atomic_write_text
+from scenes.synth.styles import style_names
 from scenes.training.harness import fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,10 +61,8 @@ def table_rows(targets: tuple[str, ...]) -> dict[str, tuple[str, dict[str, Any]]
     }
 
 
-ROWS = table_rows(TARGETS)
 
-
-def train_row(name: str, data: TrainingData, runs: Path, rows: dict[str, tuple[str, dict[str, Any]]] = ROWS) -> Path:
+def train_row(name: str, data: TrainingData, runs: Path, rows: dict[str, tuple[str, dict[str, Any]]]) -> Path:
     stem, overrides = rows[name]
     config = load_config(CONFIGS / f"{stem}.yaml", SegmentationConfig, overrides)
     out = runs / (stem if not overrides else f"{stem}_{name}")
@@ -80,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     targets = tuple(args.targets)
+    if unknown_styles := sorted(set(targets) - set(style_names())):
+        parser.error(f"unknown target styles {unknown_styles}; known: {', '.join(style_names())}")
     rows_to_run = table_rows(targets)
     unknown = sorted(set(args.rows or ()) - set(rows_to_run))
     if unknown:
