@@ -12,6 +12,7 @@ they help a small network trained from scratch on few drives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -47,6 +48,14 @@ def _jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.
     return np.clip((image - grey) * saturation + grey, 0.0, 1.0)
 
 
+def _labels(samples: Sequence[SegmentationSample], kind: str, config_source: str) -> list[np.ndarray]:
+    """The label maps of `samples`, all of which must have one."""
+    labels = [sample.labels for sample in samples if sample.labels is not None]
+    if len(labels) != len(samples):
+        raise InputError(f"{config_source}: {len(samples) - len(labels)} {kind} samples have no labels")
+    return labels
+
+
 class SegmentationTask(TrainingTask):
     """Semantic segmentation adapted from a labelled source to unlabelled targets with the config's MTAF method."""
 
@@ -63,13 +72,9 @@ class SegmentationTask(TrainingTask):
         empty = [style for style, pool in zip(config.data.target_styles, self.targets, strict=False) if not pool]
         if empty:
             raise InputError(f"{config_source}: no images of target styles {empty}")
-        self.source_labels = [sample.labels for sample in self.source if sample.labels is not None]
-        if len(self.source_labels) != len(self.source):
-            raise InputError(f"{config_source}: {len(self.source) - len(self.source_labels)} source samples have no labels")
+        self.source_labels = _labels(self.source, "source", config_source)
         self.augmentation = list(data.augmentation)
-        self.augmentation_labels = [sample.labels for sample in self.augmentation if sample.labels is not None]
-        if len(self.augmentation_labels) != len(self.augmentation):
-            raise InputError(f"{config_source}: {len(self.augmentation) - len(self.augmentation_labels)} augmentation samples have no labels")
+        self.augmentation_labels = _labels(self.augmentation, "augmentation", config_source)
         self.loop = LoopSettings.one_cycle(config.train, config.train.grad_clip_norm)
 
     def __len__(self) -> int:
