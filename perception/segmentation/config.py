@@ -87,7 +87,8 @@ class LossConfig(StrictConfig):
     discriminator: float = Field(1.0, gt=0)
     mtkt_teacher_adversarial_scale: float = Field(0.5, ge=0)
     distillation_main: float = Field(4.0, ge=0)
-    distillation_aux_factor: float = Field(0.4, ge=0)  # the aux KL weight is this / number of targets
+    # the aux KL weight is this x distillation_main / number of targets (the official code uses its LAMBDA_SEG_AUX here)
+    distillation_aux_factor: float = Field(0.4, ge=0)
     distillation_warmup_steps: int = Field(0, ge=0)
     # the student's KL reaches the shared backbone (true) or only the student head (false)
     distillation_into_backbone: bool = True

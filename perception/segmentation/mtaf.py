@@ -10,13 +10,14 @@ Methods (`SegmentationConfig.method`):
   target 0 (label 0) from target 1 (label 1) and the segmenter gets the flipped labels; with more, the pair of
   target j tells the other targets (label 0) from target j (label 1) and the segmenter pushes target j to label 0.
   Both kinds use the same adversarial weights.
-- `mtkt`: a shared backbone with 1 + T heads. Teacher head j+1 gets source cross-entropy and ADVENT against its own
-  target j (its own discriminator pair, adversarial x mtkt_teacher_adversarial_scale = 1/2); the student head 0 gets
-  no source cross-entropy, only sum_j KL(teacher_j || student) on target j's images (teacher detached) x
-  distillation_main (4) for the main output and x distillation_aux_factor / T (0.4 / T) for the auxiliary output,
-  once `distillation_warmup_steps` training steps have passed. Inference uses the student. With
-  `distillation_into_backbone: false` (our MTKT config's choice) the student head reads detached features, so the KL
-  trains the student head and leaves the shared backbone to the teachers' losses.
+- `mtkt`: a shared backbone with 1 + T heads. Teacher head j+1 gets source cross-entropy (the backbone gets the sum
+  over teachers, as in the official code) and ADVENT against its own target j (its own discriminator pair,
+  adversarial x mtkt_teacher_adversarial_scale = 1/2); the student head 0 gets no source cross-entropy, only
+  sum_j KL(teacher_j || student) on target j's images (teacher detached) x distillation_main for the main output and
+  x distillation_aux_factor * distillation_main / T for the auxiliary output, once `distillation_warmup_steps`
+  training steps have passed. As in the official code the KL is averaged over pixels and classes, i.e. the per-pixel
+  KL / number of classes. Inference uses the student. With `distillation_into_backbone: false` the student head reads
+  detached features, so the KL trains the student head and leaves the shared backbone to the teachers' losses.
 
 One optimizer, one loss: the harness makes one AdamW over all parameters and calls `loss(model, batch)` once per
 step, so the GAN's two updates are folded into one backward whose gradients equal those of the two separate updates:
@@ -83,10 +84,11 @@ def discriminator_names(config: SegmentationConfig) -> tuple[str, ...]:
 
 
 def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
-    """Per-pixel KL(teacher || student) over dim 1, averaged over pixels; the teacher is detached."""
+    """KL(teacher || student) with the teacher detached, averaged over pixels and classes as in the official code
+    (`F.kl_div`'s mean over all elements): the per-pixel KL divided by the number of classes."""
     teacher = F.log_softmax(teacher_logits.detach(), dim=1)
     student = F.log_softmax(student_logits, dim=1)
-    return F.kl_div(student, teacher, log_target=True, reduction="none").sum(dim=1).mean()
+    return F.kl_div(student, teacher, log_target=True, reduction="none").mean()
 
 
 class _Losses:
@@ -194,6 +196,6 @@ class MTAFModel(nn.Module):
                 fooled = [(own_target, SOURCE_LABEL)]
                 self._align(losses, f"source_vs_{style}", level, source, own_target, fooled, weights.mtkt_teacher_adversarial_scale)
             main_weight = weights.distillation_main if distilling else 0.0
-            aux_weight = weights.distillation_aux_factor / len(styles) if distilling else 0.0
+            aux_weight = weights.distillation_aux_factor * weights.distillation_main / len(styles) if distilling else 0.0
             losses.add("kl_main", _kl(teacher.main[target], student.main[target]), main_weight)
             losses.add("kl_aux", _kl(teacher.aux[target], student.aux[target]), aux_weight)

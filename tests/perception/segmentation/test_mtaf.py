@@ -135,10 +135,11 @@ def test_mtkt_student_waits_for_the_warmup_then_only_distils(extra_source: int) 
     kl = torch.zeros(())
     for index in range(3):
         rows = slice(sources + 2 * index, sources + 2 * (index + 1))
-        for level, weight in (("main", config.loss.distillation_main), ("aux", config.loss.distillation_aux_factor / 3)):
+        for level, weight in (("main", config.loss.distillation_main), ("aux", config.loss.distillation_aux_factor * config.loss.distillation_main / 3)):
             teacher = upsampled(getattr(heads[index + 1], level)[rows]).detach().log_softmax(dim=1)
             student = upsampled(getattr(heads[0], level)[rows]).log_softmax(dim=1)
-            kl = kl + weight * torch.nn.functional.kl_div(student, teacher, log_target=True, reduction="none").sum(dim=1).mean()
+            classes = student.shape[1]
+            kl = kl + weight * torch.nn.functional.kl_div(student, teacher, log_target=True, reduction="none").sum(dim=1).mean() / classes
     kl.backward()
     for expected, got in zip(student_grads(model), reference, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
