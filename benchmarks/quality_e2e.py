@@ -19,7 +19,7 @@ Protocol (everything simulated from fixed seeds):
 
 Reproduce (about 11 minutes on 2 CPU cores, most of it the detector on the 24 training logs):
 `.venv/bin/python -m benchmarks.quality_e2e [--detector oracle]`
-Writes benchmarks/results/quality_e2e_<detector>[_seed<seed>][_<logs>logs].json.
+Writes benchmarks/results/quality_e2e_<detector>[_seed<seed>][_<logs>logs][_<pretrained run>].json.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = f".venv/bin/python -m benchmarks.quality_e2e --detector {args.detector} --logs {args.logs}"
     if args.seed != HELD_OUT_SEED:
         command += f" --seed {args.seed}"
+    if args.pretrained != SHIPPED_CHECKPOINT:
+        command += f" --pretrained {args.pretrained}"
     payload = {
         "command": command,
         "protocol": {
@@ -147,6 +149,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seconds": time.perf_counter() - start,
     }
     suffix = ("" if args.seed == HELD_OUT_SEED else f"_seed{args.seed}") + ("" if args.logs == HELD_OUT_LOGS else f"_{args.logs}logs")
+    if args.pretrained != SHIPPED_CHECKPOINT:  # a run's forecaster.pt is named after its run folder
+        suffix += f"_{args.pretrained.parent.name if args.pretrained.name == 'forecaster.pt' else args.pretrained.stem}"
     results_path = RESULTS_DIR / f"quality_e2e_{args.detector}{suffix}.json"
     atomic_write_text(results_path, json.dumps(payload, indent=2) + "\n")
     console.print(f"wrote {results_path} ({payload['seconds']:.0f} s)")

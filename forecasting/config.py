@@ -71,6 +71,22 @@ class SynthDataConfig(StrictConfig):
     sample_every_steps: int = Field(1, ge=1, description="prediction times are this many forecast steps apart")
 
 
+class TrackerNoiseConfig(StrictConfig):
+    """Training-time errors like a tracker's on the inputs (`forecasting.tracker_noise`); all zero (off) by default."""
+
+    position_std_m: float = Field(0.0, ge=0, description="Gaussian error of every observed position, the agent's frame origin included")
+    velocity_std_m_per_s: float = Field(0.0, ge=0, description="Gaussian error per velocity axis")
+    velocity_outlier_probability: float = Field(0.0, ge=0, le=1, description="share of states whose velocity error has the wider spread")
+    velocity_outlier_std_m_per_s: float = Field(0.0, ge=0, description="that wider spread, per axis")
+    heading_std_deg: float = Field(0.0, ge=0, description="Gaussian error of the agent's heading, which turns its frame")
+    stopped_flip_probability: float = Field(0.0, ge=0, le=1, description="chance that a stopped state's heading reads backwards")
+    stopped_speed_m_per_s: float = Field(0.5, ge=0, description="below this speed a state counts as stopped")
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.position_std_m, self.velocity_std_m_per_s, self.velocity_outlier_probability, self.heading_std_deg, self.stopped_flip_probability))
+
+
 class ForecastingConfig(StrictConfig):
     seed: int = 0
     features: FeatureConfig = FeatureConfig()
@@ -78,3 +94,4 @@ class ForecastingConfig(StrictConfig):
     objective: ObjectiveConfig = ObjectiveConfig()
     optim: OptimConfig = OptimConfig()
     synth: SynthDataConfig = SynthDataConfig()
+    tracker_noise: TrackerNoiseConfig = TrackerNoiseConfig()

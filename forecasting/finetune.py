@@ -23,7 +23,7 @@ from pydantic import Field
 from rich.progress import Progress
 from scipy.optimize import linear_sum_assignment
 
-from forecasting.config import FeatureConfig, ForecastingConfig
+from forecasting.config import FeatureConfig, ForecastingConfig, TrackerNoiseConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, encode_scenario, scenario_from_tracks
 from forecasting.train import ForecastingTask, load_checkpoint
 from scenes.config import StrictConfig
@@ -160,7 +160,8 @@ def finetune(
     """Finetunes the pretrained forecaster on `samples`; returns the final checkpoint (`out_dir/forecaster.pt`).
 
     Same objective, features and network as pretraining, with `cfg`'s epochs and learning rate, starting from the
-    pretrained weights. Runs on the training harness, so it resumes after an interruption.
+    pretrained weights, and without the pretraining's simulated tracker noise: the samples are a tracker's outputs.
+    Runs on the training harness, so it resumes after an interruption.
     """
     cfg = cfg or FinetuneConfig()
     payload = load_checkpoint(pretrained_checkpoint)
@@ -168,7 +169,7 @@ def finetune(
     optim = base.optim.model_copy(
         update={"epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size or base.optim.batch_size}
     )
-    finetune_cfg = base.model_copy(update={"optim": optim, "seed": cfg.seed})
+    finetune_cfg = base.model_copy(update={"optim": optim, "seed": cfg.seed, "tracker_noise": TrackerNoiseConfig()})
     task = ForecastingTask(finetune_cfg, samples, initial_state=payload["state_dict"])
     return fit(task, Path(out_dir), on_checkpoint=on_checkpoint, show_progress=progress)
 

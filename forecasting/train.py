@@ -20,6 +20,7 @@ from forecasting.cab import needs_blind_branch, objective_loss
 from forecasting.config import ForecastingConfig
 from forecasting.dataset import FeatureBatch
 from forecasting.model import ForecastNet
+from forecasting.tracker_noise import add_tracker_noise
 from scenes.training import checkpoint
 from scenes.training.harness import LoopSettings, OnCheckpoint, TrainingTask
 from scenes.training.harness import fit as harness_fit
@@ -80,7 +81,13 @@ class ForecastingTask(TrainingTask):
         return self._initial_state
 
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> dict[str, torch.Tensor]:
-        return self.samples.select(indices).to_torch(device)
+        """The samples at `indices`, with tracker-like input noise drawn from (seed, epoch, first index) when configured."""
+        batch = self.samples.select(indices)
+        noise = self.config.tracker_noise
+        if noise.enabled:
+            rng = np.random.default_rng((self.config.seed, epoch, int(indices[0]) if len(indices) else 0))
+            batch = add_tracker_noise(batch, noise, self.config.features.position_scale_m, rng)
+        return batch.to_torch(device)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, Mapping[str, float | torch.Tensor]]:
         full, blind = model(batch, with_blind=self._with_blind)

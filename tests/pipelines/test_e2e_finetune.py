@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from forecasting.config import FeatureConfig, ForecastingConfig, ModelConfig, OptimConfig
+from forecasting.config import FeatureConfig, ForecastingConfig, ModelConfig, OptimConfig, TrackerNoiseConfig
 from forecasting.dataset import build_samples, scenario_from_tracks, scenarios_from_tracks
 from forecasting.finetune import FinetuneConfig, finetune, finetune_samples, match_tracks
 from forecasting.train import fit, load_checkpoint
@@ -103,7 +103,7 @@ def _tiny_config() -> ForecastingConfig:
 
 
 def test_finetuning_starts_from_the_pretrained_weights_and_is_deterministic(tmp_path) -> None:
-    cfg = _tiny_config()
+    cfg = _tiny_config().model_copy(update={"tracker_noise": TrackerNoiseConfig(velocity_std_m_per_s=0.5)})
     gt = _tracks("log", {"A": _line(0, 0, 1, 12), "B": _line(0, 5, 2, 12)})
     pretrain_samples = build_samples(scenarios_from_tracks(gt, None, cfg.features), cfg.features)
     pretrained = fit(cfg, pretrain_samples, tmp_path / "pre", progress=False)
@@ -117,6 +117,9 @@ def test_finetuning_starts_from_the_pretrained_weights_and_is_deterministic(tmp_
     second = finetune(pretrained, samples, tmp_path / "ft2", ft_cfg, progress=False)
     a, b = load_checkpoint(first), load_checkpoint(second)
     assert a["config"]["optim"]["epochs"] == 3 and a["config"]["optim"]["learning_rate"] == pytest.approx(1e-3)
+    # the pretraining's simulated tracker noise is not added to a real tracker's outputs
+    assert load_checkpoint(pretrained)["config"]["tracker_noise"]["velocity_std_m_per_s"] == 0.5
+    assert not TrackerNoiseConfig.model_validate(a["config"]["tracker_noise"]).enabled
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), name
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -131,7 +134,7 @@ def test_finetune_cli_runs_the_stack_then_finetunes(tmp_path) -> None:
 
     from pipelines.cli import app
 
-    cfg = _tiny_config()
+    cfg = _tiny_config().model_copy(update={"tracker_noise": TrackerNoiseConfig(velocity_std_m_per_s=0.5)})
     gt = _tracks("log", {"A": _line(0, 0, 1, 12), "B": _line(0, 5, 2, 12)})
     pretrained = fit(cfg, build_samples(scenarios_from_tracks(gt, None, cfg.features), cfg.features), tmp_path / "pre", progress=False)
     config = tmp_path / "finetune.yaml"
