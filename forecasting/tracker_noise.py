@@ -9,8 +9,8 @@ by `position_scale_m`):
 - the agent's own position: its frame's origin is where the tracker put it, so the target future, the lanes and the
   neighbours move by minus a Gaussian offset; every other observed position gets its own Gaussian error;
 - velocities of moving states: per axis, Gaussian with probability 1 - p and a wider Gaussian with probability p
-  (the tail); a stopped state keeps its velocity, as the errors were measured on movers and a Kalman filter on a
-  standing box settles near zero;
+  (the tail); a stopped state keeps its velocity: the errors were measured on movers, and with the same noise on
+  stopped states the static profile's mAP_F on the real AV2 log was 0.822, against 0.860 with movers only;
 - the agent's heading, which orients its frame: a stopped agent's frame is turned by 180 degrees with the flip
   probability (the tracker's yaw reads backwards, so the whole scene, the future included, does), and every frame is
   turned by a small Gaussian angle; the agent's own heading features keep saying "straight ahead", as the tracker's
