@@ -29,18 +29,17 @@ import numpy as np
 
 from forecasting.config import TrackerNoiseConfig
 from forecasting.dataset import FeatureBatch
+from scenes.geometry import yaw_to_matrix
 
 __all__ = ["add_tracker_noise"]
 
-_XY, _VELOCITY, _HEADING, _OBSERVED = slice(0, 2), slice(2, 4), slice(4, 6), 6
+_XY, _VELOCITY, _HEADING, _OBSERVED = slice(0, 2), slice(2, 4), slice(4, 6), 6  # of a state (forecasting.dataset)
+_LANE_XY, _LANE_DIRECTION = slice(0, 2), slice(2, 4)  # of a lane point
 
 
-def _rotate_xy(values: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """Rotates the last axis (x, y) of `values` (B, ..., 2) by per-sample angles given as `cos`, `sin` (B,)."""
-    shape = (-1,) + (1,) * (values.ndim - 2)
-    c, s = cos.reshape(shape), sin.reshape(shape)
-    x, y = values[..., 0], values[..., 1]
-    return np.stack([c * x - s * y, s * x + c * y], axis=-1).astype(values.dtype)
+def _rotate_xy(values: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Rotates the last axis (x, y) of `values` (B, ..., 2) by per-sample 2x2 matrices `rotation` (B, 2, 2)."""
+    return np.einsum("bij,b...j->b...i", rotation, values).astype(values.dtype)
 
 
 def _speed_m_per_s(states: np.ndarray, scale_m: float) -> np.ndarray:
@@ -63,19 +62,19 @@ def add_tracker_noise(batch: FeatureBatch, noise: TrackerNoiseConfig, scale_m: f
     shift = (origin_m / scale_m).astype(np.float32)
     history[:, :-1, _XY] -= np.where(observed[:, :-1, None], shift[:, None, :], 0.0).astype(np.float32)
     neighbors[..., _XY] -= np.where(neighbor_observed[..., None], shift[:, None, None, :], 0.0).astype(np.float32)
-    lanes[..., _XY] -= np.where(batch.lane_mask[:, :, None, None], shift[:, None, None, :], 0.0).astype(np.float32)
+    lanes[..., _LANE_XY] -= np.where(batch.lane_mask[:, :, None, None], shift[:, None, None, :], 0.0).astype(np.float32)
 
     stopped_now = _speed_m_per_s(history[:, -1], scale_m) < noise.stopped_speed_m_per_s
     angle = rng.normal(0.0, math.radians(noise.heading_std_deg), count)
     angle += np.where(stopped_now & (rng.random(count) < noise.stopped_flip_probability), math.pi, 0.0)
-    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = yaw_to_matrix(angle)[:, :2, :2]
     for part in (_XY, _VELOCITY):
-        history[..., part] = _rotate_xy(history[..., part], cos, sin)
-        neighbors[..., part] = _rotate_xy(neighbors[..., part], cos, sin)
-    neighbors[..., _HEADING] = np.where(neighbor_observed[..., None], _rotate_xy(neighbors[..., _HEADING], cos, sin), 0.0)
-    lanes[..., 0:2] = _rotate_xy(lanes[..., 0:2], cos, sin)
-    lanes[..., 2:4] = _rotate_xy(lanes[..., 2:4], cos, sin)
-    future = np.where(batch.future_valid[..., None], _rotate_xy(future, cos, sin), 0.0).astype(np.float32)
+        history[..., part] = _rotate_xy(history[..., part], rotation)
+        neighbors[..., part] = _rotate_xy(neighbors[..., part], rotation)
+    neighbors[..., _HEADING] = np.where(neighbor_observed[..., None], _rotate_xy(neighbors[..., _HEADING], rotation), 0.0)
+    for part in (_LANE_XY, _LANE_DIRECTION):
+        lanes[..., part] = _rotate_xy(lanes[..., part], rotation)
+    future = np.where(batch.future_valid[..., None], _rotate_xy(future, rotation), 0.0).astype(np.float32)
 
     # Each state's own errors: past positions, velocities, stopped headings.
     for states, valid, own in ((history, observed, True), (neighbors, neighbor_observed, False)):
