@@ -1,8 +1,9 @@
 """Quality of sequential finetuning (Valeo4Cast) on held-out synthetic logs: mAP_F / ADE / FDE of the AV2 E2E metric.
 
 Protocol (everything simulated from fixed seeds):
-1. Pretrained forecaster: the shipped `forecasting/checkpoints/cab_synth.pt`, trained on ground-truth tracks of seed-0
-   logs (`drivestack train forecasting --config configs/forecasting/cab_synth.yaml --data synth`), or `--pretrained`.
+1. Pretrained forecaster: the shipped `forecasting/checkpoints/lane_goals_synth.pt`, trained on ground-truth tracks of
+   seed-0 logs (`drivestack train forecasting --config configs/forecasting/lane_goals_synth.yaml --data synth`), or
+   `--pretrained`.
 2. Sequential finetuning, as `drivestack finetune forecasting --config configs/pipelines/finetune_forecasting.yaml`:
    the stack's detector and tracker run on the training logs of that config (seed 0) - by default the shipped LiDAR
    detector on simulated 32-beam sweeps, with `--detector oracle` ground-truth boxes with 0.4 m centre jitter, 1 m/s
@@ -29,6 +30,7 @@ import copy
 import itertools
 import json
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pretrained", type=Path, default=SHIPPED_CHECKPOINT, help="forecaster pretrained on GT tracks")
     parser.add_argument("--logs", type=int, default=HELD_OUT_LOGS, help="evaluation logs (of 15 s)")
     parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help=f"seed of the evaluation logs ({HELD_OUT_SEED}: held out)")
+    parser.add_argument("--keep-finetuned", type=Path, default=None, help="also copy the finetuned checkpoint to this file")
     args = parser.parse_args(argv)
     beams = 32 if args.detector == "lidar" else None
     job = load_config(FINETUNE_JOB, FinetuneJobConfig)
@@ -83,6 +86,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console.print(f"finetuning on {len(finetune_samples)} tracker samples {counts}")
     with tempfile.TemporaryDirectory() as work:
         finetuned = finetune(args.pretrained, finetune_samples, Path(work) / "finetuned", job.finetune)
+        if args.keep_finetuned is not None:
+            args.keep_finetuned.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(finetuned, args.keep_finetuned)
         forecasters = {
             "constant velocity": ConstantVelocityForecaster(),
             "pretrained on GT tracks": Forecaster.from_checkpoint(args.pretrained),

@@ -35,7 +35,7 @@ from rich.table import Table
 from forecasting.baselines import ConstantVelocityForecaster
 from forecasting.config import ForecastingConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, build_samples, encode_scenario
-from forecasting.forecaster import Forecaster, GridForecaster
+from forecasting.forecaster import CAB_CHECKPOINT, Forecaster, GridForecaster
 from forecasting.metrics import (
     CONVERGENCE_TAUS_M,
     DrivableArea,
@@ -55,7 +55,6 @@ from scenes.records import Forecasts, Scenario
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 CONFIG_DIR: Final = REPO_ROOT / "configs" / "forecasting"
 RESULTS_PATH: Final = Path(__file__).resolve().parent / "results" / "quality_forecasting.json"
-SHIPPED_CHECKPOINT: Final = REPO_ROOT / "forecasting" / "checkpoints" / "cab_synth.pt"
 VARIANTS: Final = ("plain", "reweight", "rubiz", "cab")
 HELD_OUT_FIRST: Final = 1000
 VEHICLES: Final = frozenset(
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (initialisation, batch order)")
     parser.add_argument("--kl-weights", type=float, nargs="+", default=[1.0, 5.0, 20.0], help="CAB lambda_KL candidates")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--ship", action="store_true", help=f"copy the first seed's CAB checkpoint to {SHIPPED_CHECKPOINT}")
+    parser.add_argument("--ship", action="store_true", help=f"copy the first seed's CAB checkpoint to {CAB_CHECKPOINT}")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -233,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 per_seed.setdefault(variant, []).append(evaluate(Forecaster.from_checkpoint(checkpoint), held_out))
                 console.print(f"{variant} seed {seed}: held-out minFDE_5 {per_seed[variant][-1]['minFDE_5']:.3f} m")
                 if variant == "cab" and seed == args.seeds[0] and args.ship:
-                    SHIPPED_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(checkpoint, SHIPPED_CHECKPOINT)
+                    CAB_CHECKPOINT.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(checkpoint, CAB_CHECKPOINT)
     rows = {name: _summary(results) for name, results in per_seed.items()}
     console.print(_table(f"Held-out logs ({args.held_out_logs}), mean ± std over seeds {args.seeds} (vehicles, K=5, 6 x 0.5 s)", rows))
     payload = {

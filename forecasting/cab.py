@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from forecasting.config import ObjectiveConfig
-from forecasting.losses import categorical_kl, mixture_nll, mutual_information
+from forecasting.losses import MASKED_LOGIT, categorical_kl, mixture_nll, mutual_information
 from forecasting.model import Prediction
 
 __all__ = ["needs_blind_branch", "training_logits", "objective_loss"]
@@ -40,10 +40,15 @@ def needs_blind_branch(objective: ObjectiveConfig) -> bool:
     return objective.method != "plain"
 
 
-def training_logits(logits: torch.Tensor, clip: float) -> torch.Tensor:
-    """Latent logits as used in training: centred, then clipped to `[-clip, clip]`."""
-    centred = logits - logits.mean(dim=-1, keepdim=True)
-    return centred.clamp(min=-clip, max=clip)
+def training_logits(logits: torch.Tensor, clip: float, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Latent logits as used in training: centred, then clipped to `[-clip, clip]`.
+
+    With a `mask (B, K)` of the modes that exist, the logits are lane-goal candidates' scores, which the decoder
+    already bounds smoothly to `[-clip, clip]` (`forecasting.goal_decoder`): they are returned as they are.
+    """
+    if mask is None:
+        return (logits - logits.mean(dim=-1, keepdim=True)).clamp(min=-clip, max=clip)
+    return logits
 
 
 def _nll(
@@ -53,7 +58,7 @@ def _nll(
     future, valid = batch["future_m"], batch["future_valid"]
     if prediction.posterior_logits is None:
         return mixture_nll(F.log_softmax(prior_logits, dim=-1), prediction.trajectories_m, prediction.log_scale, future, valid)
-    posterior = training_logits(prediction.posterior_logits, objective.logit_clip)
+    posterior = training_logits(prediction.posterior_logits, objective.logit_clip, prediction.mode_mask)
     nll = mixture_nll(F.log_softmax(posterior, dim=-1), prediction.trajectories_m, prediction.log_scale, future, valid)
     return nll + objective.posterior_kl_weight * categorical_kl(posterior, prior_logits)
 
@@ -65,11 +70,12 @@ def objective_loss(
     method = objective.method
     if method != "plain" and blind is None:
         raise ValueError(f"objective {method!r} needs the blind prediction (run the network with with_blind=True)")
-    logits = training_logits(full.logits, objective.logit_clip)
+    mask = full.mode_mask
+    logits = training_logits(full.logits, objective.logit_clip, mask)
     if method == "rubiz":
         assert blind is not None
-        blind_logits = training_logits(blind.logits, objective.logit_clip)
-        nll = _nll(full, torch.sigmoid(logits) * torch.sigmoid(blind_logits), batch, objective)
+        fused = torch.sigmoid(logits) * torch.sigmoid(training_logits(blind.logits, objective.logit_clip, mask))
+        nll = _nll(full, fused if mask is None else fused.masked_fill(~mask, MASKED_LOGIT), batch, objective)
     else:
         nll = _nll(full, logits, batch, objective)
     information = mutual_information(logits)
@@ -79,7 +85,7 @@ def objective_loss(
         parts["loss"] = loss.detach()
         return loss, parts
     assert blind is not None
-    blind_logits = training_logits(blind.logits, objective.logit_clip)
+    blind_logits = training_logits(blind.logits, objective.logit_clip, mask)
     nll_blind = _nll(blind, blind_logits, batch, objective)
     loss_blind = nll_blind.mean() - objective.mutual_information_weight * mutual_information(blind_logits)
     parts["nll_blind"] = nll_blind.mean().detach()

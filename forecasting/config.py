@@ -11,6 +11,22 @@ from scenes.config import StrictConfig
 Objective = Literal["plain", "cab", "reweight", "rubiz"]
 
 
+class LaneGoalConfig(StrictConfig):
+    """TNT-style goal candidates on reachable lanes (`forecasting.lane_goals`); when enabled, the network scores them and
+    decodes one trajectory along each goal's path (`forecasting.goal_decoder`) instead of `num_modes` latent modes."""
+
+    enabled: bool = False
+    max_paths: int = Field(6, ge=2, description="paths per agent: the straight ray and lane paths (vehicles) or rays around it (others)")
+    goals_per_path: int = Field(12, ge=2, description="goals evenly spread along each path, the first at its start")
+    start_radius_m: float = Field(3.5, gt=0, description="lanes passing this close to the agent can be entered")
+    start_max_angle_deg: float = Field(60.0, ge=0, le=180, description="largest angle between a moving agent's heading and a lane it enters")
+    stopped_speed_m_per_s: float = Field(0.5, ge=0, description="below this speed an agent may enter lanes in any direction")
+    max_acceleration_m_per_s2: float = Field(2.5, ge=0, description="reach of the paths: v T + a T^2 / 2")
+    min_reach_m: float = Field(8.0, gt=0)
+    max_lateral_offset_m: float = Field(1.5, ge=0, description="largest offset of a decoded trajectory from its path")
+    nms_distance_m: float = Field(2.0, ge=0, description="modes whose endpoints are closer than this are suppressed")
+
+
 class FeatureConfig(StrictConfig):
     """What the network sees of one agent, in its own frame at the prediction time."""
 
@@ -30,6 +46,7 @@ class FeatureConfig(StrictConfig):
         "direction of its velocity wherever the speed reaches motion_heading_min_speed_m_per_s, else the yaw",
     )
     motion_heading_min_speed_m_per_s: float = Field(1.0, ge=0)
+    lane_goals: LaneGoalConfig = LaneGoalConfig()
 
 
 class ModelConfig(StrictConfig):

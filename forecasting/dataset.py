@@ -26,6 +26,7 @@ from rich.progress import Progress
 from scipy.spatial import cKDTree
 
 from forecasting.config import FeatureConfig
+from forecasting.lane_goals import LanePaths, agent_paths, path_points
 from scenes.geometry import wrap_angle
 from scenes.records import LaneGraph, Scenario, Tracks
 
@@ -53,11 +54,12 @@ class LaneSegments:
     points_m: np.ndarray  # (S, P, 2)
     is_intersection: np.ndarray  # (S,)
     tree: cKDTree | None
+    paths: LanePaths  # the whole centerlines and their successors, for goal candidates
 
     @classmethod
     def from_lane_graph(cls, lane_graph: LaneGraph | None, segment_length_m: float, num_points: int) -> LaneSegments:
         if lane_graph is None or not len(lane_graph):
-            return cls(np.zeros((0, num_points, 2)), np.zeros(0, dtype=bool), None)
+            return cls(np.zeros((0, num_points, 2)), np.zeros(0, dtype=bool), None, LanePaths.from_lane_graph(None))
         pieces: list[np.ndarray] = []
         flags: list[bool] = []
         for centerline, intersection in zip(lane_graph.centerlines_m[..., :2], lane_graph.is_intersection, strict=True):
@@ -72,7 +74,7 @@ class LaneSegments:
                 flags.append(bool(intersection))
         points = np.stack(pieces) if pieces else np.zeros((0, num_points, 2))
         tree = cKDTree(points.reshape(-1, 2)) if len(points) else None
-        return cls(points, np.array(flags, dtype=bool), tree)
+        return cls(points, np.array(flags, dtype=bool), tree, LanePaths.from_lane_graph(lane_graph))
 
     def near(self, center_xy_m: np.ndarray, radius_m: float, count: int) -> np.ndarray:
         """Indices of the `count` segments passing closest to `center_xy_m` within `radius_m`, nearest first."""
@@ -104,6 +106,9 @@ class FeatureBatch:
     category: np.ndarray  # (B,) int64
     future_m: np.ndarray  # (B, F, 2) agent frame, metres
     future_valid: np.ndarray  # (B, F) bool
+    goal_paths_m: np.ndarray  # (B, Q, P, 2) agent frame, metres: goal candidates' paths (Q = 0 without lane goals)
+    goal_path_valid: np.ndarray  # (B, Q) bool
+    goal_path_on_lane: np.ndarray  # (B, Q) bool: False for the straight rays
     origin_xy_m: np.ndarray  # (B, 2) city frame, float64
     heading_rad: np.ndarray  # (B,) float64
 
@@ -121,7 +126,10 @@ class FeatureBatch:
 
     def to_torch(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """Network inputs and targets as tensors (city-frame origin and heading stay out: the network never sees them)."""
-        names = ("history", "neighbors", "neighbor_mask", "lanes", "lane_mask", "category", "future_m", "future_valid")
+        names = (
+            "history", "neighbors", "neighbor_mask", "lanes", "lane_mask", "category", "future_m", "future_valid",
+            "goal_paths_m", "goal_path_valid", "goal_path_on_lane",
+        )  # fmt: skip
         return {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name))).to(device) for name in names}
 
     def to_city(self, trajectories_agent_m: np.ndarray) -> np.ndarray:
@@ -311,6 +319,8 @@ def encode_scenario(
     future_steps = slice(current + 1, current + 1 + horizon)
     scale = features.position_scale_m
     count = len(rows)
+    goals = features.lane_goals
+    paths = goals.max_paths if goals.enabled else 0
     batch = FeatureBatch(
         history=np.zeros((count, features.history_steps, STATE_DIM), np.float32),
         neighbors=np.zeros((count, features.max_neighbors, features.history_steps, STATE_DIM), np.float32),
@@ -320,6 +330,9 @@ def encode_scenario(
         category=scenario.category[rows].astype(np.int64),
         future_m=np.zeros((count, horizon, 2), np.float32),
         future_valid=np.zeros((count, horizon), bool),
+        goal_paths_m=np.zeros((count, paths, path_points(goals), 2), np.float32),
+        goal_path_valid=np.zeros((count, paths), bool),
+        goal_path_on_lane=np.zeros((count, paths), bool),
         origin_xy_m=scenario.xy_m[rows, current].astype(np.float64),
         heading_rad=scenario.heading_rad[rows, current].astype(np.float64),
     )
@@ -348,6 +361,11 @@ def encode_scenario(
             flag = np.broadcast_to(segments.is_intersection[lanes, None, None], (*local.shape[:2], 1))
             batch.lanes[slot, : len(lanes)] = np.concatenate([local / scale, direction, flag], axis=-1)
             batch.lane_mask[slot, : len(lanes)] = True
+        if goals.enabled:
+            speed = float(np.linalg.norm(scenario.velocity_m_per_s[row, current]))
+            horizon_s = horizon * features.step_s
+            points, valid, on_lane = agent_paths(segments.paths, origin, heading, speed, int(scenario.category[row]), horizon_s, goals)
+            batch.goal_paths_m[slot], batch.goal_path_valid[slot], batch.goal_path_on_lane[slot] = points, valid, on_lane
         future_valid = scenario.valid[row, future_steps]
         batch.future_valid[slot, : len(future_valid)] = future_valid
         future = (scenario.xy_m[row, future_steps] - origin) @ rotation.T

@@ -15,25 +15,32 @@ import torch
 
 from forecasting.config import FeatureConfig, ForecastingConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, encode_scenario, scenario_from_tracks
+from forecasting.lane_goals import select_modes
 from forecasting.model import ForecastNet
 from forecasting.train import build_network, load_checkpoint
 from scenes.config import ConfigError, validate_config
 from scenes.records import Forecasts, LaneGraph, Tracks
 from scenes.training.checkpoint import CheckpointError
 
-# CAB forecaster for the AV2 end-to-end setting (K=5, 6 steps at 2 Hz), trained on simulated logs;
-# `benchmarks/quality_forecasting.py` gives its scores and the command that reproduces it.
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cab_synth.pt"
+# Forecaster of the AV2 end-to-end setting (K=5, 6 steps at 2 Hz), trained on simulated logs' ground-truth tracks:
+# TNT-style lane-goal modes (`configs/forecasting/lane_goals_synth.yaml`); `benchmarks/quality_forecasting_map.py`
+# compares it with constant velocity and CAB.
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "lane_goals_synth.pt"
 # The same forecaster after Valeo4Cast's sequential finetuning on the shipped detector and tracker's outputs
 # (`drivestack finetune forecasting --config configs/pipelines/finetune_forecasting.yaml`): the default of
 # `drivestack e2e-forecast`; `benchmarks/quality_e2e.py` compares the two.
-SHIPPED_E2E_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_synth_e2e.pt")
+SHIPPED_E2E_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("lane_goals_synth_e2e.pt")
+# The paper's CAB (latent modes, `configs/forecasting/cab_synth.yaml`) in the same setting, the reference of
+# `benchmarks/quality_forecasting.py`.
+CAB_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_synth.pt")
 # CAB forecaster for the motion-forecasting benchmarks (K=6, 60 steps at 10 Hz, 2 s of history at 10 Hz), trained on
 # simulated logs by `drivestack train forecasting --data synth --config configs/forecasting/cab_av2_mf.yaml`: the
 # default of `drivestack evaluate forecasting` (AV2 motion forecasting; every 5th step for nuScenes prediction).
 SHIPPED_MOTION_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_av2_mf.pt")
 
-__all__ = ["GridForecaster", "Forecaster"]
+__all__ = [
+    "SHIPPED_CHECKPOINT", "SHIPPED_E2E_CHECKPOINT", "CAB_CHECKPOINT", "SHIPPED_MOTION_CHECKPOINT", "GridForecaster", "Forecaster",
+]  # fmt: skip
 
 
 class GridForecaster(ABC):
@@ -108,8 +115,13 @@ class Forecaster(GridForecaster):
     @torch.no_grad()
     def predict(self, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray]:
         prediction, _ = self.network(batch.to_torch())
-        scores = torch.softmax(prediction.logits, dim=-1).double().numpy()
-        trajectories = batch.to_city(prediction.trajectories_m.double().numpy())
+        scores = torch.softmax(prediction.logits.double(), dim=-1).numpy()
+        trajectories = prediction.trajectories_m.double().numpy()
+        if prediction.mode_mask is not None:  # lane-goal candidates: TNT's selection of num_modes of them
+            goals = self.features.lane_goals
+            chosen, scores = select_modes(trajectories, scores, self.cfg.model.num_modes, goals.nms_distance_m)
+            return batch.to_city(np.take_along_axis(trajectories, chosen[:, :, None, None], axis=1)), scores
+        trajectories = batch.to_city(trajectories)
         order = np.argsort(-scores, axis=1, kind="stable")
         return (
             np.take_along_axis(trajectories, order[:, :, None, None], axis=1),

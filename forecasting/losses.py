@@ -7,7 +7,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mixture_nll", "categorical_kl", "mutual_information"]
+__all__ = ["MASKED_LOGIT", "mixture_nll", "categorical_kl", "mutual_information"]
+
+# Logit of a mode that does not exist for a sample (a missing goal candidate): finite, so that the KL and entropy
+# terms below stay defined (its probability underflows to 0).
+MASKED_LOGIT = -1e4
 
 
 def mixture_nll(
@@ -50,4 +54,3 @@ def mutual_information(logits: torch.Tensor) -> torch.Tensor:
     marginal_entropy = -(mean_p * torch.log(mean_p.clamp(min=1e-12))).sum()
     conditional_entropy = -(p * log_p).sum(dim=-1).mean()
     return marginal_entropy - conditional_entropy
-

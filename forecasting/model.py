@@ -8,8 +8,14 @@ uses a recognition network `q(z | X, C, Y)` over the fused encoding and the obse
 weighted by `q` in the likelihood and `p` is fitted to `q` through `KL[q || p]` (`forecasting.cab`), so objectives that
 act on the prior `p` (CAB's KL) do not reweight the modes the decoder is trained on.
 
+With `features.lane_goals.enabled`, the modes are TNT-style goal candidates on the lanes the agent can reach instead
+(`forecasting.lane_goals`, `forecasting.goal_decoder`): the prior is their scores, the decoder follows each goal's
+path, the likelihood is the exact marginal over them (no recognition network), and `num_modes` of them are picked at
+inference by non-maximum suppression (`Forecaster.predict`).
+
 The blind pass (CAB, `forecasting.cab`) runs the same weights with the context encodings replaced by zeros (the null
-context `~C`) and the history encoding detached.
+context `~C`) and the history encoding detached. With lane goals the blind pass still scores the same candidates:
+their paths, which come from the map, are what the modes are, not context it may use (a variant of CAB's blind model).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from torch import nn
 
 from forecasting.config import FeatureConfig, ModelConfig
 from forecasting.encoders import HistoryEncoder, InteractionEncoder, LaneEncoder
+from forecasting.goal_decoder import GoalCandidates, LaneGoalDecoder
 from scenes.categories import CATEGORIES
 
 
@@ -32,10 +39,13 @@ class Context:
     interaction: torch.Tensor
     map: torch.Tensor
     velocity_m_per_s: torch.Tensor  # (B, 2) current velocity in the agent frame (an input, not an encoding)
+    goals: GoalCandidates | None = None  # lane-goal candidates (the modes themselves, not an encoding)
 
     def blind(self) -> Context:
         """The null context `~C` of CAB's blind branch: context encodings zeroed, history encoding detached."""
-        return Context(self.agent.detach(), torch.zeros_like(self.interaction), torch.zeros_like(self.map), self.velocity_m_per_s)
+        return Context(
+            self.agent.detach(), torch.zeros_like(self.interaction), torch.zeros_like(self.map), self.velocity_m_per_s, self.goals
+        )
 
 
 @dataclass(frozen=True)
@@ -43,13 +53,15 @@ class Prediction:
     """Prior logits of `z` `(B, K)`, mode trajectories `(B, K, T, 2)` (agent frame, m), Laplace log-scales `(B, K, T)`.
 
     `posterior_logits` `(B, K)`: logits of the CVAE's recognition distribution `q(z | X, C, Y)`, computed in training
-    mode only (they need the future `Y`).
+    mode only (they need the future `Y`). `mode_mask` `(B, K)`: which modes exist, with lane goals (the others' logits
+    are `forecasting.losses.MASKED_LOGIT`); None when all do.
     """
 
     logits: torch.Tensor
     trajectories_m: torch.Tensor
     log_scale: torch.Tensor
     posterior_logits: torch.Tensor | None = None
+    mode_mask: torch.Tensor | None = None
 
 
 class ForecastNet(nn.Module):
@@ -57,7 +69,7 @@ class ForecastNet(nn.Module):
 
     step_times_s: torch.Tensor  # buffer (registered in __init__): seconds from now of each forecast step
 
-    def __init__(self, model: ModelConfig, features: FeatureConfig) -> None:
+    def __init__(self, model: ModelConfig, features: FeatureConfig, logit_bound: float = 5.0) -> None:
         super().__init__()
         hidden = model.hidden_dim
         self.num_modes = model.num_modes
@@ -73,6 +85,10 @@ class ForecastNet(nn.Module):
         self.interaction = InteractionEncoder(hidden)
         self.lanes = LaneEncoder(hidden)
         self.trunk = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.goal_decoder: LaneGoalDecoder | None = None
+        if features.lane_goals.enabled:
+            self.goal_decoder = LaneGoalDecoder(hidden, features.horizon_steps, features.position_scale_m, features.lane_goals, logit_bound)
+            return
         self.prior = nn.Linear(hidden, model.num_modes)
         self.mode_embedding = nn.Embedding(model.num_modes, hidden)
         self.decoder = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 3 * features.horizon_steps))
@@ -87,10 +103,17 @@ class ForecastNet(nn.Module):
         interaction = self.interaction(agent, batch["neighbors"], batch["neighbor_mask"])
         lanes = self.lanes(agent, batch["lanes"], batch["lane_mask"])
         velocity = batch["history"][:, -1, 2:4] * self.position_scale_m
-        return Context(agent, interaction, lanes, velocity)
+        goals = None
+        if self.goal_decoder is not None:
+            goals = GoalCandidates(batch["goal_paths_m"], batch["goal_path_valid"], batch["goal_path_on_lane"])
+        return Context(agent, interaction, lanes, velocity, goals)
 
     def heads(self, context: Context, targets: dict[str, torch.Tensor] | None = None) -> Prediction:
         hidden = self.trunk(torch.cat([context.agent, context.interaction, context.map], dim=-1))
+        if self.goal_decoder is not None:
+            assert context.goals is not None  # encode() sets them when the goal decoder exists
+            out = self.goal_decoder(hidden, context.goals, self.min_log_scale)
+            return Prediction(out.logits, out.trajectories_m, out.log_scale, None, out.mask)
         batch = hidden.shape[0]
         modes = self.mode_embedding.weight[None].expand(batch, -1, -1)
         decoded = self.decoder(torch.cat([hidden[:, None].expand(-1, self.num_modes, -1), modes], dim=-1))

@@ -6,8 +6,9 @@ m/s per axis (a heavy tail: a few tracks are badly off), and box yaws of stopped
 of the time. `add_tracker_noise` draws such errors on a `FeatureBatch` (agent frame, positions and velocities divided
 by `position_scale_m`):
 
-- the agent's own position: its frame's origin is where the tracker put it, so the target future, the lanes and the
-  neighbours move by minus a Gaussian offset; every other observed position gets its own Gaussian error;
+- the agent's own position: its frame's origin is where the tracker put it, so the target future, the lanes (lane-goal
+  paths included; the straight rays start at the agent wherever it is) and the neighbours move by minus a Gaussian
+  offset; every other observed position gets its own Gaussian error;
 - velocities of moving states: per axis, Gaussian with probability 1 - p and a wider Gaussian with probability p
   (the tail); a stopped state keeps its velocity: the errors were measured on movers, and with the same noise on
   stopped states the static profile's mAP_F on the real AV2 log was 0.822, against 0.860 with movers only;
@@ -63,6 +64,8 @@ def add_tracker_noise(batch: FeatureBatch, noise: TrackerNoiseConfig, scale_m: f
     history[:, :-1, _XY] -= np.where(observed[:, :-1, None], shift[:, None, :], 0.0).astype(np.float32)
     neighbors[..., _XY] -= np.where(neighbor_observed[..., None], shift[:, None, None, :], 0.0).astype(np.float32)
     lanes[..., _LANE_XY] -= np.where(batch.lane_mask[:, :, None, None], shift[:, None, None, :], 0.0).astype(np.float32)
+    on_lane = batch.goal_path_on_lane[:, :, None, None]  # lane paths belong to the map; rays start at the (noisy) agent
+    goal_paths: np.ndarray = batch.goal_paths_m - np.where(on_lane, origin_m[:, None, None, :], 0.0).astype(np.float32)
 
     stopped_now = _speed_m_per_s(history[:, -1], scale_m) < noise.stopped_speed_m_per_s
     angle = rng.normal(0.0, math.radians(noise.heading_std_deg), count)
@@ -75,6 +78,7 @@ def add_tracker_noise(batch: FeatureBatch, noise: TrackerNoiseConfig, scale_m: f
     for part in (_LANE_XY, _LANE_DIRECTION):
         lanes[..., part] = _rotate_xy(lanes[..., part], rotation)
     future = np.where(batch.future_valid[..., None], _rotate_xy(future, rotation), 0.0).astype(np.float32)
+    goal_paths = np.where(on_lane, _rotate_xy(goal_paths, rotation), goal_paths).astype(np.float32)
 
     # Each state's own errors: past positions, velocities, stopped headings.
     for states, valid, own in ((history, observed, True), (neighbors, neighbor_observed, False)):
@@ -92,4 +96,4 @@ def add_tracker_noise(batch: FeatureBatch, noise: TrackerNoiseConfig, scale_m: f
         states[..., _XY] += np.where(valid[..., None], position, 0.0).astype(np.float32)
         states[..., _VELOCITY] += np.where(valid[..., None], velocity, 0.0).astype(np.float32)
         states[..., _HEADING] *= np.where(flip, -1.0, 1.0)[..., None].astype(np.float32)
-    return replace(batch, history=history, neighbors=neighbors, lanes=lanes, future_m=future)
+    return replace(batch, history=history, neighbors=neighbors, lanes=lanes, future_m=future, goal_paths_m=goal_paths)

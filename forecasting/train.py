@@ -32,7 +32,7 @@ FINAL: Final = "forecaster.pt"
 
 
 def build_network(cfg: ForecastingConfig) -> ForecastNet:
-    return ForecastNet(cfg.model, cfg.features)
+    return ForecastNet(cfg.model, cfg.features, cfg.objective.logit_clip)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -18,7 +18,8 @@ SCALE = 10.0
 
 
 def one_sample(agent_speed_m_per_s: float, neighbor_speed_m_per_s: float = 5.0) -> FeatureBatch:
-    """One agent at the origin heading +x, one neighbour at (10, 5) m heading +y, one lane, a straight future."""
+    """One agent at the origin heading +x, one neighbour at (10, 5) m heading +y, one lane, a straight future; goal
+    paths: the straight ray and one along the lane."""
     history = np.zeros((1, 3, 7), np.float32)
     history[0, :, 0] = np.array([-2.0, -1.0, 0.0]) * agent_speed_m_per_s / SCALE
     history[0, :, 2] = agent_speed_m_per_s / SCALE
@@ -35,10 +36,14 @@ def one_sample(agent_speed_m_per_s: float, neighbor_speed_m_per_s: float = 5.0) 
     lanes[0, 0, :, 2] = 1.0
     future = np.zeros((1, 3, 2), np.float32)
     future[0, :, 0] = [1.0, 2.0, 3.0]
+    goal_paths = np.zeros((1, 2, 3, 2), np.float32)
+    goal_paths[0, :, :, 0] = [0.0, 5.0, 10.0]
+    goal_paths[0, 1, :, 1] = 1.0
     return FeatureBatch(
         history=history, neighbors=neighbors, neighbor_mask=np.array([[True, False]]), lanes=lanes, lane_mask=np.array([[True, False]]),
         category=np.zeros(1, np.int64), future_m=future, future_valid=np.ones((1, 3), bool), origin_xy_m=np.zeros((1, 2)),
-        heading_rad=np.zeros(1),
+        heading_rad=np.zeros(1), goal_paths_m=goal_paths, goal_path_valid=np.ones((1, 2), bool),
+        goal_path_on_lane=np.array([[False, True]]),
     )  # fmt: skip
 
 
@@ -56,6 +61,8 @@ def test_a_stopped_agent_whose_yaw_flips_sees_the_whole_scene_turned_by_180_degr
     np.testing.assert_allclose(noisy.neighbors[0, 0, :, 4:6], np.tile([0.0, -1.0], (3, 1)), atol=1e-6)  # moving: heading not flipped again
     np.testing.assert_allclose(noisy.lanes[0, 0, :, 0], -np.arange(4) * 0.5, atol=1e-6)
     np.testing.assert_allclose(noisy.lanes[0, 0, :, 2], -1.0, atol=1e-6)
+    np.testing.assert_allclose(noisy.goal_paths_m[0, 1], [[0.0, -1.0], [-5.0, -1.0], [-10.0, -1.0]], atol=1e-6)  # the lane's path
+    np.testing.assert_array_equal(noisy.goal_paths_m[0, 0], batch.goal_paths_m[0, 0])  # the ray: straight ahead of the agent
     # the tracker's yaw defines the frame, so the agent's own heading still reads straight ahead; its past headings,
     # stopped too, are flipped state by state
     np.testing.assert_allclose(noisy.history[0, -1, 4:6], [1.0, 0.0])
@@ -68,7 +75,7 @@ def test_a_stopped_agent_whose_yaw_flips_sees_the_whole_scene_turned_by_180_degr
 def test_a_moving_agent_keeps_its_frame() -> None:
     batch = one_sample(agent_speed_m_per_s=8.0)
     noisy = add_tracker_noise(batch, TrackerNoiseConfig(stopped_flip_probability=1.0), SCALE, np.random.default_rng(0))
-    for name in ("history", "neighbors", "lanes", "future_m"):
+    for name in ("history", "neighbors", "lanes", "future_m", "goal_paths_m"):
         np.testing.assert_array_equal(getattr(noisy, name), getattr(batch, name))
 
 
@@ -80,6 +87,8 @@ def test_the_origin_error_moves_the_future_and_the_context_the_other_way() -> No
     np.testing.assert_allclose(offset, np.broadcast_to(offset[:, :1], offset.shape), atol=1e-5)
     assert np.std(offset[:, 0]) == pytest.approx(0.5, rel=0.05)
     np.testing.assert_allclose((noisy.lanes - batch.lanes)[:, 0, :, 0:2] * SCALE, np.broadcast_to(offset[:, :1], (4000, 4, 2)), atol=1e-4)
+    np.testing.assert_allclose((noisy.goal_paths_m - batch.goal_paths_m)[:, 1], np.broadcast_to(offset[:, :1], (4000, 3, 2)), atol=1e-4)
+    np.testing.assert_array_equal(noisy.goal_paths_m[:, 0], batch.goal_paths_m[:, 0])
     assert not noisy.history[:, -1, 0:2].any()  # the agent stays at its frame's origin
     past = (noisy.history - batch.history)[:, 0, 0:2] * SCALE  # origin shift plus its own error: sqrt(2) x 0.5
     assert np.std(past) == pytest.approx(0.5 * np.sqrt(2.0), rel=0.05)

@@ -149,24 +149,36 @@ def test_two_ddp_workers_reproduce_the_single_worker_run(tmp_path: Path) -> None
             assert per_rank[rank][epoch]["nll"] == pytest.approx(metrics["nll"], rel=1e-4)
 
 
-# The finetuned checkpoint has adapted to the tracker's outputs, so on these exact tracks its best
-# mode may drift more than the one trained on ground truth; 6 m over the 3 s, as some finetuning settings gave, fails.
-@pytest.mark.parametrize(("name", "tolerance_m"), [("cab_synth.pt", 0.5), ("cab_synth_e2e.pt", 1.5)])
-def test_shipped_checkpoints_are_the_av2_end_to_end_setting(name: str, tolerance_m: float) -> None:
+# Cars driving straight at constant speed. CAB's best mode stays within `tolerance_m` of constant velocity. The
+# lane-goal model's best mode expects them to slow down (in the synthetic city few vehicles hold a steady speed: 103 of
+# 1182 moving ones in two held-out logs), so there the closest of the 5 modes must be within `tolerance_m`, and every
+# mode must stay within the decoder's 1.5 m of its lane or of the car's own line. The finetuned checkpoint has adapted
+# to the tracker's outputs, so on these exact tracks its modes may drift more than the one trained on ground truth.
+@pytest.mark.parametrize(
+    ("name", "method", "tolerance_m"),
+    [("cab_synth.pt", "cab", 0.5), ("lane_goals_synth.pt", "plain", 1.2), ("lane_goals_synth_e2e.pt", "plain", 2.0)],
+)
+def test_shipped_checkpoints_are_the_av2_end_to_end_setting(name: str, method: str, tolerance_m: float) -> None:
     path = Path(__file__).resolve().parents[2] / "forecasting" / "checkpoints" / name
     forecaster = Forecaster.from_checkpoint(path)
-    assert forecaster.cfg.objective.method == "cab"
+    lane_goals = name.startswith("lane_goals")
+    assert forecaster.cfg.objective.method == method and forecaster.cfg.features.lane_goals.enabled == lane_goals
     assert (forecaster.cfg.model.num_modes, forecaster.cfg.features.horizon_steps, forecaster.cfg.features.step_s) == (5, 6, 0.5)
     assert path.stat().st_size < 5 * 2**20
     tracks = straight_tracks(num_agents=3, seconds=3.0)
     forecasts = forecaster.run(tracks, crossing_lane_graph(), index=-1)
     assert forecasts.trajectories_m.shape == (3, 5, 6, 2)
-    # Cars driving straight at constant speed: the trained model's best mode stays close to constant velocity.
     truth = np.stack([tracks.boxes[-1].center_m[:, :2] + np.outer(0.5 * (k + 1), [1.0, 0.0]) * tracks.boxes[-1].velocity_m_per_s[:, :1]
                       for k in range(6)], axis=1)  # fmt: skip
-    best = forecasts.trajectories_m[:, 0]
     order = [forecasts.agent_ids.tolist().index(f"car{i}") for i in range(3)]
-    assert np.abs(best[order] - truth).max() < tolerance_m
+    error = np.abs(forecasts.trajectories_m[order] - truth[:, None]).max(axis=(2, 3))  # (agent, mode)
+    if not lane_goals:
+        assert error[:, 0].max() < tolerance_m
+        return
+    assert error.min(axis=1).max() < tolerance_m
+    lateral = forecasts.trajectories_m[order][..., 1]  # the lane runs along y = 0, the cars at y = -1.5 and 1.5
+    car_y = truth[:, None, :, 1]
+    assert np.all((np.abs(lateral) <= 1.5 + 1e-3) | (np.abs(lateral - car_y) <= 1.5 + 1e-3))
 
 
 def test_a_crafted_forecaster_checkpoint_cannot_run_code(tmp_path: Path, shell_payload: Any) -> None:

@@ -59,7 +59,7 @@ def test_shipped_tracker_loads() -> None:
     assert tracker.cfg == load_tracker_config()  # it is the tracker the e2e job uses by default
 
 
-@pytest.mark.parametrize("path", [SHIPPED_FORECASTER, SHIPPED_E2E_FORECASTER], ids=["cab_synth", "cab_synth_e2e"])
+@pytest.mark.parametrize("path", [SHIPPED_FORECASTER, SHIPPED_E2E_FORECASTER], ids=["lane_goals_synth", "lane_goals_synth_e2e"])
 def test_shipped_forecasters_load_with_the_av2_e2e_horizon(path: Path) -> None:
     forecaster = Forecaster.from_checkpoint(path)
     assert isinstance(forecaster, Forecaster)
