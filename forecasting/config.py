@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from scenes.config import StrictConfig
 
@@ -112,3 +112,13 @@ class ForecastingConfig(StrictConfig):
     optim: OptimConfig = OptimConfig()
     synth: SynthDataConfig = SynthDataConfig()
     tracker_noise: TrackerNoiseConfig = TrackerNoiseConfig()
+
+    @model_validator(mode="after")
+    def _enough_goals(self) -> ForecastingConfig:
+        goals = self.features.lane_goals
+        if goals.enabled and goals.goals_per_path < self.model.num_modes:
+            raise ValueError(
+                f"features.lane_goals.goals_per_path ({goals.goals_per_path}) must be at least model.num_modes "
+                f"({self.model.num_modes}): an agent may have a single path"
+            )
+        return self

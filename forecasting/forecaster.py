@@ -26,9 +26,9 @@ from scenes.training.checkpoint import CheckpointError
 # TNT-style lane-goal modes (`configs/forecasting/lane_goals_synth.yaml`); `benchmarks/quality_forecasting_map.py`
 # compares it with constant velocity and CAB.
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "lane_goals_synth.pt"
-# The same forecaster after Valeo4Cast's sequential finetuning on the shipped detector and tracker's outputs
-# (`drivestack finetune forecasting --config configs/pipelines/finetune_forecasting.yaml`): the default of
-# `drivestack e2e-forecast`; `benchmarks/quality_e2e.py` compares the two.
+# The same forecaster after Valeo4Cast's sequential finetuning on the shipped detector and tracker's outputs, written
+# by `benchmarks/quality_e2e.py --keep-finetuned` (which compares the two; `drivestack finetune forecasting` runs the
+# same finetuning after refitting the tracker): the default of `drivestack e2e-forecast`.
 SHIPPED_E2E_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("lane_goals_synth_e2e.pt")
 # The paper's CAB (latent modes, `configs/forecasting/cab_synth.yaml`) in the same setting, the reference of
 # `benchmarks/quality_forecasting.py`.

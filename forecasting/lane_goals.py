@@ -141,17 +141,17 @@ class LanePaths:
                 entries[lane] = (d, float(self.point_arc_m[point]))
         branches: list[np.ndarray] = []
         for lane in sorted(entries, key=lambda lane: (entries[lane][0], lane)):
-            stack = [(self._remaining(lane, entries[lane][1]), lane)]
+            stack: list[tuple[np.ndarray, tuple[int, ...]]] = [(self._remaining(lane, entries[lane][1]), (lane,))]
             while stack and len(branches) < _MAX_BRANCHES:
-                polyline, last = stack.pop()
+                polyline, lanes = stack.pop()
                 length = float(np.linalg.norm(np.diff(polyline, axis=0), axis=1).sum())
-                following = self.successors[last]
+                following = [successor for successor in self.successors[lanes[-1]] if successor not in lanes]  # no cycles
                 if length >= length_m or not following:
                     if length > 1e-6:
                         branches.append(polyline)
                     continue
                 for successor in reversed(following):
-                    stack.append((np.concatenate([polyline, self.centerlines_m[successor][1:]]), successor))
+                    stack.append((np.concatenate([polyline, self.centerlines_m[successor][1:]]), (*lanes, successor)))
         return branches[:count]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -179,3 +180,20 @@ def test_goal_forecaster_overfits_a_batch_and_predicts_on_road_modes() -> None:
     assert np.all(np.diff(scores, axis=1) <= 0)
     truth = samples.select(np.arange(16)).to_city(samples.future_m[:16, None].astype(np.float64))[:, 0]
     assert np.median(np.linalg.norm(trajectories[:, 0, -1] - truth[:, -1], axis=1)) < 1.5
+
+
+def test_a_cycle_of_zero_length_lanes_ends_the_search() -> None:
+    """Lane 1 (10 m east) leads into lanes 2 and 3, two points that follow each other forever."""
+    east = np.stack([np.linspace(0.0, 10.0, 4), np.zeros(4), np.zeros(4)], axis=1)
+    point = np.tile([[10.0, 0.0, 0.0]], (4, 1))
+    graph = LaneGraph("TEST", np.array([1, 2, 3]), np.stack([east, point, point]), ((2,), (3,), (2,)), np.full(3, -1),
+                      np.full(3, -1), np.zeros(3, dtype=bool))  # fmt: skip
+    points, valid, on_lane = agent_paths(LanePaths.from_lane_graph(graph), np.array([1.0, 0.5]), 0.0, 5.0, CAR, 3.0, GOALS)
+    assert on_lane.tolist() == [False, True, False, False]
+    # 9 m of lane, then straight on along its last direction to the reach
+    np.testing.assert_allclose(points[1, -1], [reach_m(5.0, 3.0, GOALS), -0.5], atol=1e-6)
+
+
+def test_a_config_with_fewer_goals_per_path_than_modes_is_refused() -> None:
+    with pytest.raises(ValueError, match="goals_per_path"):
+        ForecastingConfig(features=FeatureConfig(lane_goals=LaneGoalConfig(enabled=True, goals_per_path=3)), model=ModelConfig(num_modes=5))
