@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 
 from forecasting.config import FeatureConfig
 from forecasting.lane_goals import LanePaths, agent_paths, path_points
-from scenes.geometry import wrap_angle
+from scenes.geometry import points_at_arc, polyline_arc_m, wrap_angle
 from scenes.records import LaneGraph, Scenario, Tracks
 
 STATE_DIM: Final = 7  # x, y, vx, vy, cos(heading), sin(heading), observed
@@ -63,14 +63,13 @@ class LaneSegments:
         pieces: list[np.ndarray] = []
         flags: list[bool] = []
         for centerline, intersection in zip(lane_graph.centerlines_m[..., :2], lane_graph.is_intersection, strict=True):
-            arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centerline, axis=0), axis=1))])
+            arc = polyline_arc_m(centerline)
             if arc[-1] <= 0:
                 continue
             count = max(1, int(np.ceil(arc[-1] / segment_length_m)))
             bounds = np.linspace(0.0, arc[-1], count + 1)
             for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-                samples = np.linspace(start, stop, num_points)
-                pieces.append(np.stack([np.interp(samples, arc, centerline[:, 0]), np.interp(samples, arc, centerline[:, 1])], axis=1))
+                pieces.append(points_at_arc(centerline, arc, np.linspace(start, stop, num_points)))
                 flags.append(bool(intersection))
         points = np.stack(pieces) if pieces else np.zeros((0, num_points, 2))
         tree = cKDTree(points.reshape(-1, 2)) if len(points) else None

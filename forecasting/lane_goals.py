@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 
 from forecasting.config import LaneGoalConfig
 from scenes.categories import CATEGORY_ID
+from scenes.geometry import points_at_arc, polyline_arc_m, yaw_to_matrix
 from scenes.records import LaneGraph
 
 __all__ = ["LANE_FOLLOWING_CATEGORY_IDS", "LanePaths", "path_points", "reach_m", "agent_paths", "select_modes"]
@@ -54,19 +55,23 @@ def reach_m(speed_m_per_s: float, horizon_s: float, cfg: LaneGoalConfig) -> floa
     return max(cfg.min_reach_m, speed_m_per_s * horizon_s + 0.5 * cfg.max_acceleration_m_per_s2 * horizon_s**2)
 
 
+def _distinct(polyline_m: np.ndarray) -> np.ndarray:
+    """The polyline `(P, 2)` without vertices that repeat the previous one."""
+    steps = np.linalg.norm(np.diff(polyline_m, axis=0), axis=1)
+    return polyline_m[np.concatenate([[True], steps > 1e-6])]
+
+
 def _resample(polyline_m: np.ndarray, length_m: float, count: int) -> np.ndarray:
     """`count` points evenly spaced over the first `length_m` of a polyline `(P, 2)`, continued straight past its end."""
-    steps = np.linalg.norm(np.diff(polyline_m, axis=0), axis=1)
-    keep = np.concatenate([[True], steps > 1e-6])
-    polyline_m, steps = polyline_m[keep], steps[keep[1:]]
+    polyline_m = _distinct(polyline_m)
     if len(polyline_m) == 1:
         raise ValueError("a path needs two distinct points")
-    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    arc = polyline_arc_m(polyline_m)
     samples = np.linspace(0.0, length_m, count)
-    points = np.stack([np.interp(samples, arc, polyline_m[:, 0]), np.interp(samples, arc, polyline_m[:, 1])], axis=1)
+    points = points_at_arc(polyline_m, arc, samples)
     beyond = samples > arc[-1]
     if beyond.any():
-        direction = (polyline_m[-1] - polyline_m[-2]) / steps[-1]
+        direction = (polyline_m[-1] - polyline_m[-2]) / (arc[-1] - arc[-2])
         points[beyond] = polyline_m[-1] + (samples[beyond] - arc[-1])[:, None] * direction
     return points
 
@@ -75,7 +80,8 @@ def _resample(polyline_m: np.ndarray, length_m: float, count: int) -> np.ndarray
 class LanePaths:
     """The lane graph's centerlines (city frame, x-y) and successors, indexed for finding where an agent enters them."""
 
-    centerlines_m: tuple[np.ndarray, ...]  # per lane (P_i, 2)
+    centerlines_m: tuple[np.ndarray, ...]  # per lane (P_i, 2), without repeated vertices
+    arcs_m: tuple[np.ndarray, ...]  # per lane (P_i,): arc length at each vertex
     successors: tuple[tuple[int, ...], ...]  # per lane: indices (not ids) of the lanes that follow it
     point_lane: np.ndarray  # (N,) lane index of each indexed point
     point_arc_m: np.ndarray  # (N,) arc length of each indexed point along its lane
@@ -84,39 +90,35 @@ class LanePaths:
 
     @classmethod
     def from_lane_graph(cls, lane_graph: LaneGraph | None) -> LanePaths:
-        empty = cls((), (), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2)), None)
+        empty = cls((), (), (), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2)), None)
         if lane_graph is None or not len(lane_graph):
             return empty
         index_of = {int(lane): row for row, lane in enumerate(lane_graph.lane_ids.tolist())}
         successors = tuple(tuple(index_of[s] for s in following if s in index_of) for following in lane_graph.successors)
-        centerlines, lanes, arcs, points, directions = [], [], [], [], []
-        for row, centerline in enumerate(lane_graph.centerlines_m[..., :2]):
-            steps = np.linalg.norm(np.diff(centerline, axis=0), axis=1)
-            keep = np.concatenate([[True], steps > 1e-6])
-            centerline = centerline[keep]
-            centerlines.append(centerline)
+        centerlines = tuple(_distinct(centerline) for centerline in lane_graph.centerlines_m[..., :2])
+        lane_arcs = tuple(polyline_arc_m(centerline) for centerline in centerlines)
+        lanes, arcs, points, directions = [], [], [], []
+        for row, (centerline, arc) in enumerate(zip(centerlines, lane_arcs, strict=True)):
             if len(centerline) < 2:
                 continue
-            arc = np.concatenate([[0.0], np.cumsum(steps[keep[1:]])])
             samples = np.linspace(0.0, arc[-1], max(2, int(np.ceil(arc[-1] / _INDEX_SPACING_M)) + 1))
             segment = np.clip(np.searchsorted(arc, samples, side="right") - 1, 0, len(arc) - 2)
             direction = centerline[segment + 1] - centerline[segment]
             directions.append(direction / np.linalg.norm(direction, axis=1, keepdims=True))
-            points.append(np.stack([np.interp(samples, arc, centerline[:, 0]), np.interp(samples, arc, centerline[:, 1])], axis=1))
+            points.append(points_at_arc(centerline, arc, samples))
             lanes.append(np.full(len(samples), row, dtype=np.int64))
             arcs.append(samples)
         if not lanes:
             return empty
         return cls(
-            tuple(centerlines), successors, np.concatenate(lanes), np.concatenate(arcs), np.concatenate(directions),
+            centerlines, lane_arcs, successors, np.concatenate(lanes), np.concatenate(arcs), np.concatenate(directions),
             cKDTree(np.concatenate(points)),
         )  # fmt: skip
 
     def _remaining(self, lane: int, from_arc_m: float) -> np.ndarray:
         """The centerline of `lane` from arc length `from_arc_m` on (the entry point first)."""
-        centerline = self.centerlines_m[lane]
-        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(centerline, axis=0), axis=1))])
-        entry = np.array([np.interp(from_arc_m, arc, centerline[:, 0]), np.interp(from_arc_m, arc, centerline[:, 1])])
+        centerline, arc = self.centerlines_m[lane], self.arcs_m[lane]
+        entry = points_at_arc(centerline, arc, from_arc_m)
         return np.concatenate([entry[None], centerline[arc > from_arc_m + 1e-6]])
 
     def lane_paths(self, origin_xy_m: np.ndarray, heading_rad: float, moving: bool, length_m: float, cfg: LaneGoalConfig, count: int) -> list[np.ndarray]:
@@ -181,8 +183,7 @@ def agent_paths(
         return points, valid, on_lane
     points[0, :, 0] = distance  # straight ahead
     valid[0] = True
-    cos, sin = math.cos(heading_rad), math.sin(heading_rad)
-    agent_R_city = np.array([[cos, sin], [-sin, cos]])
+    agent_R_city = yaw_to_matrix(heading_rad)[:2, :2].T
     moving = speed_m_per_s >= cfg.stopped_speed_m_per_s
     for slot, polyline in enumerate(paths.lane_paths(origin_xy_m, heading_rad, moving, length, cfg, cfg.max_paths - 1), 1):
         points[slot] = _resample((polyline - origin_xy_m) @ agent_R_city.T, length, count)

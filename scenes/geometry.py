@@ -75,6 +75,20 @@ def yaw_to_matrix(yaw_rad: npt.ArrayLike) -> FloatArray:
     return matrix
 
 
+def polyline_arc_m(points_m: npt.ArrayLike) -> FloatArray:
+    """Cumulative arc length `(P,)` at each vertex of a polyline `(P, D)`, 0 at the first."""
+    points = np.asarray(points_m, dtype=np.float64)
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+
+
+def points_at_arc(points_m: npt.ArrayLike, arc_m: npt.ArrayLike, at_m: npt.ArrayLike) -> FloatArray:
+    """Points `(..., D)` at arc lengths `at_m (...)` along a polyline `(P, D)` whose vertices are at `arc_m (P,)`:
+    linear interpolation, held at the end points outside `[arc_m[0], arc_m[-1]]` (as `np.interp`)."""
+    points = np.asarray(points_m, dtype=np.float64)
+    arc, at = np.asarray(arc_m, dtype=np.float64), np.asarray(at_m, dtype=np.float64)
+    return np.stack([np.interp(at, arc, points[:, k]) for k in range(points.shape[1])], axis=-1)
+
+
 def wrap_angle(angle_rad: npt.ArrayLike) -> FloatArray:
     """Angles wrapped to `[-pi, pi)`."""
     return (np.asarray(angle_rad, dtype=np.float64) + np.pi) % (2.0 * np.pi) - np.pi

@@ -16,6 +16,7 @@ from typing import Final
 import numpy as np
 
 from scenes.categories import CATEGORY_ID
+from scenes.geometry import polyline_arc_m
 from scenes.synth.roads import ARMS, CROSSWALK_WIDTH_M, Lane, RoadNetwork
 
 __all__ = ["AgentKind", "TrafficConfig", "Trajectories", "simulate_traffic", "signal_is_green"]
@@ -145,7 +146,7 @@ class _Route:
         parts = [self.network.lane(lane_id).polyline_m for lane_id in self.lane_ids]
         points = np.concatenate([parts[0]] + [part[1:] for part in parts[1:]])
         self.points = points
-        self.arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        self.arc = polyline_arc_m(points)
         ends = np.cumsum([self.network.lane(lane_id).length_m for lane_id in self.lane_ids])
         self.lane_end_s = ends
 

@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from scenes.geometry import Sim2
+from scenes.geometry import Sim2, points_at_arc, polyline_arc_m
 from scenes.records import LaneGraph, MapRaster
 from scenes.synth.styles import Layout
 
@@ -53,9 +53,8 @@ class Lane:
 
 
 def _resample(polyline: np.ndarray, count: int) -> np.ndarray:
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(polyline, axis=0), axis=1))])
-    targets = np.linspace(0.0, arc[-1], count)
-    return np.stack([np.interp(targets, arc, polyline[:, k]) for k in range(polyline.shape[1])], axis=1)
+    arc = polyline_arc_m(polyline)
+    return points_at_arc(polyline, arc, np.linspace(0.0, arc[-1], count))
 
 
 def _segment(start: np.ndarray, end: np.ndarray) -> np.ndarray:

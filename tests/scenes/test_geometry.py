@@ -16,7 +16,9 @@ from scenes.geometry import (
     city_to_ego,
     ego_to_city,
     matrix_to_quat_wxyz,
+    points_at_arc,
     points_in_box_mask,
+    polyline_arc_m,
     project_to_image,
     quat_wxyz_to_matrix,
     quat_wxyz_to_yaw,
@@ -181,3 +183,11 @@ def test_invalid_transforms_raise() -> None:
         SE3.from_quat_wxyz([0, 0, 0, 0], [0, 0, 0])
     with pytest.raises(ValueError, match="Sim2.scale"):
         Sim2(np.eye(2), np.zeros(2), 0.0)
+
+
+def test_polyline_arc_lengths_and_points_at_arc_by_hand() -> None:
+    polyline = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 10.0]])
+    arc = polyline_arc_m(polyline)
+    np.testing.assert_allclose(arc, [0.0, 5.0, 11.0])
+    np.testing.assert_allclose(points_at_arc(polyline, arc, [2.5, 8.0, -1.0, 20.0]), [[1.5, 2.0], [3.0, 7.0], [0.0, 0.0], [3.0, 10.0]])
+    np.testing.assert_allclose(points_at_arc(polyline, arc, 5.0), [3.0, 4.0])  # a scalar arc length gives one point
