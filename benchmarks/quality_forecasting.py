@@ -69,7 +69,9 @@ def _evaluation_rows(scenario: Scenario, horizon: int) -> np.ndarray:
     return np.flatnonzero(scenario.valid[:, current] & full_future & vehicle)
 
 
-def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k: int = 5) -> dict[str, float]:
+    """Metrics of `forecaster` over every fully observed vehicle of `scenarios`: minADE/minFDE at 1 and `k` modes, miss
+    rate and movers' minFDE at `k`, off-road rate, and the temporal-consistency figures."""
     features = forecaster.features
     trajectories, scores, truths, moving, forecasts = [], [], [], [], []
     off_road: list[float] = []
@@ -107,11 +109,11 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k_values: tu
     all_truth = np.concatenate(truths)
     all_moving = np.concatenate(moving)
     result: dict[str, float] = {"agents": float(len(all_truth)), "moving_agents": float(all_moving.sum())}
-    for k in k_values:
-        result[f"minADE_{k}"] = min_ade_k(all_trajectories, all_scores, all_truth, k)
-        result[f"minFDE_{k}"] = min_fde_k(all_trajectories, all_scores, all_truth, k)
-    result["MR_5"] = miss_rate_k(all_trajectories, all_scores, all_truth, 5)
-    result["minFDE_5_moving"] = min_fde_k(all_trajectories[all_moving], all_scores[all_moving], all_truth[all_moving], 5)
+    for modes in (1, k):
+        result[f"minADE_{modes}"] = min_ade_k(all_trajectories, all_scores, all_truth, modes)
+        result[f"minFDE_{modes}"] = min_fde_k(all_trajectories, all_scores, all_truth, modes)
+    result[f"MR_{k}"] = miss_rate_k(all_trajectories, all_scores, all_truth, k)
+    result[f"minFDE_{k}_moving"] = min_fde_k(all_trajectories[all_moving], all_scores[all_moving], all_truth[all_moving], k)
     result["off_road"] = float(np.mean(off_road))
     consistency = temporal_consistency(forecasts, features.step_s, ground_truth, CONVERGENCE_TAUS_M)
     result["consistency_groups"] = float(consistency.num_groups)

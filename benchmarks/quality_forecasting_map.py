@@ -13,10 +13,16 @@ Protocol. Every forecaster (constant velocity, then each `--checkpoints` file, t
 vehicle with a fully observed horizon every 0.5 s on (a) the held-out synthetic logs `1000 .. 1000 + held_out_logs - 1`
 (never trained on) and (b) the ground-truth tracks of the real AV2 log in `$DRIVESTACK_SHARED_DATA` (default
 `../shared/data` beside the repository; skipped when absent), on its real map. Metrics as in
-`benchmarks.quality_forecasting`: minADE/minFDE at k = 1 and 5, miss rate (k = 5, 2 m), minFDE_5 of the agents that
+`benchmarks.quality_forecasting`: minADE/minFDE at k = 1 and K, miss rate (k = K, 2 m), minFDE_K of the agents that
 move more than 2 m, and the off-road rate: the share of all K modes with a point off the drivable area (synthetic
-polygons, AV2's drivable-area raster). The first checkpoint's features set the time grid; every checkpoint must share
-its horizon.
+polygons, AV2's drivable-area raster). The first checkpoint's features and K set the time grid and the metrics; every
+checkpoint must share its horizon.
+
+The AV2 motion-forecasting setting (K = 6, 6 s at 10 Hz; the shipped lane-goal model against the latent CAB model):
+
+    drivestack train forecasting --data synth --config configs/forecasting/lane_goals_av2_mf.yaml --out runs/forecasting/lane_goals_av2_mf
+    .venv/bin/python -m benchmarks.quality_forecasting_map --checkpoints forecasting/checkpoints/cab_av2_mf.pt \
+        forecasting/checkpoints/lane_goals_av2_mf.pt --out benchmarks/results/quality_forecasting_map_av2_mf.json
 """
 
 from __future__ import annotations
@@ -43,7 +49,10 @@ from scenes.records import Scenario
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 RESULTS_PATH: Final = Path(__file__).resolve().parent / "results" / "quality_forecasting_map.json"
-COLUMNS: Final = ("agents", "minADE_1", "minFDE_1", "minADE_5", "minFDE_5", "MR_5", "minFDE_5_moving", "off_road")
+
+
+def columns(k: int) -> tuple[str, ...]:
+    return ("agents", "minADE_1", "minFDE_1", f"minADE_{k}", f"minFDE_{k}", f"MR_{k}", f"minFDE_{k}_moving", "off_road")
 
 
 def _shared_data() -> Path:
@@ -85,20 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         f"synthetic held-out logs ({args.held_out_logs})": synth_scenarios(reference.cfg, HELD_OUT_FIRST, args.held_out_logs),
         "real AV2 log, ground-truth tracks": real_av2_scenarios(reference),
     }
+    k = reference.cfg.model.num_modes
     results: dict[str, dict[str, dict[str, float]]] = {}
     for split, scenarios in splits.items():
         if not scenarios:
             console.print(f"{split}: not found, skipped")
             continue
-        table = Table(title=f"{split}: vehicles, K = {reference.cfg.model.num_modes}, {features.horizon_steps} x {features.step_s} s")
+        table = Table(title=f"{split}: vehicles, K = {k}, {features.horizon_steps} x {features.step_s} s")
         table.add_column("forecaster")
-        for column in COLUMNS:
+        for column in columns(k):
             table.add_column(column, justify="right")
         results[split] = {}
         for name, forecaster in forecasters.items():
-            row = evaluate(forecaster, scenarios)
+            row = evaluate(forecaster, scenarios, k)
             results[split][name] = row
-            table.add_row(name, *(f"{row[column]:.0f}" if column == "agents" else f"{row[column]:.3f}" for column in COLUMNS))
+            table.add_row(name, *(f"{row[column]:.0f}" if column == "agents" else f"{row[column]:.3f}" for column in columns(k)))
         console.print(table)
     payload = {
         "command": " ".join([".venv/bin/python -m benchmarks.quality_forecasting_map", *(sys.argv[1:] if argv is None else argv)]),

@@ -33,10 +33,13 @@ SHIPPED_E2E_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("lane_goals_synth_e2e.pt")
 # The paper's CAB (latent modes, `configs/forecasting/cab_synth.yaml`) in the same setting, the reference of
 # `benchmarks/quality_forecasting.py`.
 CAB_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_synth.pt")
-# CAB forecaster for the motion-forecasting benchmarks (K=6, 60 steps at 10 Hz, 2 s of history at 10 Hz), trained on
-# simulated logs by `drivestack train forecasting --data synth --config configs/forecasting/cab_av2_mf.yaml`: the
-# default of `drivestack evaluate forecasting` (AV2 motion forecasting; every 5th step for nuScenes prediction).
-SHIPPED_MOTION_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("cab_av2_mf.pt")
+# Forecaster of the motion-forecasting benchmarks (K=6, 60 steps at 10 Hz, 2 s of history at 10 Hz), trained on
+# simulated logs by `drivestack train forecasting --data synth --config configs/forecasting/lane_goals_av2_mf.yaml`
+# (lane-goal modes): the default of `drivestack evaluate forecasting` (AV2 motion forecasting; every 5th step for
+# nuScenes prediction).
+# `cab_av2_mf.pt` beside it is the paper's CAB (latent modes, `configs/forecasting/cab_av2_mf.yaml`) in the same
+# setting, compared with it by `benchmarks/quality_forecasting_map.py`.
+SHIPPED_MOTION_CHECKPOINT = SHIPPED_CHECKPOINT.with_name("lane_goals_av2_mf.pt")
 
 __all__ = [
     "SHIPPED_CHECKPOINT", "SHIPPED_E2E_CHECKPOINT", "CAB_CHECKPOINT", "SHIPPED_MOTION_CHECKPOINT", "GridForecaster", "Forecaster",

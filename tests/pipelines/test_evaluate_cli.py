@@ -330,7 +330,7 @@ def test_forecasting_the_shipped_motion_forecaster_is_scored_at_k_6(av2_mf: tupl
     result = invoke("evaluate", "forecasting", "--data", f"av2-mf:{root}", "--json", str(tmp_path / "shipped.json"))
     assert result.exit_code == 0, result.output
     figures = json.loads((tmp_path / "shipped.json").read_text())
-    assert figures["source"].endswith("cab_av2_mf.pt")
+    assert figures["source"].endswith("lane_goals_av2_mf.pt")
     assert figures["focal"]["K=6"]["minFDE"] <= figures["focal"]["K=1"]["minFDE"]  # six modes can only help
 
 
