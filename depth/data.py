@@ -31,6 +31,7 @@ from depth.interpolation import interpolate_sparse_depth
 from depth.pose import icp_pose, oracle_pose, pnp_pose, to_camera
 from depth.projection import camera_points, project_points, scale_intrinsics
 from scenes.adapters.base import Dataset
+from scenes.ego_frame import KITTI_EGO
 from scenes.errors import InputError
 from scenes.geometry import SE3
 from scenes.records import CameraFrame, Frame, LidarSweep
@@ -246,11 +247,11 @@ def synth_samples(config: DepthConfig, seed: int, count: int, *, evaluation: boo
 
 def dataset_samples(dataset: Dataset, config: DepthConfig, *, evaluation: bool = False, camera: str | None = None) -> list[DepthSample]:
     """Samples of a KITTI raw (`kitti:`, triplets of consecutive frames) or KITTI object (`kitti-object:`, single
-    frames, evaluation only) dataset. The ego frame of both is the Velodyne frame."""
+    frames, evaluation only) dataset. The ego frame of both is KITTI's, 1.73 m below the Velodyne (`KITTI_EGO`)."""
     name = getattr(dataset, "name", "")
     if name not in ("kitti", "kitti-object"):
         raise InputError(f"{dataset.root}: depth reads KITTI raw drives (kitti:PATH) or KITTI object frames (kitti-object:PATH), not {name or 'this dataset'}")
-    rig = Rig(camera or ("image_02" if name == "kitti" else "image_2"), SE3.identity(), "elevation")
+    rig = Rig(camera or ("image_02" if name == "kitti" else "image_2"), KITTI_EGO.dataset_SE3_ego, "elevation")
     samples = []
     for log_id in dataset.logs():
         frames = list(dataset.frames(log_id))

@@ -35,13 +35,13 @@ __all__ = ["run_detect", "kitti_object_lines"]
 SYNTH_LOGS = {"logs": 2, "seconds": 4.0, "seed": 1000, "lidar_beams": 32}
 
 
-def kitti_object_lines(boxes_velo: Boxes3D, calib: Any, image_size_px: tuple[int, int]) -> list[str]:
+def kitti_object_lines(boxes_ego: Boxes3D, calib: Any, image_size_px: tuple[int, int]) -> list[str]:
     """KITTI object result lines (`type truncated occluded alpha x1 y1 x2 y2 h w l x y z ry score`) of the boxes in the
     image that have a KITTI class."""
     from scenes.submissions.kitti_tracking import tracking_rows
 
-    ids = [str(k) for k in range(len(boxes_velo))]
-    numbered = replace(boxes_velo, track_id=np.array(ids, dtype=str))
+    ids = [str(k) for k in range(len(boxes_ego))]
+    numbered = replace(boxes_ego, track_id=np.array(ids, dtype=str))
     lines = []
     for row in tracking_rows(0, numbered, calib, image_size_px, {track: k for k, track in enumerate(ids)}):
         values = (*row.bbox_ltrb_px, *row.size_hwl_m, *row.location_cam_m, row.rotation_y_rad, row.score)

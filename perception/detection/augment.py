@@ -1,4 +1,10 @@
-"""Global augmentation of a sample (points and boxes together): flip about the x axis, rotation about z, scaling."""
+"""Augmentation of a sample.
+
+Global (points and boxes together): flip about the x axis, rotation about z, scaling. Sensor variation (what differs
+between the synthetic city and real rigs): a shift of the ground height, a random intensity response
+`gain * intensity ** gamma`, fewer lasers (whole scanlines dropped, the same in every sweep of the sample) and fewer
+points.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from scenes.geometry import wrap_angle
-from scenes.records import Boxes3D
+from scenes.records import Boxes3D, LidarSweep
 
 
 def flip_y(points: np.ndarray, boxes: Boxes3D) -> tuple[np.ndarray, Boxes3D]:
@@ -54,3 +60,40 @@ def augment(
     angle = float(rng.uniform(-rotation_range_rad, rotation_range_rad))
     scale = float(rng.uniform(*scale_range))
     return rotate_scale(points, boxes, angle, scale)
+
+
+def keep_lasers(sweeps: list[LidarSweep], fraction: float, rng: np.random.Generator) -> list[LidarSweep]:
+    """The sweeps with only a random `fraction` of their lasers (the same lasers in each, at least one)."""
+    lasers = np.unique(np.concatenate([sweep.laser_number for sweep in sweeps]))
+    if fraction >= 1.0 or len(lasers) < 2:
+        return sweeps
+    count = max(1, int(round(fraction * len(lasers))))
+    kept = rng.choice(lasers, size=count, replace=False)
+    return [sweep.select(np.isin(sweep.laser_number, kept)) for sweep in sweeps]
+
+
+def vary_sensor(
+    points: np.ndarray,
+    boxes: Boxes3D,
+    rng: np.random.Generator,
+    *,
+    ground_shift_m: float,
+    intensity_gain_range: tuple[float, float],
+    intensity_gamma_range: tuple[float, float],
+    point_keep_range: tuple[float, float],
+) -> tuple[np.ndarray, Boxes3D]:
+    """`(N, >= 4)` points (x, y, z, intensity, ...) and their boxes under one random sensor variation: heights shifted
+    by a uniform draw in +-`ground_shift_m`, intensity mapped by a log-uniform gain and gamma (clipped to [0, 1]), a
+    uniform share of `point_keep_range` of the points kept."""
+    varied = points.copy()
+    shift = float(rng.uniform(-ground_shift_m, ground_shift_m)) if ground_shift_m > 0 else 0.0
+    varied[:, 2] += np.float32(shift)
+    gain = float(np.exp(rng.uniform(*np.log(intensity_gain_range))))
+    gamma = float(np.exp(rng.uniform(*np.log(intensity_gamma_range))))
+    varied[:, 3] = np.clip(gain * np.maximum(varied[:, 3], 0.0) ** gamma, 0.0, 1.0)
+    keep = float(rng.uniform(*point_keep_range))
+    if keep < 1.0:
+        varied = varied[rng.random(len(varied)) < keep]
+    center = boxes.center_m.copy()
+    center[:, 2] += shift
+    return varied, replace(boxes, center_m=center)

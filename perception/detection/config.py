@@ -20,6 +20,9 @@ class ModelConfig(StrictConfig):
     range_m: tuple[float, float, float, float, float, float] = (-40.0, -40.0, -3.0, 40.0, 40.0, 3.0)
     pillar_size_m: tuple[PositiveFloat, PositiveFloat] = (0.5, 0.5)
     num_sweeps: Annotated[int, Field(ge=1)] = 3
+    # Adds one BEV channel per sweep, log(1 + points of that sweep in the pillar): a mover shows as occupancy that
+    # shifts from one sweep's channel to the next, which the 2D backbone sees directly (the velocity head's cue).
+    sweep_occupancy: bool = False
     # Class groups: one heatmap head per group (CenterPoint's class-grouped heads), names from scenes.categories.
     tasks: tuple[tuple[str, ...], ...] = (("REGULAR_VEHICLE",), ("PEDESTRIAN",))
     pillar_channels: Annotated[int, Field(ge=4)] = 32
@@ -94,10 +97,18 @@ class TrainConfig(StrictConfig):
     # Regression weights, one per channel of the box code (`box_coder.LAYOUT`).
     code_weights: tuple[float, ...] = LAYOUT.weights(velocity=0.2)
     regression_weight: PositiveFloat = 0.25
+    # Error on the velocity channels: L1 (CenterPoint) or half the squared error (see `losses`).
+    velocity_loss: Literal["l1", "l2"] = "l1"
     augment: bool = True
     flip_probability: Annotated[float, Field(ge=0, le=1)] = 0.5
     rotation_range_rad: Annotated[float, Field(ge=0)] = 0.3927
     scale_range: tuple[PositiveFloat, PositiveFloat] = (0.95, 1.05)
+    # Sensor variation (`augment.vary_sensor`, `augment.keep_lasers`); the defaults change nothing.
+    ground_shift_m: Annotated[float, Field(ge=0)] = 0.0
+    intensity_gain_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
+    intensity_gamma_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
+    laser_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
+    point_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
     min_interior_points: Annotated[int, Field(ge=0)] = 1
     num_threads: Annotated[int, Field(ge=1)] | None = None
     # Warm start: weights of a detector checkpoint with the same model config (fine-tuning); ignored when resuming.
@@ -118,6 +129,19 @@ class SynthDataConfig(StrictConfig):
     seed: int = 0
     seconds: PositiveFloat = 15.0
     frame_stride: Annotated[int, Field(ge=1)] = 1
+    # LiDAR rigs of the logs, in turn (`scenes.synth.lidar`: single, av2, kitti, nuscenes), and the street clutter.
+    lidar_rigs: tuple[str, ...] = ("single",)
+    street_clutter: bool = True
+
+    @field_validator("lidar_rigs")
+    @classmethod
+    def _known_rigs(cls, rigs: tuple[str, ...]) -> tuple[str, ...]:
+        from scenes.synth.lidar import RIG_NAMES
+
+        unknown = [rig for rig in rigs if rig not in RIG_NAMES]
+        if unknown or not rigs:
+            raise ValueError(f"lidar_rigs must name rigs among {', '.join(RIG_NAMES)}; got {list(rigs)}")
+        return rigs
 
 
 class DetectionConfig(StrictConfig):

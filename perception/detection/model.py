@@ -32,15 +32,25 @@ class PillarBatch:
     point_pillar: torch.Tensor  # (N,) global pillar index
     pillar_coords: torch.Tensor  # (P, 3) batch index, row (y), column (x)
     batch_size: int
+    point_sweep: torch.Tensor  # (N,) sweep of each point: 0 the current one, 1 the latest past one, ...
 
     def to(self, device: torch.device) -> PillarBatch:
-        return PillarBatch(self.points.to(device), self.point_pillar.to(device), self.pillar_coords.to(device), self.batch_size)
+        return PillarBatch(
+            self.points.to(device), self.point_pillar.to(device), self.pillar_coords.to(device), self.batch_size, self.point_sweep.to(device)
+        )
+
+
+def sweep_index(time_lag_s: np.ndarray) -> np.ndarray:
+    """`(N,)` int64 rank of each point's time lag among the cloud's distinct lags: 0 for the current sweep, 1 for the
+    latest past one, ... (independent of the dataset's sweep rate)."""
+    _, rank = np.unique(time_lag_s, return_inverse=True)
+    return rank.astype(np.int64).reshape(-1)
 
 
 def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> PillarBatch:
     """Voxelizes each `(N, 5)` point cloud into pillars of `cfg.grid` and stacks them into one batch."""
     grid = cfg.grid
-    points, point_pillar, coords = [], [], []
+    points, point_pillar, coords, sweeps = [], [], [], []
     offset = 0
     for batch_index, cloud in enumerate(point_clouds):
         if cloud.ndim != 2 or cloud.shape[1] != len(POINT_FEATURES):
@@ -48,6 +58,7 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
         voxels = voxelize_dynamic(cloud, grid)
         inside = voxels.point_voxel >= 0
         points.append(cloud[inside])
+        sweeps.append(sweep_index(cloud[inside, 4]))
         point_pillar.append(voxels.point_voxel[inside].astype(np.int64) + offset)
         pillar = np.empty((len(voxels.coords_zyx), 3), dtype=np.int64)
         pillar[:, 0] = batch_index
@@ -59,11 +70,13 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
         torch.from_numpy(np.concatenate(point_pillar)),
         torch.from_numpy(np.concatenate(coords)),
         len(point_clouds),
+        torch.from_numpy(np.concatenate(sweeps)),
     )
 
 
 class PillarFeatureNet(nn.Module):
-    """Decorated points -> Linear/BN/ReLU -> per-pillar max -> dense BEV pseudo-image."""
+    """Decorated points -> Linear/BN/ReLU -> per-pillar max -> dense BEV pseudo-image (with `cfg.sweep_occupancy`,
+    plus one channel per sweep: log(1 + that sweep's points in the pillar))."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -73,7 +86,8 @@ class PillarFeatureNet(nn.Module):
         in_channels = len(POINT_FEATURES) + 3 + 2
         self.linear = nn.Linear(in_channels, cfg.pillar_channels, bias=False)
         self.norm = nn.BatchNorm1d(cfg.pillar_channels, eps=1e-3)
-        self.out_channels = cfg.pillar_channels
+        self.occupancy_sweeps = cfg.num_sweeps if cfg.sweep_occupancy else 0
+        self.out_channels = cfg.pillar_channels + self.occupancy_sweeps
 
     def forward(self, batch: PillarBatch) -> torch.Tensor:
         points, index = batch.points, batch.point_pillar
@@ -91,7 +105,12 @@ class PillarFeatureNet(nn.Module):
         features = torch.relu(self.norm(self.linear(decorated)))
         pooled = torch.zeros(num_pillars, features.shape[1], dtype=features.dtype, device=features.device)
         pooled = pooled.scatter_reduce(0, index[:, None].expand_as(features), features, reduce="amax", include_self=False)
-        canvas = torch.zeros(batch.batch_size, self.ny * self.nx, features.shape[1], dtype=features.dtype, device=features.device)
+        if self.occupancy_sweeps:
+            sweep = batch.point_sweep.clamp(max=self.occupancy_sweeps - 1)
+            occupancy = torch.zeros(num_pillars * self.occupancy_sweeps, dtype=points.dtype, device=points.device)
+            occupancy.index_add_(0, index * self.occupancy_sweeps + sweep, torch.ones_like(points[:, 0]))
+            pooled = torch.cat([pooled, torch.log1p(occupancy.view(num_pillars, self.occupancy_sweeps))], dim=1)
+        canvas = torch.zeros(batch.batch_size, self.ny * self.nx, pooled.shape[1], dtype=features.dtype, device=features.device)
         flat = batch.pillar_coords[:, 1] * self.nx + batch.pillar_coords[:, 2]
         canvas[batch.pillar_coords[:, 0], flat] = pooled
         return canvas.view(batch.batch_size, self.ny, self.nx, -1).permute(0, 3, 1, 2).contiguous()

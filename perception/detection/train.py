@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from perception.detection.augment import augment
+from perception.detection.augment import augment, keep_lasers, vary_sensor
+from perception.detection.box_coder import LAYOUT
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.detector import STAGE
 from perception.detection.losses import centerpoint_loss
@@ -76,10 +77,11 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
     """Samples of `cfg.synth.num_logs` simulated logs (seeds `cfg.synth.seed`, indices 0..n-1), LiDAR only."""
     from scenes.synth.world import SynthConfig, simulate_log
 
-    synth = SynthConfig(seconds=cfg.synth.seconds, cameras=())
+    rigs = cfg.synth.lidar_rigs
     samples: list[Sample] = []
     with Progress(TextColumn("[bold]simulating logs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not show_progress) as progress:
         for index in progress.track(range(cfg.synth.num_logs)):
+            synth = SynthConfig(seconds=cfg.synth.seconds, cameras=(), lidar_rig=rigs[index % len(rigs)], street_clutter=cfg.synth.street_clutter)
             log = simulate_log(synth, cfg.synth.seed, index)
             samples.extend(samples_from_frames(log.frames, cfg.model, cfg.synth.frame_stride))
     return samples
@@ -87,13 +89,30 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
 
 def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None) -> tuple[np.ndarray, list[TaskTargets]]:
     """Multi-sweep points and targets of one sample, augmented when `rng` is given."""
-    points = accumulate_sweeps(sample.frame, sample.past, cfg.model.num_sweeps)
-    boxes = sample.frame.annotations
+    train = cfg.train
+    frame, past = sample.frame, sample.past
+    if rng is not None and train.laser_keep_range != (1.0, 1.0):
+        frames = [frame, *past]
+        sweeps = keep_lasers([f.lidar for f in frames if f.lidar is not None], float(rng.uniform(*train.laser_keep_range)), rng)
+        frame, *rest = [replace(f, lidar=sweep) for f, sweep in zip(frames, sweeps, strict=True)]
+        past = tuple(rest)
+    points = accumulate_sweeps(frame, past, cfg.model.num_sweeps)
+    boxes = frame.annotations
     assert boxes is not None
-    if boxes.num_interior_pts is not None and cfg.train.min_interior_points > 0:
-        boxes = boxes.select(boxes.num_interior_pts >= cfg.train.min_interior_points)
+    if boxes.num_interior_pts is not None and train.min_interior_points > 0:
+        boxes = boxes.select(boxes.num_interior_pts >= train.min_interior_points)
+    sensor = (train.ground_shift_m, train.intensity_gain_range, train.intensity_gamma_range, train.point_keep_range)
+    if rng is not None and sensor != (0.0, (1.0, 1.0), (1.0, 1.0), (1.0, 1.0)):
+        points, boxes = vary_sensor(
+            points,
+            boxes,
+            rng,
+            ground_shift_m=train.ground_shift_m,
+            intensity_gain_range=train.intensity_gain_range,
+            intensity_gamma_range=train.intensity_gamma_range,
+            point_keep_range=train.point_keep_range,
+        )
     if rng is not None:
-        train = cfg.train
         points, boxes = augment(
             points,
             boxes,
@@ -152,8 +171,13 @@ class DetectionTask(TrainingTask):
 
     def loss(self, model: torch.nn.Module, batch: tuple[PillarBatch, list[list[TaskTargets]]]) -> tuple[torch.Tensor, dict[str, float]]:
         pillars, targets = batch
-        code_weights = torch.tensor(self.config.train.code_weights, dtype=torch.float32, device=pillars.points.device)
-        return centerpoint_loss(model(pillars), targets, code_weights, self.config.train.regression_weight)
+        device = pillars.points.device
+        code_weights = torch.tensor(self.config.train.code_weights, dtype=torch.float32, device=device)
+        squared = None
+        if self.config.train.velocity_loss == "l2":
+            squared = torch.zeros(LAYOUT.width, dtype=torch.bool, device=device)
+            squared[LAYOUT.velocity] = True
+        return centerpoint_loss(model(pillars), targets, code_weights, self.config.train.regression_weight, squared)
 
 
 def fit(

@@ -5,6 +5,8 @@ Frames are yielded at every LiDAR timestamp on disk and every annotated timestam
 annotations for sweeps that are not on disk: those frames carry annotations and no LiDAR). One frame reads one
 sweep (and, when asked, the nearest image of each camera); a log's poses and annotations are read once per log.
 Maps are read with `av2.map.map_api.ArgoverseStaticMap` and calibration with `av2.geometry.camera.PinholeCamera`.
+Sweeps, boxes, poses and sensor extrinsics move from AV2's ego frame (rear axle, 0.33 m above the road) to the
+canonical ego frame of the records (`scenes.ego_frame`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from scenes.adapters.base import (
 )
 from scenes.caching import per_instance_lru_cache
 from scenes.categories import category_id, from_av2
+from scenes.ego_frame import AV2_EGO
 from scenes.geometry import SE3, Sim2, quat_wxyz_to_matrix, quat_wxyz_to_yaw
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, LidarSweep, MapRaster, source_file
 
@@ -83,16 +86,19 @@ def discover_logs(root: Path, split: str | None = None) -> dict[str, Path]:
 
 
 def read_poses(path: Path) -> dict[int, SE3]:
-    """`city_SE3_egovehicle.feather` -> {timestamp_ns: city_SE3_ego} (exact-timestamp lookup, as in av2)."""
+    """`city_SE3_egovehicle.feather` -> {timestamp_ns: city_SE3_ego} of the canonical ego frame (exact-timestamp lookup,
+    as in av2)."""
     table = read_feather_columns(path, POSE_COLUMNS)
-    return dict(zip(table.column("timestamp_ns").to_pylist(), _se3_rows(path, table), strict=True))
+    poses = [AV2_EGO.pose_to_ego(pose) for pose in _se3_rows(path, table)]
+    return dict(zip(table.column("timestamp_ns").to_pylist(), poses, strict=True))
 
 
 def read_calibration(log_dir: Path) -> dict[str, SE3]:
-    """`calibration/egovehicle_SE3_sensor.feather` -> {sensor_name: ego_SE3_sensor}."""
+    """`calibration/egovehicle_SE3_sensor.feather` -> {sensor_name: ego_SE3_sensor} of the canonical ego frame."""
     path = log_dir / "calibration" / "egovehicle_SE3_sensor.feather"
     table = read_feather_columns(path, CALIBRATION_COLUMNS)
-    return dict(zip(table.column("sensor_name").to_pylist(), _se3_rows(path, table), strict=True))
+    poses = [AV2_EGO.sensor_to_ego(pose) for pose in _se3_rows(path, table)]
+    return dict(zip(table.column("sensor_name").to_pylist(), poses, strict=True))
 
 
 def _se3_rows(path: Path, table: pa.Table) -> list[SE3]:
@@ -106,13 +112,13 @@ def _se3_rows(path: Path, table: pa.Table) -> list[SE3]:
 
 
 def read_lidar(path: Path) -> LidarSweep:
-    """One `sensors/lidar/<timestamp_ns>.feather` sweep (ego frame, float16 on disk)."""
+    """One `sensors/lidar/<timestamp_ns>.feather` sweep (AV2 ego frame, float16 on disk), in the canonical ego frame."""
     try:
         timestamp_ns = int(path.stem)
     except ValueError:
         raise AdapterError(path, "LiDAR file name is not an integer timestamp in nanoseconds") from None
     table = read_feather_columns(path, LIDAR_COLUMNS)
-    xyz = np.stack([table.column(axis).to_numpy() for axis in "xyz"], axis=1).astype(np.float32)
+    xyz = AV2_EGO.points_to_ego(np.stack([table.column(axis).to_numpy() for axis in "xyz"], axis=1).astype(np.float32))
     intensity = table.column("intensity").to_numpy().astype(np.float32) / 255.0
     with source_file(path):
         return guarded(
@@ -161,7 +167,7 @@ class LogAnnotations:
             category=np.asarray(table.column("category").to_pylist(), dtype=str)[order],
             size_lwh_m=sizes,
             quat_wxyz=quats,
-            center_m=floats("tx_m", "ty_m", "tz_m"),
+            center_m=AV2_EGO.points_to_ego(floats("tx_m", "ty_m", "tz_m")),
             num_interior_pts=table.column("num_interior_pts").to_numpy().astype(np.int64)[order],
         )
 

@@ -1,6 +1,8 @@
 """KITTI raw drives (`kitti:PATH`, with depth ground truth) and the KITTI 3D object benchmark (`kitti-object:PATH`).
 
-The ego frame of a KITTI frame is the Velodyne frame (x forward, y left, z up). Labels live in the rectified
+The ego frame of a KITTI frame is KITTI's (`scenes.ego_frame.KITTI_EGO`): the Velodyne's axes (x forward, y left,
+z up) with the origin on the ground, 1.73 m below the Velodyne; the file readers below (`read_velodyne`,
+`read_object_calibration`) stay in the Velodyne frame and the datasets convert. Labels live in the rectified
 camera-0 frame with the box origin at the bottom face and dimensions `h w l`; they are converted to centre-origin
 `l w h` boxes with a yaw about the Velodyne z axis. Raw-drive poses come from the OXTS packets (Mercator projection
 relative to the drive's first packet, as in the KITTI raw devkit), so a drive's "city" frame is anchored at its start.
@@ -20,6 +22,7 @@ import numpy as np
 from scenes.adapters.base import AdapterError, Dataset, guarded, read_image, require_dir, require_file, skip_or_raise
 from scenes.caching import per_instance_lru_cache
 from scenes.categories import category_id, from_kitti
+from scenes.ego_frame import KITTI_EGO
 from scenes.geometry import SE3, wrap_angle
 from scenes.records import Boxes3D, CameraFrame, Frame, LidarSweep, source_file
 
@@ -181,8 +184,9 @@ def read_labels(path: Path) -> list[KittiLabel]:
     return labels
 
 
-def labels_to_boxes(path: Path, labels: list[KittiLabel], rect_SE3_velo: SE3) -> Boxes3D:
-    """KITTI labels -> canonical Velodyne-frame boxes (classes outside the canonical table are dropped)."""
+def labels_to_boxes(path: Path, labels: list[KittiLabel], rect_SE3_ego: SE3) -> Boxes3D:
+    """KITTI labels -> boxes of canonical categories in the frame `rect_SE3_ego` maps from (classes outside the canonical
+    table are dropped)."""
     kept = []
     for label in labels:
         canonical = guarded(path, functools.partial(from_kitti, label.kind))
@@ -190,32 +194,32 @@ def labels_to_boxes(path: Path, labels: list[KittiLabel], rect_SE3_velo: SE3) ->
             kept.append((label, category_id(canonical)))
     if not kept:
         return Boxes3D.empty()
-    velo_SE3_rect = rect_SE3_velo.inverse()
+    ego_SE3_rect = rect_SE3_ego.inverse()
     hwl = np.array([label.size_hwl_m for label, _ in kept])
     bottom = np.array([label.location_cam_m for label, _ in kept])
     center_rect = bottom - np.stack([np.zeros(len(kept)), hwl[:, 0] / 2, np.zeros(len(kept))], axis=1)  # camera y is down
     rotation_y = np.array([label.rotation_y_rad for label, _ in kept])
     heading_rect = np.stack([np.cos(rotation_y), np.zeros_like(rotation_y), -np.sin(rotation_y)], axis=1)
-    heading_velo = heading_rect @ velo_SE3_rect.rotation.T
+    heading_ego = heading_rect @ ego_SE3_rect.rotation.T
     scores = [label.score for label, _ in kept]
     with source_file(path):
         return guarded(
             path,
             lambda: Boxes3D(
-                center_m=velo_SE3_rect.transform_points(center_rect),
+                center_m=ego_SE3_rect.transform_points(center_rect),
                 size_lwh_m=hwl[:, [2, 1, 0]],
-                yaw_rad=wrap_angle(np.arctan2(heading_velo[:, 1], heading_velo[:, 0])),
+                yaw_rad=wrap_angle(np.arctan2(heading_ego[:, 1], heading_ego[:, 0])),
                 category=np.array([cid for _, cid in kept], dtype=np.int64),
                 score=None if any(s is None for s in scores) else np.array(scores, dtype=np.float32),
             ),
         )
 
 
-def boxes_to_labels(boxes: Boxes3D, rect_SE3_velo: SE3) -> list[tuple[tuple[float, float, float], tuple[float, float, float], float]]:
+def boxes_to_labels(boxes: Boxes3D, rect_SE3_ego: SE3) -> list[tuple[tuple[float, float, float], tuple[float, float, float], float]]:
     """Inverse of `labels_to_boxes` for the geometry: (h w l, bottom-centre location in rect. camera 0, rotation_y)."""
-    center_rect = rect_SE3_velo.transform_points(boxes.center_m)
-    heading_velo = np.stack([np.cos(boxes.yaw_rad), np.sin(boxes.yaw_rad), np.zeros(len(boxes))], axis=1)
-    heading_rect = heading_velo @ rect_SE3_velo.rotation.T
+    center_rect = rect_SE3_ego.transform_points(boxes.center_m)
+    heading_ego = np.stack([np.cos(boxes.yaw_rad), np.sin(boxes.yaw_rad), np.zeros(len(boxes))], axis=1)
+    heading_rect = heading_ego @ rect_SE3_ego.rotation.T
     rotation_y = wrap_angle(np.arctan2(-heading_rect[:, 2], heading_rect[:, 0]))
     result = []
     for center, size, ry in zip(center_rect, boxes.size_lwh_m, rotation_y, strict=True):
@@ -283,8 +287,9 @@ class KittiObjectDataset(Dataset):
         return tuple(sorted(names))
 
     def calibration(self, log_id: str, frame_id: str) -> tuple[SE3, np.ndarray, SE3]:
-        """(rect_SE3_velo, K of image_2, velo_SE3_camera2) of one frame."""
-        return read_object_calibration(self.split_dir(log_id) / "calib" / f"{frame_id}.txt")
+        """(rect_SE3_ego, K of image_2, ego_SE3_camera2) of one frame, in the records' ego frame."""
+        rect_SE3_velo, intrinsics, velo_SE3_camera = read_object_calibration(self.split_dir(log_id) / "calib" / f"{frame_id}.txt")
+        return rect_SE3_velo.compose(KITTI_EGO.dataset_SE3_ego), intrinsics, KITTI_EGO.sensor_to_ego(velo_SE3_camera)
 
     def frames(self, log_id: str) -> Iterator[Frame]:
         for frame_id in self.frame_ids(log_id):
@@ -296,17 +301,17 @@ class KittiObjectDataset(Dataset):
     def frame(self, log_id: str, frame_id: str) -> Frame:
         split = self.split_dir(log_id)
         timestamp_ns = int(frame_id)
-        rect_SE3_velo, intrinsics, velo_SE3_camera = self.calibration(log_id, frame_id)
+        rect_SE3_ego, intrinsics, ego_SE3_camera = self.calibration(log_id, frame_id)
         velodyne = split / "velodyne" / f"{frame_id}.bin"
-        lidar = read_velodyne(velodyne, timestamp_ns) if (split / "velodyne").is_dir() else None
+        lidar = KITTI_EGO.sweep_to_ego(read_velodyne(velodyne, timestamp_ns)) if (split / "velodyne").is_dir() else None
         label_path = split / "label_2" / f"{frame_id}.txt"
-        boxes = labels_to_boxes(label_path, read_labels(label_path), rect_SE3_velo) if (split / "label_2").is_dir() else None
+        boxes = labels_to_boxes(label_path, read_labels(label_path), rect_SE3_ego) if (split / "label_2").is_dir() else None
         cameras = {}
         if self.with_image and (split / "image_2").is_dir():
             image_path = split / "image_2" / f"{frame_id}.png"
             image = read_image(image_path)
             with source_file(image_path):
-                cameras["image_2"] = guarded(image_path, lambda: CameraFrame(timestamp_ns, "image_2", image, intrinsics, velo_SE3_camera))
+                cameras["image_2"] = guarded(image_path, lambda: CameraFrame(timestamp_ns, "image_2", image, intrinsics, ego_SE3_camera))
         return Frame(log_id, timestamp_ns, SE3.identity(), lidar, cameras, boxes)
 
 
@@ -390,7 +395,7 @@ class KittiRawDataset(Dataset):
 
     @per_instance_lru_cache(maxsize=4)
     def calibration(self, log_id: str) -> tuple[SE3, dict[str, tuple[np.ndarray, SE3]]]:
-        """(imu_SE3_velo, {camera: (K, velo_SE3_camera)}) of a drive's date."""
+        """(imu_SE3_ego, {camera: (K, ego_SE3_camera)}) of a drive's date, in the records' ego frame."""
         date_dir = self.drive_dir(log_id).parent
         velo_path = date_dir / "calib_velo_to_cam.txt"
         velo = read_calib_file(velo_path, ("R", "T"))
@@ -403,15 +408,15 @@ class KittiRawDataset(Dataset):
         cameras = {}
         for camera, key in keys.items():
             intrinsics, offset = camera_from_projection(cam_path, key, calib_matrix(cam_path, cam, key, (3, 4)))
-            cameras[camera] = (intrinsics, SE3(np.eye(3), offset).compose(rect_SE3_velo).inverse())
+            cameras[camera] = (intrinsics, KITTI_EGO.sensor_to_ego(SE3(np.eye(3), offset).compose(rect_SE3_velo).inverse()))
         imu_path = date_dir / "calib_imu_to_velo.txt"
         imu = read_calib_file(imu_path, ("R", "T"))
         velo_SE3_imu = rigid_from_calib(imu_path, "R|T", np.hstack([calib_matrix(imu_path, imu, "R", (3, 3)), calib_matrix(imu_path, imu, "T", (3, 1))]))
-        return velo_SE3_imu.inverse(), cameras
+        return velo_SE3_imu.inverse().compose(KITTI_EGO.dataset_SE3_ego), cameras
 
     @per_instance_lru_cache(maxsize=4)
     def poses(self, log_id: str) -> list[SE3]:
-        """city_SE3_ego (ego = Velodyne) per frame, from the OXTS packets."""
+        """city_SE3_ego per frame, from the OXTS packets."""
         oxts_dir = self.drive_dir(log_id) / "oxts" / "data"
         paths = sorted(require_dir(oxts_dir, "OXTS directory").glob("*.txt"))
         packets = []
@@ -428,8 +433,8 @@ class KittiRawDataset(Dataset):
             packets.append(packet)
         if not packets:
             raise AdapterError(oxts_dir, "no OXTS packet")
-        imu_SE3_velo, _ = self.calibration(log_id)
-        return [world_SE3_imu.compose(imu_SE3_velo) for world_SE3_imu in oxts_to_poses(np.array(packets))]
+        imu_SE3_ego, _ = self.calibration(log_id)
+        return [world_SE3_imu.compose(imu_SE3_ego) for world_SE3_imu in oxts_to_poses(np.array(packets))]
 
     def timestamps_ns(self, log_id: str) -> list[int]:
         return read_timestamps(self.drive_dir(log_id) / "velodyne_points" / "timestamps.txt")
@@ -459,7 +464,7 @@ class KittiRawDataset(Dataset):
 
     def frame(self, log_id: str, index: int, timestamp_ns: int, city_SE3_ego: SE3) -> Frame:
         drive = self.drive_dir(log_id)
-        lidar = read_velodyne(drive / "velodyne_points" / "data" / f"{index:010d}.bin", timestamp_ns)
+        lidar = KITTI_EGO.sweep_to_ego(read_velodyne(drive / "velodyne_points" / "data" / f"{index:010d}.bin", timestamp_ns))
         _, calibration = self.calibration(log_id)
         cameras = {}
         for camera in self.cameras(log_id):
@@ -467,9 +472,9 @@ class KittiRawDataset(Dataset):
             image = read_image(image_path)
             depth_path = self.depth_path(log_id, camera, index)
             depth = read_depth_png(depth_path) if depth_path is not None else None
-            intrinsics, velo_SE3_camera = calibration[camera]
+            intrinsics, ego_SE3_camera = calibration[camera]
             with source_file(depth_path or image_path):
                 cameras[camera] = guarded(
-                    image_path, functools.partial(CameraFrame, timestamp_ns, camera, image, intrinsics, velo_SE3_camera, depth_m=depth)
+                    image_path, functools.partial(CameraFrame, timestamp_ns, camera, image, intrinsics, ego_SE3_camera, depth_m=depth)
                 )
         return Frame(log_id, timestamp_ns, city_SE3_ego, lidar, cameras, None)

@@ -12,8 +12,9 @@ DontCare regions. Types are matched case-insensitively; `Person` (the tracking l
 `Person_sitting`, and DontCare, Misc and Tram are dropped.
 
 Frames: KITTI tracking runs at 10 Hz and stores no time stamps, so `timestamp_ns = frame_index * 100 ms`. The ego frame
-is the Velodyne frame; the "city" frame is the sequence's first Velodyne frame: poses come from the OXTS packets
-(`kitti.oxts_to_poses`, through `Tr_imu_velo`), and are the identity without an oxts file.
+is KITTI's (`scenes.ego_frame.KITTI_EGO`: the Velodyne's axes, origin on the ground 1.73 m below it); the "city" frame
+is the sequence's first ego frame: poses come from the OXTS packets (`kitti.oxts_to_poses`, through `Tr_imu_velo`), and
+are the identity without an oxts file.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from scenes.adapters.kitti import (
 )
 from scenes.caching import per_instance_lru_cache
 from scenes.categories import FROM_KITTI
+from scenes.ego_frame import KITTI_EGO
 from scenes.geometry import SE3
 from scenes.records import Boxes3D, CameraFrame, Frame, source_file
 
@@ -190,9 +192,9 @@ class LabelLine:
     track_id: int | None = None
 
 
-def labels_by_frame(path: Path, lines: Iterable[LabelLine], rect_SE3_velo: SE3, *, with_tracks: bool) -> dict[int, Boxes3D]:
-    """Velodyne-frame boxes of every frame that has a line (in frame order), with `track_id` the KITTI id as a string
-    when `with_tracks`. Classes without a canonical category are dropped (a frame of only those gets no boxes); a kept
+def labels_by_frame(path: Path, lines: Iterable[LabelLine], rect_SE3_ego: SE3, *, with_tracks: bool) -> dict[int, Boxes3D]:
+    """Ego-frame boxes (through `rect_SE3_ego`) of every frame that has a line (in frame order), with `track_id` the
+    KITTI id as a string when `with_tracks`. Classes without a canonical category are dropped (a frame of only those gets no boxes); a kept
     line with a non-positive size, or a track id twice in one frame, raises `AdapterError` naming the line."""
     kept: dict[int, list[LabelLine]] = {}
     for line in lines:
@@ -212,7 +214,7 @@ def labels_by_frame(path: Path, lines: Iterable[LabelLine], rect_SE3_velo: SE3, 
         if not frame_lines:
             boxes[frame] = Boxes3D.empty(with_tracks=with_tracks)
             continue
-        frame_boxes = labels_to_boxes(path, [line.label for line in frame_lines], rect_SE3_velo)
+        frame_boxes = labels_to_boxes(path, [line.label for line in frame_lines], rect_SE3_ego)
         if with_tracks:
             frame_boxes = replace(frame_boxes, track_id=np.array([str(line.track_id) for line in frame_lines]))
         boxes[frame] = frame_boxes
@@ -236,14 +238,15 @@ def row_label(row: TrackingRow, *, default_score: float | None = None) -> KittiL
 
 @dataclass(frozen=True, eq=False)
 class KittiTrackingCalibration:
-    """A sequence's calibration: rectified camera 0 <- Velodyne, the left colour camera (`image_02`: its 3x4 rectified
-    projection P2, intrinsics and pose in the Velodyne frame) and, when given, IMU <- Velodyne."""
+    """A sequence's calibration against the records' ego frame (KITTI's: the Velodyne's axes, origin on the ground
+    below it, `scenes.ego_frame.KITTI_EGO`): rectified camera 0 <- ego, the left colour camera (`image_02`: its 3x4
+    rectified projection P2, intrinsics and pose in the ego frame) and, when given, IMU <- ego."""
 
-    rect_SE3_velo: SE3
+    rect_SE3_ego: SE3
     projection_p2: np.ndarray
     intrinsics: np.ndarray
-    velo_SE3_camera2: SE3
-    imu_SE3_velo: SE3 | None = None
+    ego_SE3_camera2: SE3
+    imu_SE3_ego: SE3 | None = None
 
     def __post_init__(self) -> None:
         for name, shape in (("projection_p2", (3, 4)), ("intrinsics", (3, 3))):
@@ -261,13 +264,15 @@ class KittiTrackingCalibration:
         a matrix that is not a rigid transform (or a zero focal length) raises `AdapterError` naming `source`."""
         rect_R = rigid_from_calib(source, "R_rect", np.pad(np.asarray(r_rect, dtype=np.float64).reshape(3, 3), ((0, 0), (0, 1))))
         rect_SE3_velo = rect_R.compose(rigid_from_calib(source, "Tr_velo_cam", np.asarray(velo_to_cam, dtype=np.float64).reshape(3, 4)))
+        rect_SE3_ego = rect_SE3_velo.compose(KITTI_EGO.dataset_SE3_ego)
         projection = np.asarray(projection_p2, dtype=np.float64).reshape(3, 4)
         intrinsics, offset = camera_from_projection(source, "P2", projection)
-        camera2_SE3_velo = SE3(np.eye(3), offset).compose(rect_SE3_velo)
-        imu_SE3_velo = None
+        camera2_SE3_ego = SE3(np.eye(3), offset).compose(rect_SE3_ego)
+        imu_SE3_ego = None
         if imu_to_velo is not None:
             imu_SE3_velo = rigid_from_calib(source, "Tr_imu_velo", np.asarray(imu_to_velo, dtype=np.float64).reshape(3, 4)).inverse()
-        return cls(rect_SE3_velo, projection, intrinsics, camera2_SE3_velo.inverse(), imu_SE3_velo)
+            imu_SE3_ego = imu_SE3_velo.compose(KITTI_EGO.dataset_SE3_ego)
+        return cls(rect_SE3_ego, projection, intrinsics, camera2_SE3_ego.inverse(), imu_SE3_ego)
 
 
 def read_tracking_calibration(path: Path) -> KittiTrackingCalibration:
@@ -431,21 +436,21 @@ class KittiTrackingDataset(Dataset):
 
     @per_instance_lru_cache(maxsize=4)
     def poses(self, log_id: str) -> list[SE3]:
-        """city_SE3_ego (ego = Velodyne, city = the first frame's Velodyne frame) per OXTS packet; identity for every
-        frame without an oxts file."""
+        """city_SE3_ego (city = the first frame's ego frame) per OXTS packet; identity for every frame without an oxts
+        file."""
         if not self.has_poses(log_id):
             return [SE3.identity()] * self.num_frames(log_id)
         packets = self.oxts_packets(log_id)
-        imu_SE3_velo = self.calibration(log_id).imu_SE3_velo
-        if imu_SE3_velo is None:
+        imu_SE3_ego = self.calibration(log_id).imu_SE3_ego
+        if imu_SE3_ego is None:
             raise AdapterError(self.calib_path(log_id), f"missing key 'Tr_imu_velo' (needed for the poses of {self.oxts_path(log_id)})")
-        world_SE3_velo = [world_SE3_imu.compose(imu_SE3_velo) for world_SE3_imu in oxts_to_poses(packets)]
-        first_SE3_world = world_SE3_velo[0].inverse()
-        return [first_SE3_world.compose(pose) for pose in world_SE3_velo]
+        world_SE3_ego = [world_SE3_imu.compose(imu_SE3_ego) for world_SE3_imu in oxts_to_poses(packets)]
+        first_SE3_world = world_SE3_ego[0].inverse()
+        return [first_SE3_world.compose(pose) for pose in world_SE3_ego]
 
     @per_instance_lru_cache(maxsize=4)
     def annotations(self, log_id: str) -> dict[int, Boxes3D] | None:
-        """Velodyne-frame boxes with track ids per frame index (frames without labels are absent); None without a
+        """Ego-frame boxes with track ids per frame index (frames without labels are absent); None without a
         label file (the testing split)."""
         path = self.label_path(log_id)
         if not path.is_file():
@@ -456,7 +461,7 @@ class KittiTrackingDataset(Dataset):
             if row.frame >= num_frames:
                 raise AdapterError(path, f"line {line_number}: field 'frame' is {row.frame}, beyond the sequence's {num_frames} frames")
         lines = [LabelLine(line_number, row.frame, row_label(row), row.track_id) for line_number, row in rows]
-        return labels_by_frame(path, lines, self.calibration(log_id).rect_SE3_velo, with_tracks=True)
+        return labels_by_frame(path, lines, self.calibration(log_id).rect_SE3_ego, with_tracks=True)
 
     def timestamps_ns(self, log_id: str) -> list[int]:
         return [index * FRAME_PERIOD_NS for index in range(self.num_frames(log_id))]
@@ -496,7 +501,7 @@ class KittiTrackingDataset(Dataset):
         if index >= len(poses):
             raise AdapterError(self.oxts_path(log_id), f"no OXTS packet for frame {index} (the file has {len(poses)})")
         velodyne = self.velodyne_dir(log_id)
-        lidar = read_velodyne(velodyne / f"{index:06d}.bin", timestamp_ns) if velodyne.is_dir() else None
+        lidar = KITTI_EGO.sweep_to_ego(read_velodyne(velodyne / f"{index:06d}.bin", timestamp_ns)) if velodyne.is_dir() else None
         cameras = {}
         if self.with_image and self.image_dir(log_id).is_dir():
             image_path = self.image_dir(log_id) / f"{index:06d}.png"
@@ -504,7 +509,7 @@ class KittiTrackingDataset(Dataset):
             calibration = self.calibration(log_id)
             with source_file(image_path):
                 cameras[CAMERA] = guarded(
-                    image_path, lambda: CameraFrame(timestamp_ns, CAMERA, image, calibration.intrinsics, calibration.velo_SE3_camera2)
+                    image_path, lambda: CameraFrame(timestamp_ns, CAMERA, image, calibration.intrinsics, calibration.ego_SE3_camera2)
                 )
         labels = self.annotations(log_id)
         annotations = None if labels is None else labels.get(index, Boxes3D.empty(with_tracks=True))

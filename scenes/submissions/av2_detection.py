@@ -1,6 +1,7 @@
 """Argoverse 2 3D detection: detection and ground-truth tables in the evaluator's format (FORMATS §2.5).
 
-Both are pandas DataFrames, one row per box, ego frame at the sweep timestamp, box centre:
+Both are pandas DataFrames, one row per box, AV2's ego frame (rear axle: the records' ego frame raised by 0.33 m,
+`scenes.ego_frame`) at the sweep timestamp, box centre:
 `log_id, timestamp_ns, category, tx_m, ty_m, tz_m, length_m, width_m, height_m, qw, qx, qy, qz` plus `score`
 (detections) or `num_interior_pts` (ground truth). Written as feather (the format of `annotations.feather`).
 """
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from scenes.categories import CATEGORIES, CATEGORY_ID
+from scenes.ego_frame import AV2_EGO
 from scenes.errors import DrivestackError
 from scenes.geometry import quat_wxyz_to_yaw, yaw_to_quat_wxyz
 from scenes.io import atomic_write
@@ -36,14 +38,15 @@ def _rows(log_id: str, timestamp_ns: int, boxes: Boxes3D) -> pd.DataFrame:
     if boxes.frame != "ego":
         raise DetectionFormatError(f"{log_id}@{timestamp_ns}: AV2 detection boxes must be in the ego frame, got {boxes.frame!r}")
     quat = yaw_to_quat_wxyz(boxes.yaw_rad).reshape(-1, 4)
+    center = AV2_EGO.points_from_ego(boxes.center_m)
     return pd.DataFrame(
         {
             "log_id": np.full(len(boxes), log_id, dtype=object),
             "timestamp_ns": np.full(len(boxes), timestamp_ns, dtype=np.int64),
             "category": boxes.category_names.astype(object),
-            "tx_m": boxes.center_m[:, 0],
-            "ty_m": boxes.center_m[:, 1],
-            "tz_m": boxes.center_m[:, 2],
+            "tx_m": center[:, 0],
+            "ty_m": center[:, 1],
+            "tz_m": center[:, 2],
             "length_m": boxes.size_lwh_m[:, 0],
             "width_m": boxes.size_lwh_m[:, 1],
             "height_m": boxes.size_lwh_m[:, 2],
@@ -149,12 +152,12 @@ def read_detections(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def boxes_by_frame(table: pd.DataFrame) -> dict[tuple[str, int], Boxes3D]:
-    """An AV2 detection table (`read_detections`) -> ego-frame boxes per (log, timestamp)."""
+    """An AV2 detection table (`read_detections`) -> boxes in the records' ego frame per (log, timestamp)."""
     result: dict[tuple[str, int], Boxes3D] = {}
     for (log_id, timestamp_ns), group in table.groupby(["log_id", "timestamp_ns"], sort=True):
         quat = group[["qw", "qx", "qy", "qz"]].to_numpy(np.float64)
         result[(str(log_id), int(timestamp_ns))] = Boxes3D(
-            group[["tx_m", "ty_m", "tz_m"]].to_numpy(np.float64),
+            AV2_EGO.points_to_ego(group[["tx_m", "ty_m", "tz_m"]].to_numpy(np.float64)),
             group[["length_m", "width_m", "height_m"]].to_numpy(np.float64),
             quat_wxyz_to_yaw(quat / np.linalg.norm(quat, axis=1, keepdims=True)).reshape(-1),
             np.array([CATEGORY_ID[name] for name in group["category"]], dtype=np.int64),

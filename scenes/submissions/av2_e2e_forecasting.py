@@ -23,6 +23,7 @@ import pandas as pd
 from av2.evaluation.forecasting.constants import AV2_CATEGORIES, NUM_TIMESTEPS, TIME_DELTA_S
 
 from scenes.categories import CATEGORIES, CATEGORY_ID
+from scenes.ego_frame import AV2_EGO
 from scenes.errors import DrivestackError
 from scenes.geometry import SE3, quat_wxyz_to_yaw
 from scenes.io import atomic_write
@@ -98,7 +99,8 @@ def ground_truth_frame(log_id: str, timestamp_ns: int, city_SE3_ego: SE3, boxes_
         "name": boxes.category_names.astype(object),
         "track_id": boxes.track_id.astype(object),
         # A list, not an ndarray: the evaluator indexes every ndarray per instance (G1).
-        "ego_translation_m": [float(v) for v in city_SE3_ego.translation],
+        # AV2's ego origin (the rear axle, `AV2_EGO`), as the organisers read it from city_SE3_egovehicle.
+        "ego_translation_m": [float(v) for v in AV2_EGO.pose_from_ego(city_SE3_ego).translation],
     }
 
 
@@ -162,7 +164,8 @@ def ground_truth_from_av2_log(log_dir: str | os.PathLike[str]) -> list[dict[str,
             track_id=group["track_uuid"].to_numpy(str),
             num_interior_pts=group["num_interior_pts"].to_numpy(np.int64),
         )
-        frames.append(ground_truth_frame(log_id, timestamp_ns, city_SE3_ego, boxes))
+        # The files are in AV2's ego frame; `ground_truth_frame` takes the records' (`AV2_EGO`).
+        frames.append(ground_truth_frame(log_id, timestamp_ns, AV2_EGO.pose_to_ego(city_SE3_ego), AV2_EGO.boxes_to_ego(boxes)))
     return frames
 
 

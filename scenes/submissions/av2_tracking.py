@@ -19,6 +19,7 @@ import numpy as np
 from av2.evaluation.tracking.utils import group_frames
 
 from scenes.categories import CATEGORIES, CATEGORY_ID
+from scenes.ego_frame import AV2_EGO
 from scenes.errors import DrivestackError
 from scenes.io import atomic_write
 from scenes.records import Boxes3D, Frame, Tracks
@@ -73,7 +74,8 @@ def labels_from_frames(frames: Iterable[Frame]) -> Sequences:
         if boxes.num_interior_pts is not None:
             boxes = boxes.select(boxes.num_interior_pts > 0)
         item = unified_frame(frame.log_id, frame.timestamp_ns, boxes.transformed(frame.city_SE3_ego, "city"))
-        item["ego_translation_m"] = [float(v) for v in frame.city_SE3_ego.translation]
+        # AV2's ego origin (the rear axle, `AV2_EGO`), as the organisers read it from city_SE3_egovehicle.
+        item["ego_translation_m"] = [float(v) for v in AV2_EGO.pose_from_ego(frame.city_SE3_ego).translation]
         unified.append(item)
     return group_frames(unified)
 

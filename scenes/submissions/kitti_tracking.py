@@ -2,12 +2,12 @@
 
 Results: one file per sequence (`SEQ.txt`), one line per tracked object and frame in the label format of
 `scenes.adapters.kitti_tracking` with a score (18 fields): `frame id type 0 0 alpha x1 y1 x2 y2 h w l x y z ry score`.
-Boxes come in the Velodyne (ego) frame; the type is the category's KITTI class (`TO_KITTI`; categories without one are
+Boxes come in the records' ego frame (KITTI's: `scenes.ego_frame.KITTI_EGO`); the type is the category's KITTI class (`TO_KITTI`; categories without one are
 left out), `alpha = ry - atan2(x, z)`, the 2D box the projection of the 3D box into image_02, and string track ids
 become stable non-negative ints (`track_numbers`). KITTI scores only objects in the image: a box whose projection
 misses it is left out.
 
-2D boxes: the 8 corners go through `rect_SE3_velo` and P2. The box is first clipped by the near plane 0.1 m in front of
+2D boxes: the 8 corners go through `rect_SE3_ego` and P2. The box is first clipped by the near plane 0.1 m in front of
 the camera (the KITTI devkit's threshold for drawing a box): the 2D box is the bounding box of the projected part in
 front of that plane (its corners and the points where its edges cross the plane), clipped to the image
 `[0, width - 1] x [0, height - 1]`. A box entirely behind the plane, or whose 2D box misses the image, is not in it.
@@ -17,7 +17,7 @@ Detections (`read_kitti_detections`, format detected from the first non-empty li
   Pedestrian, 2 Car, 3 Cyclist and the score a raw logit: the box's score is `sigmoid(score)`, in [0, 1] like every
   other detector's;
 - KITTI tracking lines (17 or 18 space-separated fields, track id ignored; no score -> 1).
-Both hold rectified camera-0 boxes, which are converted to Velodyne-frame `Boxes3D` without track ids.
+Both hold rectified camera-0 boxes, which are converted to ego-frame `Boxes3D` without track ids.
 """
 
 from __future__ import annotations
@@ -91,13 +91,13 @@ class ImageBoxes:
     truncation: np.ndarray
 
 
-def project_boxes_2d(boxes_velo: Boxes3D, calib: KittiTrackingCalibration, image_size_px: tuple[int, int]) -> ImageBoxes:
-    """The 2D boxes in image_02 of Velodyne-frame boxes (near-plane clipping as the module says)."""
+def project_boxes_2d(boxes_ego: Boxes3D, calib: KittiTrackingCalibration, image_size_px: tuple[int, int]) -> ImageBoxes:
+    """The 2D boxes in image_02 of ego-frame boxes (near-plane clipping as the module says)."""
     width, height = image_size_px
-    count = len(boxes_velo)
+    count = len(boxes_ego)
     if count == 0:
         return ImageBoxes(np.zeros((0, 4)), np.zeros(0, dtype=bool), np.zeros(0))
-    corners = calib.rect_SE3_velo.transform_points(boxes_velo.corners().reshape(-1, 3)).reshape(count, 8, 3)
+    corners = calib.rect_SE3_ego.transform_points(boxes_ego.corners().reshape(-1, 3)).reshape(count, 8, 3)
     projection = calib.projection_p2
     depth = corners @ projection[2, :3] + projection[2, 3]  # (N, 8): depth in front of camera 2
     start, end = corners[:, _EDGES[:, 0]], corners[:, _EDGES[:, 1]]
@@ -147,32 +147,32 @@ def track_numbers(frames: Iterable[Boxes3D]) -> dict[str, int]:
 
 def tracking_rows(
     frame_index: int,
-    boxes_velo: Boxes3D,
+    boxes_ego: Boxes3D,
     calib: KittiTrackingCalibration,
     image_size_px: tuple[int, int],
     track_number: Mapping[str, int],
     *,
     label: bool = False,
 ) -> list[TrackingRow]:
-    """The rows of one frame's tracked Velodyne-frame boxes that are in the image and have a KITTI class.
+    """The rows of one frame's tracked ego-frame boxes that are in the image and have a KITTI class.
 
     Result rows (default) have truncation 0 and the box's score; `label=True` gives ground-truth rows: truncation = the
     fraction of the 2D box outside the image, no score. Occlusion is 0 (not known from boxes)."""
     if frame_index < 0:
         raise KittiTrackingFormatError(f"frame {frame_index}: frame indices must be >= 0")
-    if boxes_velo.track_id is None:
+    if boxes_ego.track_id is None:
         raise KittiTrackingFormatError(f"frame {frame_index}: the boxes carry no track ids")
-    if boxes_velo.frame != "ego":
-        raise KittiTrackingFormatError(f"frame {frame_index}: expected Velodyne-frame (ego) boxes, got {boxes_velo.frame}-frame boxes")
-    projected = project_boxes_2d(boxes_velo, calib, image_size_px)
-    geometry = boxes_to_labels(boxes_velo, calib.rect_SE3_velo)
-    assert boxes_velo.score is not None  # Boxes3D fills a missing score with ones
+    if boxes_ego.frame != "ego":
+        raise KittiTrackingFormatError(f"frame {frame_index}: expected ego-frame boxes, got {boxes_ego.frame}-frame boxes")
+    projected = project_boxes_2d(boxes_ego, calib, image_size_px)
+    geometry = boxes_to_labels(boxes_ego, calib.rect_SE3_ego)
+    assert boxes_ego.score is not None  # Boxes3D fills a missing score with ones
     rows = []
-    for index, category in enumerate(boxes_velo.category_names.tolist()):
+    for index, category in enumerate(boxes_ego.category_names.tolist()):
         kind = TO_KITTI[category]
         if kind is None or not projected.in_image[index]:
             continue
-        track = str(boxes_velo.track_id[index])
+        track = str(boxes_ego.track_id[index])
         if track not in track_number:
             raise KittiTrackingFormatError(f"frame {frame_index}: track {track!r} has no track number")
         number = int(track_number[track])
@@ -192,17 +192,17 @@ def tracking_rows(
                 size_hwl_m=size_hwl,
                 location_cam_m=location,
                 rotation_y_rad=rotation_y,
-                score=None if label else float(boxes_velo.score[index]),
+                score=None if label else float(boxes_ego.score[index]),
             )
         )
     return rows
 
 
 def tracking_lines(
-    frame_index: int, boxes_velo: Boxes3D, calib: KittiTrackingCalibration, image_size_px: tuple[int, int], track_number: Mapping[str, int]
+    frame_index: int, boxes_ego: Boxes3D, calib: KittiTrackingCalibration, image_size_px: tuple[int, int], track_number: Mapping[str, int]
 ) -> list[str]:
-    """KITTI tracking result lines (18 fields, no newline) of one frame's tracked Velodyne-frame boxes."""
-    return [format_tracking_row(row) for row in tracking_rows(frame_index, boxes_velo, calib, image_size_px, track_number)]
+    """KITTI tracking result lines (18 fields, no newline) of one frame's tracked ego-frame boxes."""
+    return [format_tracking_row(row) for row in tracking_rows(frame_index, boxes_ego, calib, image_size_px, track_number)]
 
 
 def write_tracking_results(
@@ -251,12 +251,12 @@ def _pointrcnn_line(path: Path, line_number: int, line: str) -> LabelLine:
     return LabelLine(line_number, frame, label)
 
 
-def pointrcnn_lines(frame_index: int, boxes_velo: Boxes3D, calib: KittiTrackingCalibration, image_size_px: tuple[int, int]) -> list[str]:
-    """One frame's Velodyne-frame detections as AB3DMOT's PointRCNN lines (no newline): Pedestrian, Car and Cyclist
+def pointrcnn_lines(frame_index: int, boxes_ego: Boxes3D, calib: KittiTrackingCalibration, image_size_px: tuple[int, int]) -> list[str]:
+    """One frame's ego-frame detections as AB3DMOT's PointRCNN lines (no newline): Pedestrian, Car and Cyclist
     boxes in the image, the score written as its logit."""
     codes = {name: code for code, name in POINTRCNN_TYPES.items()}
-    anonymous = replace(boxes_velo, track_id=np.array([str(k) for k in range(len(boxes_velo))]))
-    rows = tracking_rows(frame_index, anonymous, calib, image_size_px, {str(k): k for k in range(len(boxes_velo))})
+    anonymous = replace(boxes_ego, track_id=np.array([str(k) for k in range(len(boxes_ego))]))
+    rows = tracking_rows(frame_index, anonymous, calib, image_size_px, {str(k): k for k in range(len(boxes_ego))})
     lines = []
     for row in rows:
         if row.kind not in codes:
@@ -280,18 +280,18 @@ def _numbered_lines(path: Path) -> list[tuple[int, str]]:
 
 
 def read_pointrcnn_detections(path: Path, calib: KittiTrackingCalibration) -> dict[int, Boxes3D]:
-    """AB3DMOT's PointRCNN detection file of one sequence -> Velodyne-frame boxes per frame (score = sigmoid(logit))."""
+    """AB3DMOT's PointRCNN detection file of one sequence -> ego-frame boxes per frame (score = sigmoid(logit))."""
     lines = [_pointrcnn_line(path, number, line) for number, line in _numbered_lines(path)]
-    return labels_by_frame(path, lines, calib.rect_SE3_velo, with_tracks=False)
+    return labels_by_frame(path, lines, calib.rect_SE3_ego, with_tracks=False)
 
 
 def read_tracking_detections(path: Path, calib: KittiTrackingCalibration) -> dict[int, Boxes3D]:
-    """Detections as KITTI tracking lines (track id ignored, no score -> 1) -> Velodyne-frame boxes per frame."""
+    """Detections as KITTI tracking lines (track id ignored, no score -> 1) -> ego-frame boxes per frame."""
     lines = []
     for number, line in _numbered_lines(path):
         row = parse_tracking_line(path, number, line)
         lines.append(LabelLine(number, row.frame, row_label(row, default_score=1.0)))
-    return labels_by_frame(path, lines, calib.rect_SE3_velo, with_tracks=False)
+    return labels_by_frame(path, lines, calib.rect_SE3_ego, with_tracks=False)
 
 
 def read_kitti_detections(path: Path, calib: KittiTrackingCalibration) -> dict[int, Boxes3D]:

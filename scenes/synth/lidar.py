@@ -4,7 +4,18 @@ A spinning LiDAR fires `beams` lasers at fixed elevation angles, `azimuth_steps`
 returns its first hit; the range gets Gaussian noise, returns drop out at random (more often on dark, far or grazing
 surfaces) and beyond the maximum range. Points are expressed in the ego frame at the sweep's timestamp (the sweep is
 simulated as instantaneous, i.e. already motion-compensated), with intensity from the surface's reflectivity and the
-incidence angle.
+incidence angle. Retro-reflective surfaces (signs) return far more than a white diffuse one and saturate.
+
+A rig (`LidarRig`) is one or more LiDARs on the car and the dataset's intensity scale:
+- `av2`: two VLP-32C stacked behind the windscreen, the lower one mounted upside down (AV2's `up_lidar` /
+  `down_lidar`, lasers 0-31 / 32-63, about 100k points per sweep); AV2's intensity is dim and spread out (median 11
+  of 255 on the real log in `shared/data`).
+- `kitti`: one HDL-64E 1.73 m above the road (about 120k points), reflectance in [0, 1], compressed (median
+  0.26-0.30 and 95% under 0.48 on the real KITTI frames).
+- `nuscenes`: one HDL-32E 1.84 m above the road, turned -90 degrees about z (LIDAR_TOP's x axis points right),
+  20 Hz, so about 1080 firings per turn (about 35k points); no real nuScenes sweep is at hand to match its
+  intensity scale, so it keeps the simulator's.
+- `single`: the configurable one-LiDAR rig (`SynthConfig.lidar_beams`) on the roof.
 """
 
 from __future__ import annotations
@@ -22,7 +33,19 @@ from scenes.synth.meshes import Mesh, surface_label
 from scenes.synth.roads import RoadNetwork
 from scenes.synth.styles import CityscapesLabel as L
 
-__all__ = ["Hits", "FrameScene", "StaticScene", "LidarModel", "beam_elevations_deg", "simulate_sweep"]
+__all__ = [
+    "Hits",
+    "FrameScene",
+    "StaticScene",
+    "LidarModel",
+    "LidarMount",
+    "LidarRig",
+    "RIG_NAMES",
+    "beam_elevations_deg",
+    "dataset_rig",
+    "simulate_sweep",
+    "simulate_rig_sweep",
+]
 
 # Velodyne HDL-64E (KITTI) and VLP-32C elevation tables, degrees. The HDL-64E has two blocks of 32 lasers: the upper
 # one from +2 to -8.33 degrees (1/3 degree apart), the lower one from -8.83 to -24.33 degrees (1/2 degree apart).
@@ -31,13 +54,18 @@ VLP32C_ELEVATIONS_DEG: Final = np.array(
     [-25.0, -15.639, -11.31, -8.843, -7.254, -6.148, -5.333, -4.667, -4.0, -3.667, -3.333, -3.0, -2.667, -2.333, -2.0, -1.667,
      -1.333, -1.0, -0.667, -0.333, 0.0, 0.333, 0.667, 1.0, 1.333, 1.667, 2.333, 3.333, 4.667, 7.0, 10.333, 15.0]
 )
+# Velodyne HDL-32E (nuScenes): 32 lasers from +10.67 to -30.67 degrees, 4/3 degree apart.
+HDL32E_ELEVATIONS_DEG: Final = np.linspace(10.67, -30.67, 32)
+# Diffuse reflectivity per surface; retro-reflective sheeting (signs) returns several times a white diffuse surface.
 REFLECTIVITY: Final = {
     L.ROAD: 0.12,
     L.SIDEWALK: 0.25,
     L.BUILDING: 0.35,
+    L.WALL: 0.3,
+    L.FENCE: 0.25,
     L.POLE: 0.4,
     L.TRAFFIC_LIGHT: 0.3,
-    L.TRAFFIC_SIGN: 0.95,
+    L.TRAFFIC_SIGN: 6.0,
     L.VEGETATION: 0.3,
     L.TERRAIN: 0.2,
     L.STATIC: 0.85,
@@ -188,8 +216,11 @@ def simulate_sweep(
     timestamp_ns: int,
     rng: np.random.Generator,
     marking: Callable[[np.ndarray], np.ndarray] | None = None,
+    intensity_response: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[LidarSweep, Hits]:
-    """One sweep in the ego frame, and the ray hits it came from (for the points kept, in the same order)."""
+    """One sweep in the ego frame, and the ray hits it came from (for the points kept, in the same order); with
+    `intensity_response = (gain, gamma)` the intensity is `gain * strength ** gamma` (the dataset's scale), clipped to
+    [0, 1]."""
     city_SE3_lidar = city_SE3_ego.compose(ego_SE3_lidar)
     directions_city = model.unit_directions() @ city_SE3_lidar.rotation.T
     hits = scene.cast(city_SE3_lidar.translation, directions_city)
@@ -208,7 +239,93 @@ def simulate_sweep(
     noisy_t = hits.t[keep] + rng.normal(0.0, model.range_noise_std_m, int(keep.sum())) if model.range_noise_std_m > 0 else hits.t[keep]
     points_city = city_SE3_lidar.translation + noisy_t[:, None] * directions_city[keep]
     points_ego = city_SE3_ego.inverse().transform_points(points_city).astype(np.float32)
-    intensity = np.clip(reflectivity[keep] * (0.35 + 0.65 * cos_incidence[keep]) + rng.normal(0.0, 0.01, int(keep.sum())), 0.0, 1.0)
+    response = reflectivity[keep] * (0.35 + 0.65 * cos_incidence[keep]) + rng.normal(0.0, 0.01, int(keep.sum()))
+    gain, gamma = intensity_response
+    intensity = np.clip(gain * np.maximum(response, 0.0) ** gamma, 0.0, 1.0)
     sweep = LidarSweep(timestamp_ns, points_ego, intensity.astype(np.float32), beam[keep])
     kept = Hits(hits.t[keep], hits.label[keep], hits.owner[keep], hits.normal[keep], hits.albedo[keep], hits.points[keep])
     return sweep, kept
+
+
+@dataclass(frozen=True)
+class LidarMount:
+    """One LiDAR of a rig: its name (the calibration's sensor name), pose on the car, model and first laser number."""
+
+    name: str
+    ego_SE3_lidar: SE3
+    model: LidarModel
+    first_laser: int = 0
+
+
+@dataclass(frozen=True)
+class LidarRig:
+    """The LiDARs of a car and the dataset's intensity scale: `gain * strength ** gamma` of the simulated return."""
+
+    name: str
+    mounts: tuple[LidarMount, ...]
+    intensity_response: tuple[float, float] = (1.0, 1.0)
+
+    @property
+    def rays_per_sweep(self) -> int:
+        return sum(mount.model.rays_per_sweep for mount in self.mounts)
+
+
+RIG_NAMES: Final = ("single", "av2", "kitti", "nuscenes")
+# (gain, gamma) that map the simulator's return strength onto each dataset's intensity distribution. Real quartiles
+# (shared/data): AV2 5 / 11 / 30 of 255 (0.02 / 0.043 / 0.118), KITTI 0.20 / 0.28 / 0.36 with 95% under 0.48. The
+# simulator's strength quartiles on the same rigs: AV2 0.16 / 0.27 / 0.33, KITTI 0.065 / 0.105 / 0.26, so AV2 needs a
+# spreading gamma > 1 and KITTI (whose reflectance is calibrated, hence compressed) a gamma < 1.
+AV2_INTENSITY: Final = (0.7, 2.0)
+KITTI_INTENSITY: Final = (0.75, 0.5)
+
+
+def _flipped(yaw_rad: float, translation_m: tuple[float, float, float]) -> SE3:
+    """A sensor turned `yaw_rad` about z and mounted upside down (rolled by pi about its x axis)."""
+    roll = np.diag([1.0, -1.0, -1.0])
+    return SE3(SE3.from_yaw(yaw_rad, translation_m).rotation @ roll, np.asarray(translation_m, dtype=np.float64))
+
+
+def dataset_rig(name: str, *, range_noise_std_m: float = 0.02, dropout: float = 0.05) -> LidarRig:
+    """The rig of dataset `name` (`av2`, `kitti`, `nuscenes`): mounts in the records' ego frame (origin on the ground
+    below the rear axle), beams and firings per turn as the module says."""
+    noise = {"range_noise_std_m": range_noise_std_m, "dropout": dropout}
+    if name == "av2":
+        vlp32c = LidarModel(VLP32C_ELEVATIONS_DEG[::-1].copy(), 1800, 200.0, **noise)
+        return LidarRig(
+            "av2",
+            (
+                LidarMount("up_lidar", SE3(np.eye(3), np.array([1.35, 0.0, 1.97])), vlp32c),
+                LidarMount("down_lidar", _flipped(0.0, (1.36, 0.0, 1.85)), vlp32c, first_laser=32),
+            ),
+            AV2_INTENSITY,
+        )
+    if name == "kitti":
+        hdl64 = LidarModel(HDL64_ELEVATIONS_DEG.copy(), 2000, 120.0, **noise)
+        return LidarRig("kitti", (LidarMount("up_lidar", SE3(np.eye(3), np.array([0.81, 0.0, 1.73])), hdl64),), KITTI_INTENSITY)
+    if name == "nuscenes":
+        hdl32 = LidarModel(HDL32E_ELEVATIONS_DEG.copy(), 1080, 100.0, **noise)
+        return LidarRig("nuscenes", (LidarMount("up_lidar", SE3.from_yaw(-np.pi / 2, (0.94, 0.0, 1.84)), hdl32),))
+    raise ValueError(f"unknown LiDAR rig {name!r}; dataset rigs: av2, kitti, nuscenes")
+
+
+def simulate_rig_sweep(
+    scene: FrameScene,
+    rig: LidarRig,
+    city_SE3_ego: SE3,
+    timestamp_ns: int,
+    rng: np.random.Generator,
+    marking: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> LidarSweep:
+    """One ego-frame sweep of every LiDAR of `rig`, merged (laser numbers offset by each mount's `first_laser`)."""
+    sweeps = []
+    for mount in rig.mounts:
+        sweep, _ = simulate_sweep(scene, mount.model, city_SE3_ego, mount.ego_SE3_lidar, timestamp_ns, rng, marking, rig.intensity_response)
+        sweeps.append(sweep)
+    if len(sweeps) == 1 and rig.mounts[0].first_laser == 0:
+        return sweeps[0]
+    return LidarSweep(
+        timestamp_ns,
+        np.concatenate([sweep.points_xyz_m for sweep in sweeps]),
+        np.concatenate([sweep.intensity for sweep in sweeps]),
+        np.concatenate([sweep.laser_number + mount.first_laser for sweep, mount in zip(sweeps, rig.mounts, strict=True)]).astype(np.int16),
+    )

@@ -219,13 +219,16 @@ def _blocks(network: RoadNetwork) -> list[tuple[float, float, float, float]]:
     ]
 
 
-def build_city_mesh(network: RoadNetwork, rng: np.random.Generator) -> Mesh:
-    """The static city: ground, raised blocks with sidewalks, buildings, street trees, lamp posts, traffic lights."""
+def build_city_mesh(network: RoadNetwork, rng: np.random.Generator, *, clutter: bool = True) -> Mesh:
+    """The static city: ground, raised blocks with sidewalks, buildings, street trees, lamp posts, traffic lights and,
+    with `clutter`, the street's unannotated clutter (`_street_clutter`), drawn from its own stream of `rng` after
+    everything else so switching it off leaves the rest of the city unchanged."""
     layout = network.layout
     x_min, y_min, x_max, y_max = network.extent_m
     curb, sidewalk = layout.curb_height_m, layout.sidewalk_width_m
     parts = [_part(_box((x_min, y_min, -0.5), (x_max, y_max, 0.0)), L.ROAD)]
     half = network.road_half_width_m
+    buildings: list[tuple[float, float, float, float, float]] = []
     for bx0, by0, bx1, by1 in _blocks(network):
         parts.append(_part(_box((bx0, by0, -0.5), (bx1, by1, curb)), L.SIDEWALK))
         inner = (bx0 + sidewalk + layout.building_setback_m, by0 + sidewalk + layout.building_setback_m,
@@ -244,6 +247,7 @@ def build_city_mesh(network: RoadNetwork, rng: np.random.Generator) -> Mesh:
                 y1 = inner[1] + (j + 1) * depth / lots_y - rng.uniform(0.0, 1.5)
                 height = rng.uniform(*layout.building_height_m)
                 parts.append(_part(_box((x0, y0, curb), (x1, y1, curb + height)), L.BUILDING, rng.uniform(0.75, 1.25)))
+                buildings.append((x0, y0, x1, y1, height))
     # Street furniture along every curb, away from the intersections.
     for y in network.grid_y_m:
         for side in (-1.0, 1.0):
@@ -263,7 +267,115 @@ def build_city_mesh(network: RoadNetwork, rng: np.random.Generator) -> Mesh:
                 pole = _prism(0.12, curb, curb + 4.2, 6)
                 parts.append(_part((pole[0] + [x, y, 0.0], pole[1]), L.POLE))
                 parts.append(_part(_box((x - 0.2, y - 0.2, curb + 3.2), (x + 0.2, y + 0.2, curb + 4.2)), L.TRAFFIC_LIGHT))
+    if clutter:
+        clutter_rng = np.random.default_rng(rng.integers(2**63))
+        for start, end, outward in _curbs(network):
+            _street_clutter(parts, clutter_rng, layout, start, end, outward, half)
+        for building in buildings:
+            _facade_relief(parts, clutter_rng, layout, building)
     return Mesh.concatenate(parts)
+
+
+def _curbs(network: RoadNetwork) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(start, end, outward unit vector) of every curb between two intersections."""
+    half = network.road_half_width_m
+    curbs = []
+    for y in network.grid_y_m:
+        for side in (-1.0, 1.0):
+            for x0, x1 in zip(network.grid_x_m[:-1], network.grid_x_m[1:], strict=True):
+                curbs.append((np.array([x0, y + side * half]), np.array([x1, y + side * half]), np.array([0.0, side])))
+    for x in network.grid_x_m:
+        for side in (-1.0, 1.0):
+            for y0, y1 in zip(network.grid_y_m[:-1], network.grid_y_m[1:], strict=True):
+                curbs.append((np.array([x + side * half, y0]), np.array([x + side * half, y1]), np.array([side, 0.0])))
+    return curbs
+
+
+def _oriented_box(center_xy: np.ndarray, direction: np.ndarray, length: float, depth: float, z0: float, z1: float) -> tuple[np.ndarray, np.ndarray]:
+    """A box `length` along `direction` and `depth` across it, centred on `center_xy`, from height z0 to z1."""
+    vertices, triangles = _box((-length / 2, -depth / 2, z0), (length / 2, depth / 2, z1))
+    rotation = np.array([[direction[0], -direction[1]], [direction[1], direction[0]]])
+    vertices = vertices.copy()
+    vertices[:, :2] = vertices[:, :2] @ rotation.T + center_xy
+    return vertices, triangles
+
+
+def _street_clutter(parts: list[Mesh], rng: np.random.Generator, layout, start: np.ndarray, end: np.ndarray, outward: np.ndarray, half: float) -> None:
+    """What real streets hold besides cars, people, trees and lamps, and what a detector must learn to reject (none of
+    it is annotated): fences, low walls and hedges at the back of the sidewalk (0.8-1.2 m high, the height of a car),
+    bus shelters, bollard rows, parked bicycles, jersey barriers and sign posts near the curb."""
+    direction = (end - start) / np.linalg.norm(end - start)
+    length = float(np.linalg.norm(end - start))
+    margin = half + layout.sidewalk_width_m + 2.0
+    curb, back = layout.curb_height_m, layout.sidewalk_width_m + 0.4
+    along = margin + rng.uniform(0.0, 10.0)
+    while along < length - margin - 4.0:  # runs of fence, wall or hedge along the back of the sidewalk
+        run = min(rng.uniform(6.0, 30.0), length - margin - along)
+        center = start + direction * (along + run / 2) + outward * back
+        kind = rng.integers(3)
+        if kind == 0:
+            height = rng.uniform(0.9, 1.8)
+            parts.append(_part(_oriented_box(center, direction, run, 0.06, curb, curb + height), L.FENCE, rng.uniform(0.6, 1.2)))
+        elif kind == 1:
+            parts.append(_part(_oriented_box(center, direction, run, 0.3, curb, curb + rng.uniform(0.6, 1.2)), L.WALL, rng.uniform(0.7, 1.2)))
+        else:
+            depth = rng.uniform(0.6, 1.2)
+            parts.append(_part(_oriented_box(center, direction, run, depth, curb, curb + rng.uniform(0.8, 1.6)), L.VEGETATION, 0.6))
+        along += run + rng.uniform(5.0, 25.0)
+    near = 1.0  # furniture stands at least this far behind the curb line (a bicycle is 1.7 m long, across the sidewalk)
+    for _ in range(rng.poisson(2.0)):
+        x = float(rng.uniform(margin, max(margin, length - margin - 10.0)))  # rows reach up to 9 m further along
+        center = start + direction * x + outward * (near + rng.uniform(0.0, 1.5))
+        kind = rng.integers(5)
+        if kind == 0:  # bus shelter at the back of the sidewalk: roof, back wall, two side panes
+            depth = 1.5
+            center = start + direction * x + outward * (layout.sidewalk_width_m - depth - 0.1)
+            back_xy = center + outward * depth
+            parts.append(_part(_oriented_box(center + outward * depth / 2, direction, 4.0, depth, curb + 2.4, curb + 2.55), L.STATIC))
+            parts.append(_part(_oriented_box(back_xy, direction, 4.0, 0.05, curb + 0.1, curb + 2.4), L.STATIC, 0.8))
+            for end_sign in (-1.0, 1.0):
+                side_xy = center + outward * depth / 2 + direction * end_sign * 2.0
+                parts.append(_part(_oriented_box(side_xy, outward, depth, 0.05, curb + 0.1, curb + 2.4), L.STATIC, 0.8))
+        elif kind == 1:  # a row of bollards
+            for k in range(int(rng.integers(3, 8))):
+                x_k = center + direction * 1.5 * k
+                bollard = _prism(0.1, curb, curb + rng.uniform(0.8, 1.0), 6)
+                parts.append(_part((bollard[0] + [x_k[0], x_k[1], 0.0], bollard[1]), L.POLE))
+        elif kind == 2:  # parked bicycles against a rack
+            for k in range(int(rng.integers(1, 5))):
+                x_k = center + direction * 0.7 * k
+                parts.append(_part(_oriented_box(x_k, outward, 1.7, 0.4, curb + 0.05, curb + 1.0), L.STATIC, 0.5))
+        elif kind == 3:  # jersey barriers
+            for k in range(int(rng.integers(1, 4))):
+                x_k = center + direction * 2.1 * k
+                parts.append(_part(_oriented_box(x_k, direction, 2.0, 0.6, curb, curb + 0.8), L.WALL, 1.1))
+        else:  # a sign on a post
+            post = _prism(0.05, curb, curb + 2.6, 6)
+            parts.append(_part((post[0] + [center[0], center[1], 0.0], post[1]), L.POLE))
+            parts.append(_part(_oriented_box(center, direction, 0.7, 0.05, curb + 1.9, curb + 2.6), L.TRAFFIC_SIGN))
+
+
+def _facade_relief(parts: list[Mesh], rng: np.random.Generator, layout, building: tuple[float, float, float, float, float]) -> None:
+    """Pillars and balconies standing out of a building's faces, so facades are not flat walls."""
+    x0, y0, x1, y1, height = building
+    curb = layout.curb_height_m
+    faces = [
+        (np.array([x0, y0]), np.array([x1, y0]), np.array([0.0, -1.0])),
+        (np.array([x0, y1]), np.array([x1, y1]), np.array([0.0, 1.0])),
+        (np.array([x0, y0]), np.array([x0, y1]), np.array([-1.0, 0.0])),
+        (np.array([x1, y0]), np.array([x1, y1]), np.array([1.0, 0.0])),
+    ]
+    for start, end, outward in faces:
+        direction = (end - start) / np.linalg.norm(end - start)
+        length = float(np.linalg.norm(end - start))
+        for along in np.arange(rng.uniform(1.0, 6.0), length - 1.0, rng.uniform(4.0, 9.0)):
+            depth = rng.uniform(0.3, 0.9)
+            center = start + direction * along + outward * depth / 2
+            if rng.random() < 0.5:
+                parts.append(_part(_oriented_box(center, direction, 0.6, depth, curb, curb + min(height, rng.uniform(3.0, 6.0))), L.BUILDING, 0.9))
+            elif height > 4.0:
+                z = curb + rng.uniform(2.5, height - 1.2)
+                parts.append(_part(_oriented_box(center, direction, rng.uniform(2.0, 4.0), depth, z, z + 1.1), L.BUILDING, 1.1))
 
 
 def _street_side(parts: list[Mesh], rng: np.random.Generator, layout, start: np.ndarray, end: np.ndarray, outward: np.ndarray, half: float) -> None:

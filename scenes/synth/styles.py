@@ -23,6 +23,8 @@ class CityscapesLabel:
     ROAD: Final = 7
     SIDEWALK: Final = 8
     BUILDING: Final = 11
+    WALL: Final = 12
+    FENCE: Final = 13
     POLE: Final = 17
     TRAFFIC_LIGHT: Final = 19
     TRAFFIC_SIGN: Final = 20
@@ -87,6 +89,8 @@ def _palette(**overrides: tuple[int, int, int]) -> MappingProxyType[int, tuple[i
         CityscapesLabel.ROAD: (95, 95, 100),
         CityscapesLabel.SIDEWALK: (175, 170, 160),
         CityscapesLabel.BUILDING: (160, 120, 95),
+        CityscapesLabel.WALL: (150, 145, 135),
+        CityscapesLabel.FENCE: (120, 115, 100),
         CityscapesLabel.POLE: (110, 110, 115),
         CityscapesLabel.TRAFFIC_LIGHT: (40, 40, 40),
         CityscapesLabel.TRAFFIC_SIGN: (220, 200, 40),

@@ -23,7 +23,17 @@ from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks
 from scenes.synth.agents import TrafficConfig, Trajectories, simulate_traffic
 from scenes.synth.camera import CAMERA_MOUNTS, ego_SE3_camera, render_camera
 from scenes.synth.kernels import count_points_in_boxes
-from scenes.synth.lidar import FrameScene, LidarModel, StaticScene, beam_elevations_deg, simulate_sweep
+from scenes.synth.lidar import (
+    RIG_NAMES,
+    FrameScene,
+    LidarModel,
+    LidarMount,
+    LidarRig,
+    StaticScene,
+    beam_elevations_deg,
+    dataset_rig,
+    simulate_rig_sweep,
+)
 from scenes.synth.meshes import Mesh, build_agent_mesh, build_city_mesh
 from scenes.synth.roads import RoadNetwork, build_road_network
 from scenes.synth.styles import STYLES, Style, get_style
@@ -47,6 +57,8 @@ class SynthConfig(StrictConfig):
     lidar_max_range_m: float = Field(200.0, gt=0)
     lidar_range_noise_m: float = Field(0.02, ge=0)
     lidar_dropout: float = Field(0.05, ge=0, lt=1)
+    lidar_rig: str = "single"
+    street_clutter: bool = True
     cameras: tuple[str, ...] = ("ring_front_center",)
     image_width_px: int = Field(320, ge=16, le=4096)
     image_height_px: int = Field(192, ge=16, le=4096)
@@ -67,6 +79,13 @@ class SynthConfig(StrictConfig):
             raise ValueError(f"unknown style {value!r}; known: {', '.join(STYLES)}")
         return value
 
+    @field_validator("lidar_rig")
+    @classmethod
+    def _known_rig(cls, value: str) -> str:
+        if value not in RIG_NAMES:
+            raise ValueError(f"unknown LiDAR rig {value!r}; known: {', '.join(RIG_NAMES)}")
+        return value
+
     @field_validator("cameras")
     @classmethod
     def _known_cameras(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -76,6 +95,16 @@ class SynthConfig(StrictConfig):
         if len(set(value)) != len(value):
             raise ValueError(f"a camera is listed twice: {list(value)}")
         return value
+
+    def lidar_rig_model(self) -> LidarRig | None:
+        """The LiDARs to simulate: `lidar_rig` (a dataset's rig, or `single`: one `lidar_beams` LiDAR on the roof);
+        None when `lidar_beams` is None (no LiDAR)."""
+        single = self.lidar_model()
+        if single is None:
+            return None
+        if self.lidar_rig == "single":
+            return LidarRig("single", (LidarMount(LIDAR_NAME, EGO_SE3_LIDAR, single),))
+        return dataset_rig(self.lidar_rig, range_noise_std_m=self.lidar_range_noise_m, dropout=self.lidar_dropout)
 
     def lidar_model(self) -> LidarModel | None:
         if self.lidar_beams is None:
@@ -192,7 +221,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
     map_seq, traffic_seq, lidar_seq, camera_seq, _ = _seed_streams(seed, index)
     log_uuid = log_id(seed, index)
     network = build_road_network(style.layout)
-    city_mesh = build_city_mesh(network, np.random.default_rng(map_seq))
+    city_mesh = build_city_mesh(network, np.random.default_rng(map_seq), clutter=config.street_clutter)
     lane_graph = network.lane_graph(style.city_code)
     num_frames = max(1, int(round(config.seconds * config.rate_hz)))
     start_ns = START_NS + index * LOG_SPACING_NS
@@ -207,12 +236,12 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
         physics_hz=config.rate_hz * max(1, int(np.ceil(10.0 / config.rate_hz))),
     )
     agents = simulate_traffic(network, traffic, (timestamps_ns - start_ns) / 1e9, np.random.default_rng(traffic_seq))
-    lidar_model = config.lidar_model()
+    lidar_rig = config.lidar_rig_model()
     lidar_rng, camera_rng = np.random.default_rng(lidar_seq), np.random.default_rng(camera_seq)
     colors = _agent_colors(style, agents)
     sensors: dict[str, SE3] = {name: ego_SE3_camera(name) for name in config.cameras}
-    if lidar_model is not None:
-        sensors[LIDAR_NAME] = EGO_SE3_LIDAR
+    if lidar_rig is not None:
+        sensors.update({mount.name: mount.ego_SE3_lidar for mount in lidar_rig.mounts})
     not_ego = np.arange(agents.num_agents) != agents.ego_index
     static_scene = StaticScene(network, city_mesh)
     frames = []
@@ -234,11 +263,11 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
             ).transformed(city_SE3_ego.inverse(), "ego")
             sweep = None
             cameras: dict[str, CameraFrame] = {}
-            if lidar_model is not None or config.cameras:
+            if lidar_rig is not None or config.cameras:
                 rendered = np.flatnonzero(not_ego & (distance <= config.render_range_m))
                 scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered))
-                if lidar_model is not None:
-                    sweep, _ = simulate_sweep(scene, lidar_model, city_SE3_ego, EGO_SE3_LIDAR, timestamp_ns, lidar_rng, network.marking)
+                if lidar_rig is not None:
+                    sweep = simulate_rig_sweep(scene, lidar_rig, city_SE3_ego, timestamp_ns, lidar_rng, network.marking)
                     interior = count_points_in_boxes(sweep.points_xyz_m.astype(np.float64), boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)
                     boxes = replace(boxes, num_interior_pts=interior)
                 for name in config.cameras:

@@ -47,17 +47,22 @@ def test_few_beam_points_keep_the_lidartouch_lines() -> None:
 
 def test_pnp_pose_agrees_with_the_simulator() -> None:
     config = TINY.model_copy(update={"pose": TINY.pose.model_copy(update={"method": "pnp"})})
-    (log,) = synth_logs(config, 0, 1)
-    rig = Rig("kitti_left", log.ego_SE3_sensors[LIDAR_NAME].inverse(), "index")
-    frames = log.frames
-    pnp = make_sample(frames[2], [frames[0], frames[4]], rig, config)
-    oracle = make_sample(frames[2], [frames[0], frames[4]], rig, TINY)
-    # On these 256x128 frames PnP keeps the poses it can trust (enough RANSAC inliers) and they are close to the truth.
-    assert pnp.pose_valid.any()
-    error = np.linalg.norm(pnp.source_T_target[:, :3, 3] - oracle.source_T_target[:, :3, 3], axis=1)
-    travelled = np.linalg.norm(oracle.source_T_target[:, :3, 3], axis=1)
-    assert travelled.min() > 0.5 and (error[pnp.pose_valid] < 0.25 * travelled[pnp.pose_valid]).all()
-    np.testing.assert_array_equal(pnp.source_T_target[~pnp.pose_valid], np.broadcast_to(np.eye(4), (int((~pnp.pose_valid).sum()), 4, 4)))
+    trusted = 0
+    for seed in range(4):
+        (log,) = synth_logs(config, seed, 1)
+        rig = Rig("kitti_left", log.ego_SE3_sensors[LIDAR_NAME].inverse(), "index")
+        frames = log.frames
+        pnp = make_sample(frames[2], [frames[0], frames[4]], rig, config)
+        oracle = make_sample(frames[2], [frames[0], frames[4]], rig, TINY)
+        # On these 256x128 frames PnP keeps only the poses it can trust (enough RANSAC inliers), and those are close
+        # to the truth; the others fall back to the identity.
+        error = np.linalg.norm(pnp.source_T_target[:, :3, 3] - oracle.source_T_target[:, :3, 3], axis=1)
+        travelled = np.linalg.norm(oracle.source_T_target[:, :3, 3], axis=1)
+        assert travelled.min() > 0.5 and (error[pnp.pose_valid] < 0.25 * travelled[pnp.pose_valid]).all()
+        identity = np.broadcast_to(np.eye(4), (int((~pnp.pose_valid).sum()), 4, 4))
+        np.testing.assert_array_equal(pnp.source_T_target[~pnp.pose_valid], identity)
+        trusted += int(pnp.pose_valid.sum())
+    assert trusted >= 2
 
 
 def test_flip_mirrors_images_intrinsics_and_poses_consistently(tiny_samples: list[DepthSample]) -> None:

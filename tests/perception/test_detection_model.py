@@ -10,13 +10,14 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from perception.detection.augment import flip_y, rotate_scale
+from perception.detection.augment import flip_y, keep_lasers, rotate_scale, vary_sensor
 from perception.detection.box_coder import LAYOUT
 from perception.detection.box_ops import count_points_in_boxes
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.decode import decode
 from perception.detection.detector import Detector
-from perception.detection.losses import focal_loss
+from perception.detection.losses import focal_loss, regression_loss
+from perception.detection.model import PillarFeatureNet, make_pillar_batch, sweep_index
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
 from perception.detection.train import Sample, fit
@@ -112,6 +113,43 @@ def test_focal_loss_hand_value() -> None:
     assert float(focal_loss(logits, target)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_regression_loss_hand_value_with_squared_velocity() -> None:
+    # One object at cell 1 of a 1 x 2 map; prediction - target is 2 on every channel. L1: 2 per channel; squared
+    # channels: 0.5 * 2^2 = 2 as well, so use 3 on the velocity channels: 0.5 * 9 = 4.5 there, 3 with L1.
+    prediction = torch.zeros(1, LAYOUT.width, 1, 2)
+    target = torch.full((1, 1, LAYOUT.width), -2.0)
+    target[0, 0, LAYOUT.velocity] = -3.0
+    indices, mask = torch.tensor([[1]]), torch.tensor([[True]])
+    weights = torch.tensor(LAYOUT.weights(velocity=0.5))
+    squared = torch.zeros(LAYOUT.width, dtype=torch.bool)
+    squared[LAYOUT.velocity] = True
+    others = LAYOUT.width - 2
+    assert float(regression_loss(prediction, indices, mask, target, weights)) == pytest.approx(2 * others + 0.5 * 3 * 2)
+    assert float(regression_loss(prediction, indices, mask, target, weights, squared)) == pytest.approx(2 * others + 0.5 * 4.5 * 2)
+    # A masked-out slot adds nothing.
+    two = regression_loss(prediction, torch.tensor([[1, 0]]), torch.tensor([[True, False]]), target.repeat(1, 2, 1), weights, squared)
+    assert float(two) == pytest.approx(2 * others + 0.5 * 4.5 * 2)
+
+
+def test_sweep_occupancy_channels_count_each_sweeps_points() -> None:
+    np.testing.assert_array_equal(sweep_index(np.array([0.2, 0.0, 0.1, 0.0], np.float32)), [2, 0, 1, 0])
+    np.testing.assert_array_equal(sweep_index(np.array([0.05, 0.0], np.float32)), [1, 0])  # any sweep rate
+    cfg = ModelConfig.model_validate({**TINY_MODEL, "num_sweeps": 3, "sweep_occupancy": True})
+    # Pillar (row 32, column 32) at x, y in [0, 0.5): 3 current points, 1 from the sweep before; pillar (32, 34): 2
+    # points of the oldest sweep (a mover's trail).
+    xy = [(0.1, 0.1)] * 4 + [(1.2, 0.2)] * 2
+    lag = [0.0, 0.0, 0.0, 0.1, 0.2, 0.2]
+    cloud = np.array([(x, y, 0.5, 0.3, t) for (x, y), t in zip(xy, lag, strict=True)], dtype=np.float32)
+    net = PillarFeatureNet(cfg).eval()
+    assert net.out_channels == cfg.pillar_channels + 3
+    with torch.no_grad():
+        canvas = net(make_pillar_batch([cloud], cfg))
+    occupancy = canvas[0, cfg.pillar_channels :]
+    np.testing.assert_allclose(occupancy[:, 32, 32].numpy(), np.log1p([3.0, 1.0, 0.0]), rtol=1e-6)
+    np.testing.assert_allclose(occupancy[:, 32, 34].numpy(), np.log1p([0.0, 0.0, 2.0]), rtol=1e-6)
+    assert float(occupancy.sum()) == pytest.approx(float(np.log1p(3) + np.log1p(1) + np.log1p(2)), rel=1e-6)
+
+
 def test_multi_sweep_motion_compensation() -> None:
     # The ego moves +2 m in x between sweeps; a static point at city x = 10 must land on the same ego-now coordinates.
     def frame(t_ns: int, ego_x: float) -> Frame:
@@ -137,6 +175,34 @@ def test_augmentation_keeps_points_in_their_boxes() -> None:
         assert np.abs(after - before).max() <= 2
     _, flipped = flip_y(points, boxes)
     np.testing.assert_allclose(flipped.velocity_m_per_s[:, 1], -boxes.velocity_m_per_s[:, 1])  # type: ignore[index]
+
+
+def test_sensor_variation_by_hand() -> None:
+    boxes = Boxes3D(np.array([[10.0, 0.0, 0.8]]), np.array([[4.0, 2.0, 1.5]]), np.zeros(1), np.array([CATEGORY_ID["REGULAR_VEHICLE"]]))
+    points = np.array([[10.0, 0.0, 0.5, 0.25, 0.0], [5.0, 1.0, 0.0, 1.0, 0.1]], dtype=np.float32)
+    # Degenerate ranges pin each draw: +-0 m shift, gain 2, gamma 0.5, every point kept.
+    same, same_boxes = vary_sensor(
+        points, boxes, np.random.default_rng(0), ground_shift_m=0.0, intensity_gain_range=(2.0, 2.0), intensity_gamma_range=(0.5, 0.5),
+        point_keep_range=(1.0, 1.0),
+    )  # fmt: skip
+    np.testing.assert_allclose(same[:, 3], [2.0 * 0.5, 1.0])  # 2 * 0.25 ** 0.5 = 1, 2 * 1 ** 0.5 = 2 -> clipped to 1
+    np.testing.assert_allclose(same[:, [0, 1, 2, 4]], points[:, [0, 1, 2, 4]])
+    np.testing.assert_allclose(same_boxes.center_m, boxes.center_m)
+    # A ground shift moves points and boxes together.
+    moved, moved_boxes = vary_sensor(
+        points, boxes, np.random.default_rng(1), ground_shift_m=0.3, intensity_gain_range=(1.0, 1.0), intensity_gamma_range=(1.0, 1.0),
+        point_keep_range=(1.0, 1.0),
+    )  # fmt: skip
+    shift = moved[0, 2] - points[0, 2]
+    assert 0.0 < abs(shift) <= 0.3
+    np.testing.assert_allclose(moved[:, 2] - points[:, 2], shift, atol=1e-6)
+    np.testing.assert_allclose(moved_boxes.center_m[:, 2] - boxes.center_m[:, 2], shift, atol=1e-6)
+    # Lasers are dropped consistently across the sweeps of a sample.
+    laser = np.arange(8, dtype=np.int16)
+    sweeps = [LidarSweep(t, np.zeros((8, 3), np.float32), np.zeros(8, np.float32), laser) for t in (0, 1)]
+    kept = keep_lasers(sweeps, 0.5, np.random.default_rng(2))
+    assert len(kept[0]) == 4 and kept[0].laser_number.tolist() == kept[1].laser_number.tolist()
+    assert keep_lasers(sweeps, 1.0, np.random.default_rng(2)) == sweeps
 
 
 def _tiny_cfg(epochs: int, **train: object) -> DetectionConfig:
@@ -176,7 +242,8 @@ class _Interrupted(Exception):
 @pytest.mark.slow
 def test_resume_reproduces_an_uninterrupted_run(tmp_path: Path) -> None:
     samples = [Sample(_scene(4), ()), Sample(_scene(5), ())]
-    cfg = _tiny_cfg(3, augment=True)
+    sensor = {"ground_shift_m": 0.2, "intensity_gain_range": (0.5, 2.0), "laser_keep_range": (0.5, 1.0), "point_keep_range": (0.7, 1.0)}
+    cfg = _tiny_cfg(3, augment=True, **sensor)
     straight = fit(cfg, samples, tmp_path / "straight", show_progress=False)
 
     def stop_after_second_epoch(metrics: dict[str, float], path: Path | None) -> None:

@@ -65,7 +65,8 @@ def test_ground_truth_builder_matches_hand_made_annotations() -> None:
     # Box "b" has no LiDAR point at step 5: dropped, like the organisers' `num_interior_pts > 0`.
     assert second["track_id"].tolist() == ["a"]
     np.testing.assert_allclose(second["translation_m"], [[15.0, 3.0, 0.0]], atol=1e-9)
-    assert second["ego_translation_m"] == pytest.approx([2.5, 0.0, 0.0]) and isinstance(second["ego_translation_m"], list)
+    # AV2's ego origin (the rear axle) sits 0.33 m above the records' ego origin on the ground.
+    assert second["ego_translation_m"] == pytest.approx([2.5, 0.0, 0.33]) and isinstance(second["ego_translation_m"], list)
     assert second["name"].tolist() == ["REGULAR_VEHICLE"] and second["seq_id"] == LOG
     assert second["velocity_m_per_s"].shape == (1, 3)
 

@@ -33,10 +33,13 @@ from scenes.submissions.av2_e2e_forecasting import read_submission
 # seed (1000) is held out from training. Every other setting is the CLI's default.
 SPLIT_SECONDS = 3.0
 SPLIT_YAML = f"synth:\n  logs: 1\n  seconds: {SPLIT_SECONDS}\n"
-# Measured mean mAP_F on that split: 0.412 (the same in repeated runs: the split and the stages are deterministic).
-# Other seeds of the same size give 0.31-0.59; with the shipped stages but a randomly initialised forecaster it is
-# 0.12-0.18, with an untrained detector 0.0. The floor sits under every seed measured and well above the broken stacks.
-MIN_MEAN_MAP_F = 0.30
+# Measured mean mAP_F on that split: 0.280 (the same in repeated runs: the split and the stages are deterministic);
+# 0.314 on the same split without street clutter (`SynthConfig.street_clutter`), whose false positives cost the
+# static pedestrian cell most (0.219 -> 0.083). Six cells are scored, one of them the static SIGN cell at 0 (the
+# detector has no static-object task). Earlier, other seeds of the same size gave 0.31-0.59 without clutter, a randomly
+# initialised forecaster 0.12-0.18 and an untrained detector 0.0. The floor sits under the measurement and above the
+# broken stacks.
+MIN_MEAN_MAP_F = 0.22
 
 
 def installed_drivestack() -> Path:

@@ -10,6 +10,7 @@ import pytest
 from scenes.adapters import av2 as av2_adapter
 from scenes.adapters.registry import open_dataset
 from scenes.categories import AV2_NON_COMPETITION, CATEGORIES
+from scenes.ego_frame import AV2_EGO
 
 pytestmark = pytest.mark.real
 
@@ -61,12 +62,13 @@ def test_boxes_agree_with_av2_cuboids(dataset: av2_adapter.AV2SensorDataset, spl
     theirs = np.lexsort(expected_centers.T)
     mine = np.lexsort(boxes.center_m.T)
     expected_centers, expected_sizes, expected_yaw = expected_centers[theirs], expected_sizes[theirs], expected_yaw[theirs]
-    np.testing.assert_allclose(boxes.center_m[mine], expected_centers, atol=1e-9)
+    # The records' ego frame is AV2's lowered by 0.33 m onto the ground.
+    np.testing.assert_allclose(boxes.center_m[mine], expected_centers + [0.0, 0.0, AV2_EGO.origin_height_m], atol=1e-9)
     np.testing.assert_allclose(boxes.size_lwh_m[mine], expected_sizes, atol=1e-9)
     np.testing.assert_allclose(np.cos(boxes.yaw_rad[mine] - expected_yaw), 1.0, atol=1e-9)
     assert set(boxes.category_names) <= set(CATEGORIES)
     # The corners of our boxes are av2's cuboid vertices (same order convention).
-    vertices = np.array([c.vertices_m for c in cuboids])
+    vertices = np.array([c.vertices_m for c in cuboids]) + [0.0, 0.0, AV2_EGO.origin_height_m]
     mine_corners = boxes.corners()[mine]
     np.testing.assert_allclose(mine_corners, vertices[theirs], atol=1e-6)
 
@@ -78,7 +80,9 @@ def test_lidar_matches_feather_rows_and_points_fall_in_boxes(dataset: av2_adapte
     xyz = read_lidar_sweep(path, attrib_spec="xyz")
     frame = dataset.frame(LOG_ID, SWEEP_NS)
     assert frame.lidar is not None and len(frame.lidar) == len(xyz) == 100660
-    np.testing.assert_array_equal(frame.lidar.points_xyz_m, xyz.astype(np.float32))
+    np.testing.assert_array_equal(frame.lidar.points_xyz_m, AV2_EGO.points_to_ego(xyz.astype(np.float32)))
+    near = np.hypot(xyz[:, 0], xyz[:, 1]) < 20.0
+    assert abs(float(np.percentile(frame.lidar.points_xyz_m[near, 2], 10))) < 0.1  # the road lies at z ~ 0
     assert 0.0 <= frame.lidar.intensity.min() and frame.lidar.intensity.max() <= 1.0
     # num_interior_pts of the annotations is reproduced by counting the sweep's points inside each box.
     from scenes.geometry import points_in_box_mask
@@ -101,7 +105,13 @@ def test_poses_agree_with_av2(dataset: av2_adapter.AV2SensorDataset, split_dir: 
     assert set(mine) == set(theirs)
     pose = dataset.frame(LOG_ID, SWEEP_NS).city_SE3_ego
     np.testing.assert_allclose(pose.rotation, theirs[SWEEP_NS].rotation, atol=1e-12)
-    np.testing.assert_allclose(pose.translation, theirs[SWEEP_NS].translation, atol=1e-12)
+    # Same city position of AV2's ego origin (the rear axle), which sits 0.33 m above the records' ego origin.
+    np.testing.assert_allclose(pose.transform_points([[0.0, 0.0, AV2_EGO.origin_height_m]])[0], theirs[SWEEP_NS].translation, atol=1e-9)
+    graph = dataset.lane_graph(LOG_ID)
+    assert graph is not None
+    # ... and the records' ego origin lies on the map's ground surface.
+    height = graph.rasters["ground_height"].lookup(pose.translation[None, :2])[0]
+    assert abs(pose.translation[2] - height) < 0.05
 
 
 def test_one_frame_reads_one_sweep(dataset: av2_adapter.AV2SensorDataset, monkeypatch: pytest.MonkeyPatch) -> None:

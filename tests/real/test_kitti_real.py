@@ -10,6 +10,7 @@ import pytest
 from scenes.adapters.kitti import KittiObjectDataset, boxes_to_labels, read_labels
 from scenes.adapters.registry import open_dataset
 from scenes.categories import CATEGORY_ID, FROM_KITTI
+from scenes.ego_frame import KITTI_EGO
 from scenes.geometry import points_in_box_mask, project_to_image
 
 pytestmark = pytest.mark.real
@@ -43,7 +44,7 @@ def test_beam_index_recovered_from_scan_order(frames: list) -> None:
     lidar = frames[0].lidar
     beams = np.unique(lidar.laser_number)
     assert 64 <= len(beams) <= 66  # 64 lasers; the scan may start and end mid-turn
-    points = lidar.points_xyz_m.astype(np.float64)
+    points = KITTI_EGO.points_from_ego(lidar.points_xyz_m.astype(np.float64))  # elevations are seen from the Velodyne
     elevation = np.arctan2(points[:, 2], np.hypot(points[:, 0], points[:, 1]))
     medians = np.array([np.median(elevation[lidar.laser_number == beam]) for beam in beams])
     assert np.mean(np.diff(medians) < 0) > 0.9  # beams go from the top laser down
@@ -84,8 +85,8 @@ def test_boxes_project_onto_their_2d_labels(frames: list, shared_data: Path) -> 
 
 def test_labels_round_trip_through_the_rectified_camera_frame(dataset: KittiObjectDataset, frames: list, shared_data: Path) -> None:
     frame = frames[0]
-    rect_SE3_velo, _, _ = dataset.calibration("training", "000000")
-    (hwl, location, rotation_y), = boxes_to_labels(frame.annotations, rect_SE3_velo)
+    rect_SE3_ego, _, _ = dataset.calibration("training", "000000")
+    (hwl, location, rotation_y), = boxes_to_labels(frame.annotations, rect_SE3_ego)
     label = read_labels(shared_data / "kitti" / "object" / "training" / "label_2" / "000000.txt")[0]
     np.testing.assert_allclose(hwl, label.size_hwl_m, atol=1e-9)
     np.testing.assert_allclose(location, label.location_cam_m, atol=1e-9)
@@ -98,3 +99,11 @@ def test_summary(dataset: KittiObjectDataset) -> None:
     assert summary.num_logs == 1 and summary.num_frames == 3
     assert summary.sensors == ("image_2", "velodyne")
     assert summary.category_counts == {"REGULAR_VEHICLE": 2, "PEDESTRIAN": 1, "TRUCK": 1, "BICYCLIST": 1}
+
+
+def test_road_lies_at_zero_height_in_the_ego_frame(frames: list) -> None:
+    """The records' ego frame has its origin on the ground: the lowest returns near the car are the road, at z ~ 0."""
+    for frame in frames:
+        points = frame.lidar.points_xyz_m
+        near = np.hypot(points[:, 0], points[:, 1]) < 20.0
+        assert abs(float(np.percentile(points[near, 2], 10))) < 0.2

@@ -21,6 +21,7 @@ from scenes.adapters.kitti_tracking import (
     row_label,
 )
 from scenes.categories import CATEGORY_ID
+from scenes.ego_frame import KITTI_EGO
 from scenes.records import Boxes3D
 from scenes.submissions.kitti_tracking import (
     KittiTrackingFormatError,
@@ -40,6 +41,10 @@ SIZE = (100, 80)
 CAR, PEDESTRIAN, DOG = CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"], CATEGORY_ID["DOG"]
 
 
+def velodyne_to_ego(points: list[list[float]]) -> np.ndarray:
+    return KITTI_EGO.points_to_ego(np.array(points, dtype=np.float64))
+
+
 def ids(boxes: Boxes3D) -> list[str]:
     assert boxes.track_id is not None
     return boxes.track_id.tolist()
@@ -51,10 +56,10 @@ def scores(boxes: Boxes3D) -> np.ndarray:
 
 
 def cubes(centers: list[list[float]], categories: list[int] | None = None, track_ids: list[str] | None = None) -> Boxes3D:
-    """2 m cubes (yaw 0) at `centers` in the Velodyne frame."""
+    """2 m cubes (yaw 0) at `centers` in the Velodyne frame, as ego-frame boxes (KITTI's ego is 1.73 m lower)."""
     count = len(centers)
     return Boxes3D(
-        np.array(centers, dtype=np.float64),
+        velodyne_to_ego(centers),
         np.full((count, 3), 2.0),
         np.zeros(count),
         np.array(categories or [CAR] * count),
@@ -89,7 +94,7 @@ def test_projection_contains_every_visible_corner(center, size, yaw) -> None:
     """Corners in front of the near plane that land in the image lie inside the 2D box; none land in a box not in it."""
     boxes = Boxes3D(np.array([center]), np.array([size]), np.array([yaw]), np.array([CAR]))
     projected = project_boxes_2d(boxes, CALIB, SIZE)
-    corners = CALIB.rect_SE3_velo.transform_points(boxes.corners()[0])
+    corners = CALIB.rect_SE3_ego.transform_points(boxes.corners()[0])
     front = corners[corners[:, 2] > 0.1]
     uv = front[:, :2] / front[:, 2:] * 100.0 + [50.0, 40.0]
     inside = uv[(uv[:, 0] >= 0) & (uv[:, 0] <= 99) & (uv[:, 1] >= 0) & (uv[:, 1] <= 79)]
@@ -123,7 +128,7 @@ def test_results_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(rows[1].location_cam_m, [3.0, 0.5, 12.0], atol=1e-6)
     assert rows[1].alpha_rad == pytest.approx(-np.pi / 2 - np.arctan2(3.0, 12.0), abs=1e-6)
     lines = [LabelLine(number, row.frame, row_label(row), row.track_id) for number, row in read_numbered_tracking_rows(path)]
-    boxes = labels_by_frame(path, lines, CALIB.rect_SE3_velo, with_tracks=True)
+    boxes = labels_by_frame(path, lines, CALIB.rect_SE3_ego, with_tracks=True)
     assert sorted(boxes) == [0, 4] and ids(boxes[0]) == ["7", "0"] and ids(boxes[4]) == ["3"]
     np.testing.assert_allclose(boxes[0].center_m, first.center_m[:2], atol=1e-6)
     np.testing.assert_allclose(boxes[4].center_m, second.center_m, atol=1e-6)
@@ -138,8 +143,8 @@ def test_result_writer_errors(tmp_path: Path) -> None:
         write_tracking_results(tmp_path / "0000.txt", [(1, cubes([[10, 0, 0]], track_ids=["a"]))] * 2, CALIB, SIZE)
     with pytest.raises(KittiTrackingFormatError, match="0000.txt: boxes without track ids"):
         write_tracking_results(tmp_path / "0000.txt", [(0, cubes([[10, 0, 0]]))], CALIB, SIZE)
-    city = cubes([[10, 0, 0]], track_ids=["a"]).transformed(CALIB.rect_SE3_velo.identity(), "city")
-    with pytest.raises(KittiTrackingFormatError, match="0000.txt: frame 0: expected Velodyne-frame"):
+    city = cubes([[10, 0, 0]], track_ids=["a"]).transformed(CALIB.rect_SE3_ego.identity(), "city")
+    with pytest.raises(KittiTrackingFormatError, match="0000.txt: frame 0: expected ego-frame"):
         write_tracking_results(tmp_path / "0000.txt", [(0, city)], CALIB, SIZE)
     with pytest.raises(KittiTrackingFormatError, match="frame 2: track 'a' has no track number"):
         tracking_lines(2, cubes([[10, 0, 0]], track_ids=["a"]), CALIB, SIZE, {})
@@ -156,11 +161,11 @@ def test_pointrcnn_detections(tmp_path: Path) -> None:
     assert sorted(detections) == [0, 3]
     car, pedestrian = detections[0], detections[3]
     # Bottom (1, 1.5, 10) in camera 0, h = 1.5 -> centre (1, 0.75, 10) -> Velodyne (10, -1, -0.75).
-    np.testing.assert_allclose(car.center_m, [[10.0, -1.0, -0.75]], atol=1e-12)
+    np.testing.assert_allclose(car.center_m, velodyne_to_ego([[10.0, -1.0, -0.75]]), atol=1e-12)
     np.testing.assert_allclose(car.size_lwh_m, [[3.9, 1.6, 1.5]])
     np.testing.assert_allclose([np.cos(car.yaw_rad[0]), np.sin(car.yaw_rad[0])], [0.0, -1.0], atol=1e-12)
     assert scores(car).tolist() == [0.5] and car.track_id is None and car.category.tolist() == [CAR]
-    np.testing.assert_allclose(pedestrian.center_m, [[20.0, 2.0, -0.7]], atol=1e-12)
+    np.testing.assert_allclose(pedestrian.center_m, velodyne_to_ego([[20.0, 2.0, -0.7]]), atol=1e-12)
     assert scores(pedestrian)[0] == pytest.approx(1 / (1 + np.exp(-2.0))) and pedestrian.category.tolist() == [PEDESTRIAN]
 
 
@@ -175,7 +180,7 @@ def test_tracking_format_detections_and_directory(tmp_path: Path) -> None:
     boxes = detections["0001"]
     assert sorted(boxes) == [2, 5] and len(boxes[5]) == 0
     np.testing.assert_allclose(scores(boxes[2]), [1.0, 0.25])
-    np.testing.assert_allclose(boxes[2].center_m[1], [8.0, 0.0, -0.85], atol=1e-12)
+    np.testing.assert_allclose(boxes[2].center_m[1], velodyne_to_ego([[8.0, 0.0, -0.85]])[0], atol=1e-12)
     assert boxes[2].category_names.tolist() == ["REGULAR_VEHICLE", "BICYCLIST"] and boxes[2].track_id is None
     with pytest.raises(AdapterError, match="0003.txt: detection file of sequence 0003 not found"):
         read_detection_dir(tmp_path, ["0001", "0003"], {"0001": CALIB, "0003": CALIB})
@@ -216,7 +221,7 @@ def test_projection_matches_real_kitti_labels(shared_data: Path) -> None:
     for frame in ("000000", "000001", "000002"):
         calib = read_tracking_calibration(root / "calib" / f"{frame}.txt")  # the object benchmark's key names
         labels = [label for label in read_labels(root / "label_2" / f"{frame}.txt") if label.kind in ("Car", "Truck", "Cyclist")]
-        boxes = labels_to_boxes(root / "label_2" / f"{frame}.txt", labels, calib.rect_SE3_velo)
+        boxes = labels_to_boxes(root / "label_2" / f"{frame}.txt", labels, calib.rect_SE3_ego)
         projected = project_boxes_2d(boxes, calib, (1242, 375))
         assert projected.in_image.all()
         np.testing.assert_allclose(projected.bbox_ltrb_px, np.reshape([label.bbox_ltrb_px for label in labels], (-1, 4)), atol=1.0)

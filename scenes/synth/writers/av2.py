@@ -4,12 +4,15 @@ Files and dtypes follow the AV2 sensor dataset (read back by `av2.datasets.senso
 AV2SensorDataLoader`, `av2.structures.sweep.Sweep.from_feather`, `av2.structures.cuboid.CuboidList.from_feather` and
 `av2.map.map_api.ArgoverseStaticMap.from_map_dir(build_raster=True)`):
 
-- `sensors/lidar/<ts>.feather`: x, y, z float16 (ego frame), intensity uint8, laser_number uint8, offset_ns int32;
+- `sensors/lidar/<ts>.feather`: x, y, z float16, intensity uint8, laser_number uint8, offset_ns int32;
 - `annotations.feather`: box centres and scalar-first quaternions in the ego frame at each sweep, `num_interior_pts`;
 - `city_SE3_egovehicle.feather`, `calibration/egovehicle_SE3_sensor.feather` (with `up_lidar` and `down_lidar`, which
   `Sweep.from_feather` requires) and `calibration/intrinsics.feather`;
 - `sensors/cameras/<name>/<ts>.jpg`;
 - `map/`: vector map JSON, float16 ground-height raster and its `img_Sim2_city` JSON.
+
+Points, boxes, poses and extrinsics are in AV2's ego frame (the rear axle: the records' ego frame raised by 0.33 m,
+`scenes.ego_frame.AV2_EGO`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from scenes.categories import CATEGORIES
+from scenes.ego_frame import AV2_EGO
 from scenes.geometry import SE3, points_in_box_mask, yaw_to_quat_wxyz
 from scenes.records import Boxes3D, CameraFrame, LaneGraph
 from scenes.synth.writers.common import (
@@ -246,7 +250,7 @@ def _annotation_columns(log: SimulatedLog) -> dict[str, Any]:
             columns[column] += values.tolist()
         for column, values in zip(("qw", "qx", "qy", "qz"), quats.T, strict=True):
             columns[column] += values.tolist()
-        for column, values in zip(("tx_m", "ty_m", "tz_m"), boxes.center_m.T, strict=True):
+        for column, values in zip(("tx_m", "ty_m", "tz_m"), AV2_EGO.points_from_ego(boxes.center_m).T, strict=True):
             columns[column] += values.tolist()
         columns["num_interior_pts"] += counts.tolist()
     return columns
@@ -264,11 +268,12 @@ def _camera_intrinsics(log: SimulatedLog) -> dict[str, CameraFrame]:
 
 
 def _sensor_poses(log: SimulatedLog) -> dict[str, SE3]:
+    """AV2 extrinsics (`egovehicle_SE3_sensor`, AV2's ego frame) of every sensor of the log."""
     poses = dict(log.ego_SE3_sensors)
     lidar = lidar_sensor_name(log)
     poses.setdefault("up_lidar", poses[lidar])
     poses.setdefault("down_lidar", poses[lidar])
-    return poses
+    return {name: AV2_EGO.sensor_from_ego(pose) for name, pose in poses.items()}
 
 
 def write_av2_log(log: SimulatedLog, split_dir: Path, *, on_frame: FrameCallback | None = None) -> Path:
@@ -297,7 +302,7 @@ def _write_av2_log_files(log: SimulatedLog, log_dir: Path, on_frame: FrameCallba
         assert sweep is not None
         _write_lidar(
             log_dir / "sensors" / "lidar" / f"{frame.timestamp_ns}.feather",
-            sweep.points_xyz_m,
+            AV2_EGO.points_from_ego(sweep.points_xyz_m),
             sweep.intensity,
             sweep.laser_number,
             sweep.offset_ns,
@@ -310,7 +315,10 @@ def _write_av2_log_files(log: SimulatedLog, log_dir: Path, on_frame: FrameCallba
     write_feather(log_dir / "annotations.feather", _annotation_columns(log), ANNOTATIONS_SCHEMA)
     write_feather(
         log_dir / "city_SE3_egovehicle.feather",
-        {"timestamp_ns": np.array([f.timestamp_ns for f in log.frames], dtype=np.int64), **_pose_columns([f.city_SE3_ego for f in log.frames])},
+        {
+            "timestamp_ns": np.array([f.timestamp_ns for f in log.frames], dtype=np.int64),
+            **_pose_columns([AV2_EGO.pose_from_ego(f.city_SE3_ego) for f in log.frames]),
+        },
         CITY_SE3_EGO_SCHEMA,
     )
     names = sorted(sensor_poses)

@@ -46,15 +46,15 @@ SynthFormatName = Literal["av2", "av2-mf", "kitti", "kitti-tracking", "nuscenes"
 FORMATS: Final[tuple[str, ...]] = ("av2", "av2-mf", "kitti", "kitti-tracking", "nuscenes", "cityscapes")
 NUSCENES_VERSION: Final = "v1.0-synth"
 
-# Sensors each format needs from the simulator: (LiDAR beams or None, cameras, image width and height in pixels).
-# KITTI drives get KITTI's rig: a 64-beam scan and the colour pair at KITTI's field of view and aspect ratio; KITTI
-# tracking sequences the same scan and left camera (the benchmark's image_02).
-_SENSORS: Final[dict[str, tuple[int | None, tuple[str, ...], tuple[int, int]]]] = {
-    "av2": (32, ("ring_front_center",), (320, 192)),
+# Sensors each format needs from the simulator: (LiDAR rig or None, cameras, image width and height in pixels). Each
+# format gets its dataset's LiDAR rig (`scenes.synth.lidar.dataset_rig`); KITTI drives get KITTI's colour pair at
+# KITTI's field of view and aspect ratio, KITTI tracking sequences its left camera (the benchmark's image_02).
+_SENSORS: Final[dict[str, tuple[str | None, tuple[str, ...], tuple[int, int]]]] = {
+    "av2": ("av2", ("ring_front_center",), (320, 192)),
     "av2-mf": (None, (), (320, 192)),
-    "kitti": (64, ("kitti_left", "kitti_right"), (640, 192)),
-    "kitti-tracking": (64, ("kitti_left",), (640, 192)),
-    "nuscenes": (32, ("ring_front_center",), (320, 192)),
+    "kitti": ("kitti", ("kitti_left", "kitti_right"), (640, 192)),
+    "kitti-tracking": ("kitti", ("kitti_left",), (640, 192)),
+    "nuscenes": ("nuscenes", ("ring_front_center",), (320, 192)),
     "cityscapes": (None, ("ring_front_center",), (320, 192)),
 }
 
@@ -63,8 +63,16 @@ def synth_config_for(format_name: str, *, seconds: float, style: str) -> SynthCo
     """The simulator configuration that gives `format_name` every sensor it writes, and nothing more."""
     if format_name not in _SENSORS:
         raise WriterError(f"format: {format_name!r} is not one of {list(FORMATS)}")
-    beams, cameras, (width_px, height_px) = _SENSORS[format_name]
-    return SynthConfig(seconds=seconds, lidar_beams=beams, cameras=cameras, image_width_px=width_px, image_height_px=height_px, style=style)
+    rig, cameras, (width_px, height_px) = _SENSORS[format_name]
+    return SynthConfig(
+        seconds=seconds,
+        lidar_beams=None if rig is None else 32,
+        lidar_rig=rig or "single",
+        cameras=cameras,
+        image_width_px=width_px,
+        image_height_px=height_px,
+        style=style,
+    )
 
 
 def _preview_writer() -> Callable[[SynthLog, int, Path], object] | None:

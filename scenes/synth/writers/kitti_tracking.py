@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from scenes.adapters.kitti_tracking import KittiTrackingCalibration, format_tracking_row
 from scenes.categories import TO_KITTI
+from scenes.ego_frame import KITTI_EGO
 from scenes.io import atomic_write_bytes, atomic_write_text
 from scenes.records import Boxes3D
 from scenes.submissions.kitti_tracking import project_boxes_2d, track_numbers, tracking_rows
@@ -67,7 +68,8 @@ def _calibration(path: Path, log: SimulatedLog, left: str, right: str | None, in
 
 
 def _label_text(log: SimulatedLog, calibration: KittiTrackingCalibration, image_size_px: tuple[int, int]) -> str:
-    lidar_SE3_ego = log.ego_SE3_sensors[lidar_sensor_name(log)].inverse()
+    # The simulated ego frame -> KITTI's ego frame (1.73 m below the Velodyne), which the calibration maps from.
+    kitti_SE3_ego = KITTI_EGO.ego_SE3_dataset.compose(log.ego_SE3_sensors[lidar_sensor_name(log)].inverse())
     visible: list[Boxes3D] = []
     for index, frame in enumerate(log.frames):
         if frame.annotations is None:
@@ -75,7 +77,7 @@ def _label_text(log: SimulatedLog, calibration: KittiTrackingCalibration, image_
             continue
         if frame.annotations.track_id is None:
             raise WriterError(f"SynthLog.frames[{index}].annotations of log {log.log_id}: KITTI tracking labels need track ids")
-        boxes = frame.annotations.transformed(lidar_SE3_ego, "ego")
+        boxes = frame.annotations.transformed(kitti_SE3_ego, "ego")
         has_class = np.array([TO_KITTI[name] is not None for name in boxes.category_names.tolist()], dtype=bool)
         visible.append(boxes.select(has_class & project_boxes_2d(boxes, calibration, image_size_px).in_image))
     numbers = track_numbers(visible)

@@ -30,7 +30,8 @@ def test_frames_values(tiny_av2: Path) -> None:
     assert [f.timestamp_ns for f in frames] == list(ANNOTATED_NS)
     assert [f.lidar is not None for f in frames] == [True, True, False]
     first = frames[0]
-    np.testing.assert_allclose(first.city_SE3_ego.translation, [1.0, 0.0, 0.0])  # pose row 1
+    # Pose row 1 is AV2's rear axle at (1, 0, 0); the records' ego origin lies 0.33 m below it, on the ground.
+    np.testing.assert_allclose(first.city_SE3_ego.translation, [1.0, 0.0, -0.33])
     boxes = first.annotations
     # ANIMAL is not a competition category: dropped.
     assert boxes.track_id.tolist() == ["track-0", "track-1"]

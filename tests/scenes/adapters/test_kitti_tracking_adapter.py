@@ -79,12 +79,14 @@ def test_boxes_ids_and_timestamps_by_hand(tmp_path: Path) -> None:
     assert (first.timestamp_ns, second.timestamp_ns) == (0, 100_000_000)
     assert first.city_SE3_ego.allclose(second.city_SE3_ego) and first.city_SE3_ego.allclose(first.city_SE3_ego.identity())
     assert second.lidar is not None
-    np.testing.assert_allclose(second.lidar.points_xyz_m[0], [6.0, 0.0, 0.0])
+    # The ego frame is KITTI's: the Velodyne's axes, origin 1.73 m below it on the ground.
+    np.testing.assert_allclose(second.lidar.points_xyz_m[0], [6.0, 0.0, 1.73])
     boxes = labels_of(first)
-    # Car: bottom (2, 1.7, 20) -> centre (2, 0.95, 20) in camera 0 -> Velodyne (20.3, -2, -1.05); DontCare dropped.
+    # Car: bottom (2, 1.7, 20) -> centre (2, 0.95, 20) in camera 0 -> Velodyne (20.3, -2, -1.05) -> ego (20.3, -2, 0.68);
+    # DontCare dropped.
     assert ids(boxes) == ["3", "5"]
     assert boxes.category.tolist() == [CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]]
-    np.testing.assert_allclose(boxes.center_m, [[20.3, -2.0, -1.05], [10.3, 1.0, -1.0]], atol=1e-9)
+    np.testing.assert_allclose(boxes.center_m, [[20.3, -2.0, 0.68], [10.3, 1.0, 0.73]], atol=1e-9)
     np.testing.assert_allclose(boxes.size_lwh_m, [[4.0, 1.6, 1.5], [0.8, 0.6, 1.8]])
     # rotation_y = 0 faces camera +x = Velodyne -y; rotation_y = pi/2 faces camera -z = Velodyne -x.
     np.testing.assert_allclose(np.cos(boxes.yaw_rad), [0.0, -1.0], atol=1e-9)
@@ -92,7 +94,7 @@ def test_boxes_ids_and_timestamps_by_hand(tmp_path: Path) -> None:
     # Frame 1: the Tram is dropped, the tracking labels' "Person" (sitting) is a pedestrian.
     assert ids(labels_of(second)) == ["3", "8"]
     assert labels_of(second).category_names.tolist() == ["REGULAR_VEHICLE", "PEDESTRIAN"]
-    np.testing.assert_allclose(labels_of(second).center_m[0], [21.3, -2.0, -1.05], atol=1e-9)
+    np.testing.assert_allclose(labels_of(second).center_m[0], [21.3, -2.0, 0.68], atol=1e-9)
     assert dataset.category_counts("0000") == {"REGULAR_VEHICLE": 2, "PEDESTRIAN": 2}
     summary = dataset.summary()
     assert (summary.num_frames, summary.end_timestamp_ns) == (2, 100_000_000) and "10 Hz" in summary.notes[0]
@@ -113,11 +115,11 @@ def test_calibration_and_image(tmp_path: Path) -> None:
     calib = read_tracking_calibration(split / "calib" / "0000.txt")
     np.testing.assert_allclose(calib.intrinsics, [[100, 0, 50], [0, 100, 40], [0, 0, 1]])
     assert calib.projection_p2.shape == (3, 4) and calib.projection_p2[0, 3] == 10.0
-    # P2 = K [I | (0.1, 0, 0)]: camera 2 sits at x = -0.1 in camera 0, i.e. Velodyne (0.3, 0.1, -0.1).
-    np.testing.assert_allclose(calib.velo_SE3_camera2.translation, [0.3, 0.1, -0.1], atol=1e-12)
-    np.testing.assert_allclose(calib.velo_SE3_camera2.rotation @ [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], atol=1e-12)
-    assert calib.imu_SE3_velo is not None
-    np.testing.assert_allclose(calib.imu_SE3_velo.rotation, [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], atol=1e-12)
+    # P2 = K [I | (0.1, 0, 0)]: camera 2 sits at x = -0.1 in camera 0, i.e. Velodyne (0.3, 0.1, -0.1), ego (0.3, 0.1, 1.63).
+    np.testing.assert_allclose(calib.ego_SE3_camera2.translation, [0.3, 0.1, 1.63], atol=1e-12)
+    np.testing.assert_allclose(calib.ego_SE3_camera2.rotation @ [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], atol=1e-12)
+    assert calib.imu_SE3_ego is not None
+    np.testing.assert_allclose(calib.imu_SE3_ego.rotation, [[0, 1, 0], [-1, 0, 0], [0, 0, 1]], atol=1e-12)
     images = split / "image_02" / "0000"
     images.mkdir(parents=True)
     for index in range(2):
@@ -126,7 +128,7 @@ def test_calibration_and_image(tmp_path: Path) -> None:
     assert dataset.image_size_px("0000") == (8, 6) and dataset.sensors() == ("velodyne", "image_02")
     camera = list(dataset.frames("0000"))[1].cameras["image_02"]
     assert camera.image.shape == (6, 8, 3) and int(camera.image[0, 0, 0]) == 40
-    assert camera.ego_SE3_camera.allclose(calib.velo_SE3_camera2)
+    assert camera.ego_SE3_camera.allclose(calib.ego_SE3_camera2)
     assert list(KittiTrackingDataset(split).frames("0000"))[0].cameras == {}
     (images / "000000.png").unlink()
     (images / "000001.png").unlink()
@@ -140,8 +142,8 @@ def test_rect_rotation_and_object_benchmark_keys(tmp_path: Path) -> None:
     )
     calib = read_tracking_calibration(path)
     velo_to_cam = np.array([[0, -1, 0], [0, 0, -1], [1, 0, 0]])
-    np.testing.assert_allclose(calib.rect_SE3_velo.rotation, np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]]) @ velo_to_cam, atol=1e-12)
-    assert calib.imu_SE3_velo is None
+    np.testing.assert_allclose(calib.rect_SE3_ego.rotation, np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]]) @ velo_to_cam, atol=1e-12)
+    assert calib.imu_SE3_ego is None
 
 
 def test_oxts_poses_relative_to_the_first_frame(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from scenes.adapters.cityscapes import CityscapesDataset, label_ids_to_train_ids
 from scenes.adapters.kitti import KittiRawDataset
 from scenes.adapters.nuscenes import NuScenesDataset
 from scenes.categories import CATEGORY_ID
+from scenes.ego_frame import AV2_EGO, KITTI_EGO
 from scenes.geometry import SE3, Sim2
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, LidarSweep, MapRaster
 from scenes.synth.world import SynthLog
@@ -111,8 +112,8 @@ def test_av2_round_trip(log: SynthLog, tmp_path: Path) -> None:
     for mine, truth in zip(frames, log.frames, strict=True):
         assert mine.timestamp_ns == truth.timestamp_ns
         assert mine.city_SE3_ego.allclose(truth.city_SE3_ego, atol=1e-9)
-        # AV2 stores xyz as float16: equal to the truth rounded to float16.
-        np.testing.assert_array_equal(mine.lidar.points_xyz_m, _float16(truth.lidar.points_xyz_m))
+        # AV2 stores xyz as float16 in its own ego frame (0.33 m higher): the truth moved there, rounded, moved back.
+        np.testing.assert_array_equal(mine.lidar.points_xyz_m, AV2_EGO.points_to_ego(_float16(AV2_EGO.points_from_ego(truth.lidar.points_xyz_m))))
         np.testing.assert_allclose(mine.lidar.intensity, truth.lidar.intensity, atol=1e-6)
         np.testing.assert_array_equal(mine.lidar.laser_number, truth.lidar.laser_number)
         np.testing.assert_array_equal(mine.lidar.offset_ns, truth.lidar.offset_ns)
@@ -174,11 +175,12 @@ def test_kitti_raw_round_trip(log: SynthLog, tmp_path: Path) -> None:
     dataset = KittiRawDataset(tmp_path / "raw")
     assert dataset.logs() == [drive_dir.name]
     frames = list(dataset.frames(drive_dir.name))
-    lidar_pose = log.ego_SE3_sensors["up_lidar"]
+    # KITTI's ego frame: the Velodyne's axes, origin on the ground 1.73 m below it.
+    lidar_pose = log.ego_SE3_sensors["up_lidar"].compose(KITTI_EGO.dataset_SE3_ego)
     assert len(frames) == NUM_FRAMES
     for mine, truth in zip(frames, log.frames, strict=True):
         assert mine.timestamp_ns == truth.timestamp_ns
-        # The KITTI ego frame is the Velodyne: city_SE3_velo = city_SE3_ego * ego_SE3_lidar (poses relative to frame 0).
+        # city_SE3_kitti = city_SE3_ego * ego_SE3_lidar (poses relative to frame 0).
         expected = lidar_pose.inverse().compose(log.frames[0].city_SE3_ego.inverse()).compose(truth.city_SE3_ego).compose(lidar_pose)
         relative = frames[0].city_SE3_ego.inverse().compose(mine.city_SE3_ego)
         assert relative.allclose(expected, atol=1e-5)

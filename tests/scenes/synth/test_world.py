@@ -109,7 +109,7 @@ def test_camera_semantics_use_cityscapes_ids_and_instances_mark_agents(clean_log
     camera = clean_log.frames[0].cameras["ring_front_center"]
     labels = set(np.unique(camera.semantics).tolist())
     assert {CityscapesLabel.ROAD, CityscapesLabel.SKY} <= labels
-    assert labels <= {0, 4, 7, 8, 11, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 33}
+    assert labels <= {0, 4, 7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 33}
     assert np.all(camera.depth_m[camera.semantics == CityscapesLabel.SKY] == 0)
     things = camera.instances >= 1000
     np.testing.assert_array_equal(camera.instances[things] // 1000, camera.semantics[things])

@@ -16,6 +16,7 @@ from av2.structures.sweep import Sweep
 from av2.utils.io import read_city_SE3_ego, read_ego_SE3_sensor
 
 from scenes.categories import CATEGORIES
+from scenes.ego_frame import AV2_EGO
 from scenes.geometry import quat_wxyz_to_yaw
 from scenes.synth.world import SynthConfig, simulate_log
 from scenes.synth.writers.av2 import av2_track_uuid, count_interior_points, write_av2_log
@@ -42,12 +43,14 @@ def test_lidar_sweeps_read_back_by_sweep_from_feather(log, av2_split):
     for frame in log.frames:
         sweep = Sweep.from_feather(loader.get_lidar_fpath(log.log_id, frame.timestamp_ns))
         assert sweep.timestamp_ns == frame.timestamp_ns
-        np.testing.assert_array_equal(sweep.xyz, frame.lidar.points_xyz_m.astype(np.float16).astype(np.float64))
-        np.testing.assert_allclose(sweep.xyz, frame.lidar.points_xyz_m, atol=0.05)
+        # AV2's ego frame is the rear axle, 0.33 m above the records' ego origin on the ground.
+        av2_points = AV2_EGO.points_from_ego(frame.lidar.points_xyz_m)
+        np.testing.assert_array_equal(sweep.xyz, av2_points.astype(np.float16).astype(np.float64))
+        np.testing.assert_allclose(sweep.xyz, av2_points, atol=0.05)
         np.testing.assert_array_equal(sweep.intensity, np.rint(frame.lidar.intensity * 255).astype(np.uint8))
         np.testing.assert_array_equal(sweep.laser_number, frame.lidar.laser_number)
         np.testing.assert_array_equal(sweep.offset_ns, frame.lidar.offset_ns)
-        np.testing.assert_allclose(sweep.ego_SE3_up_lidar.translation, log.ego_SE3_sensors["up_lidar"].translation)
+        np.testing.assert_allclose(sweep.ego_SE3_up_lidar.translation, log.ego_SE3_sensors["up_lidar"].translation - [0.0, 0.0, 0.33])
 
 
 def test_annotations_read_back_by_cuboid_list(log, av2_split):
@@ -66,7 +69,7 @@ def test_annotations_read_back_by_cuboid_list(log, av2_split):
         boxes = frame.annotations
         assert cuboid.timestamp_ns == timestamp_ns
         assert cuboid.category == CATEGORIES[boxes.category[index]]
-        np.testing.assert_allclose(cuboid.dst_SE3_object.translation, boxes.center_m[index])
+        np.testing.assert_allclose(cuboid.dst_SE3_object.translation, AV2_EGO.points_from_ego(boxes.center_m[index]))
         np.testing.assert_allclose([cuboid.length_m, cuboid.width_m, cuboid.height_m], boxes.size_lwh_m[index])
         yaw = np.arctan2(cuboid.dst_SE3_object.rotation[1, 0], cuboid.dst_SE3_object.rotation[0, 0])
         assert abs(np.angle(np.exp(1j * (yaw - boxes.yaw_rad[index])))) < 1e-9
@@ -84,7 +87,7 @@ def test_poses_calibration_and_cameras(log, av2_split):
     log_dir = av2_split / log.log_id
     poses = read_city_SE3_ego(log_dir)
     for frame in log.frames:
-        np.testing.assert_allclose(poses[frame.timestamp_ns].transform_matrix, frame.city_SE3_ego.as_matrix(), atol=1e-12)
+        np.testing.assert_allclose(poses[frame.timestamp_ns].transform_matrix, AV2_EGO.pose_from_ego(frame.city_SE3_ego).as_matrix(), atol=1e-12)
     sensors = read_ego_SE3_sensor(log_dir)
     assert {"up_lidar", "down_lidar", "ring_front_center"} <= set(sensors)
     np.testing.assert_allclose(sensors["ring_front_center"].rotation, log.ego_SE3_sensors["ring_front_center"].rotation, atol=1e-12)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from scenes.ego_frame import KITTI_EGO
 from scenes.geometry import SE3
 from scenes.records import Frame
 from scenes.synth.writers.common import WriterError
@@ -127,13 +128,13 @@ def test_oxts_packets_invert_pykitti_poses(translations, angles):
 
 
 def test_round_trip_through_the_kitti_adapter(handmade_log, drive):
-    """The KITTI adapter's ego frame is the Velodyne and its world the first OXTS position: both map back exactly."""
+    """The KITTI adapter's ego frame lies 1.73 m below the Velodyne and its world the first OXTS position: both map back exactly."""
     from scenes.adapters.kitti import KittiRawDataset
 
     drive_dir, _ = drive
     dataset = KittiRawDataset(drive_dir.parent.parent)
     assert dataset.logs() == [drive_dir.name]
-    ego_SE3_velo = handmade_log.ego_SE3_sensors["up_lidar"]
+    ego_SE3_velo = handmade_log.ego_SE3_sensors["up_lidar"].compose(KITTI_EGO.dataset_SE3_ego)  # KITTI's ego frame
     origin = SE3(np.eye(3), -handmade_log.frames[0].city_SE3_ego.translation)
     frames = list(dataset.frames(drive_dir.name))
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]

@@ -14,6 +14,7 @@ from pipelines.cli import app
 from scenes.adapters.kitti_tracking import KittiTrackingDataset, read_tracking_rows
 from scenes.adapters.registry import open_dataset
 from scenes.categories import TO_KITTI, category_id, from_kitti
+from scenes.ego_frame import KITTI_EGO
 from scenes.records import Boxes3D, Frame
 from scenes.synth.camera import KITTI_BASELINE_M
 from scenes.synth.world import SynthConfig, SynthLog, simulate_log
@@ -56,7 +57,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthLog, KittiTr
 def test_frames_poses_scans_and_camera(written: tuple[SynthLog, KittiTrackingDataset]) -> None:
     log, dataset = written
     assert dataset.logs() == ["0000"] and dataset.has_poses("0000") and dataset.image_size_px("0000") == (640, 192)
-    ego_SE3_velo = log.ego_SE3_sensors["up_lidar"]
+    ego_SE3_velo = log.ego_SE3_sensors["up_lidar"].compose(KITTI_EGO.dataset_SE3_ego)  # KITTI's ego frame
     first_SE3_city = log.frames[0].city_SE3_ego.compose(ego_SE3_velo).inverse()
     frames = list(dataset.frames("0000"))
     assert [frame.timestamp_ns for frame in frames] == [index * 100_000_000 for index in range(len(log.frames))] and len(frames) == 15
@@ -79,7 +80,7 @@ def test_frames_poses_scans_and_camera(written: tuple[SynthLog, KittiTrackingDat
 
 def test_labels_are_the_simulated_boxes_in_the_image(written: tuple[SynthLog, KittiTrackingDataset]) -> None:
     log, dataset = written
-    velo_SE3_ego = log.ego_SE3_sensors["up_lidar"].inverse()
+    velo_SE3_ego = KITTI_EGO.ego_SE3_dataset.compose(log.ego_SE3_sensors["up_lidar"].inverse())  # to KITTI's ego frame
     camera_SE3_ego = log.ego_SE3_sensors["kitti_left"].inverse()
     identity: dict[str, str] = {}
     for index, frame in enumerate(dataset.frames("0000")):

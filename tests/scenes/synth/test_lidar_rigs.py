@@ -1,0 +1,98 @@
+"""The datasets' LiDAR rigs, street clutter, and the synthetic writers' frames as the real datasets have them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scenes.adapters.registry import open_dataset
+from scenes.ego_frame import KITTI_EGO
+from scenes.synth.lidar import dataset_rig
+from scenes.synth.meshes import build_city_mesh
+from scenes.synth.roads import build_road_network
+from scenes.synth.styles import CityscapesLabel as L
+from scenes.synth.styles import get_style
+from scenes.synth.world import SynthConfig, SynthLog, simulate_log
+
+
+def one_frame(rig: str) -> SynthLog:
+    return simulate_log(SynthConfig(seconds=0.1, cameras=(), lidar_rig=rig), seed=5, index=0)
+
+
+@pytest.mark.parametrize(
+    ("rig", "points", "lasers", "quartiles"),
+    [
+        # Real sweeps in shared/data: AV2 100660 points, intensity quartiles 5 / 11 / 30 of 255; KITTI 115-127k points,
+        # 0.18-0.21 / 0.26-0.30 / 0.32-0.37. nuScenes: about 35k points (its intensity is not matched).
+        ("av2", (85_000, 115_000), 64, ((0.005, 0.04), (0.02, 0.08), (0.05, 0.2))),
+        ("kitti", (100_000, 130_000), 64, ((0.15, 0.25), (0.2, 0.33), (0.28, 0.45))),
+        ("nuscenes", (25_000, 40_000), 32, None),
+    ],
+)
+def test_rigs_match_the_real_sensors(rig: str, points: tuple[int, int], lasers: int, quartiles) -> None:  # type: ignore[no-untyped-def]
+    log = one_frame(rig)
+    sweep = log.frames[0].lidar
+    assert sweep is not None and points[0] <= len(sweep) <= points[1]
+    assert np.unique(sweep.laser_number).tolist() == list(range(lasers))
+    near = np.hypot(sweep.points_xyz_m[:, 0], sweep.points_xyz_m[:, 1]) < 20.0
+    assert abs(float(np.percentile(sweep.points_xyz_m[near, 2], 10))) < 0.1  # the road at z = 0 in the records
+    if quartiles is not None:
+        for q, (low, high) in zip((25, 50, 75), quartiles, strict=True):
+            assert low <= float(np.percentile(sweep.intensity, q)) <= high
+
+
+def test_av2_rig_is_two_stacked_lidars_the_lower_one_upside_down() -> None:
+    rig = dataset_rig("av2")
+    up, down = rig.mounts
+    assert (up.name, down.name, up.first_laser, down.first_laser) == ("up_lidar", "down_lidar", 0, 32)
+    assert up.ego_SE3_lidar.translation[2] > down.ego_SE3_lidar.translation[2]
+    np.testing.assert_allclose(down.ego_SE3_lidar.rotation @ [0.0, 0.0, 1.0], [0.0, 0.0, -1.0], atol=1e-12)
+    log = one_frame("av2")
+    sweep = log.frames[0].lidar
+    assert sweep is not None
+    # The flipped sensor's lasers reach +25 degrees: its highest returns lie well above the upper one's +15 degrees.
+    elevation = np.degrees(np.arctan2(sweep.points_xyz_m[:, 2] - 1.9, np.hypot(sweep.points_xyz_m[:, 0], sweep.points_xyz_m[:, 1])))
+    assert elevation[sweep.laser_number >= 32].max() > 20.0 > elevation[sweep.laser_number < 32].max()
+    assert set(log.ego_SE3_sensors) == {"up_lidar", "down_lidar"}
+
+
+def test_nuscenes_rig_looks_right_of_the_car() -> None:
+    (mount,) = dataset_rig("nuscenes").mounts
+    np.testing.assert_allclose(mount.ego_SE3_lidar.rotation @ [1.0, 0.0, 0.0], [0.0, -1.0, 0.0], atol=1e-12)
+    assert mount.ego_SE3_lidar.translation[2] == pytest.approx(1.84)
+
+
+def test_street_clutter_adds_to_the_city_and_changes_nothing_else() -> None:
+    network = build_road_network(get_style("default").layout)
+    bare = build_city_mesh(network, np.random.default_rng(4), clutter=False)
+    cluttered = build_city_mesh(network, np.random.default_rng(4))
+    count = len(bare.triangles)
+    assert len(cluttered.triangles) > count
+    np.testing.assert_array_equal(cluttered.triangles[:count], bare.triangles)
+    np.testing.assert_array_equal(cluttered.vertices[: len(bare.vertices)], bare.vertices)
+    added = set(np.unique(cluttered.label[count:]).tolist())
+    assert {L.FENCE, L.WALL, L.VEGETATION, L.POLE} <= added
+    # Clutter stands off the road: nothing new lies inside the carriageway.
+    new_vertices = cluttered.vertices[len(bare.vertices) :]
+    half = network.road_half_width_m
+    on_road = np.zeros(len(new_vertices), dtype=bool)
+    for y in network.grid_y_m:
+        on_road |= np.abs(new_vertices[:, 1] - y) < half - 0.05
+    for x in network.grid_x_m:
+        on_road |= np.abs(new_vertices[:, 0] - x) < half - 0.05
+    assert not on_road.any()
+
+
+def test_kitti_export_writes_the_velodyne_frame_and_reads_back_on_the_ground(tmp_path: Path) -> None:
+    from scenes.synth.writers.export import write_synthetic_dataset
+
+    write_synthetic_dataset("kitti-tracking", tmp_path / "kt", logs=1, seconds=0.2, seed=2)
+    scan = next((tmp_path / "kt").rglob("velodyne/*/000000.bin"))
+    raw = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+    near = np.hypot(raw[:, 0], raw[:, 1]) < 20.0
+    assert float(np.percentile(raw[near, 2], 10)) == pytest.approx(-KITTI_EGO.origin_height_m, abs=0.1)  # as a real .bin
+    frame = next(iter(open_dataset(f"kitti-tracking:{tmp_path / 'kt'}").frames("0000")))
+    assert frame.lidar is not None
+    assert abs(float(np.percentile(frame.lidar.points_xyz_m[np.hypot(*frame.lidar.points_xyz_m[:, :2].T) < 20.0, 2], 10))) < 0.1
