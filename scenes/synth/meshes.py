@@ -301,9 +301,10 @@ def _oriented_box(center_xy: np.ndarray, direction: np.ndarray, length: float, d
 
 
 def _street_clutter(parts: list[Mesh], rng: np.random.Generator, layout, start: np.ndarray, end: np.ndarray, outward: np.ndarray, half: float) -> None:
-    """What real streets hold besides cars, people, trees and lamps, and what a detector must learn to reject (none of
-    it is annotated): fences, low walls and hedges at the back of the sidewalk (0.8-1.2 m high, the height of a car),
-    bus shelters, bollard rows, parked bicycles, jersey barriers and sign posts near the curb."""
+    """What real streets hold besides cars, people, trees and lamps, and what a detector must learn to reject: fences,
+    low walls and hedges at the back of the sidewalk (0.8-1.2 m high, the height of a car), bus shelters, planters,
+    parked bicycles, jersey barriers and utility cabinets near the curb. None of it is annotated, so none of it is of a
+    category AV2 annotates for the detector (bollards, cones and signs are the traffic's annotated static objects)."""
     direction = (end - start) / np.linalg.norm(end - start)
     length = float(np.linalg.norm(end - start))
     margin = half + layout.sidewalk_width_m + 2.0
@@ -336,11 +337,11 @@ def _street_clutter(parts: list[Mesh], rng: np.random.Generator, layout, start: 
             for end_sign in (-1.0, 1.0):
                 side_xy = center + outward * depth / 2 + direction * end_sign * 2.0
                 parts.append(_part(_oriented_box(side_xy, outward, depth, 0.05, curb + 0.1, curb + 2.4), L.STATIC, 0.8))
-        elif kind == 1:  # a row of bollards
-            for k in range(int(rng.integers(3, 8))):
-                x_k = center + direction * 1.5 * k
-                bollard = _prism(0.1, curb, curb + rng.uniform(0.8, 1.0), 6)
-                parts.append(_part((bollard[0] + [x_k[0], x_k[1], 0.0], bollard[1]), L.POLE))
+        elif kind == 1:  # a row of planters: concrete tubs with shrubs
+            for k in range(int(rng.integers(2, 5))):
+                x_k = center + direction * 2.0 * k
+                parts.append(_part(_oriented_box(x_k, direction, 1.2, 0.8, curb, curb + 0.5), L.WALL, 0.9))
+                parts.append(_part(_oriented_box(x_k, direction, 1.0, 0.6, curb + 0.5, curb + rng.uniform(0.9, 1.4)), L.VEGETATION, 0.6))
         elif kind == 2:  # parked bicycles against a rack
             for k in range(int(rng.integers(1, 5))):
                 x_k = center + direction * 0.7 * k
@@ -349,10 +350,8 @@ def _street_clutter(parts: list[Mesh], rng: np.random.Generator, layout, start: 
             for k in range(int(rng.integers(1, 4))):
                 x_k = center + direction * 2.1 * k
                 parts.append(_part(_oriented_box(x_k, direction, 2.0, 0.6, curb, curb + 0.8), L.WALL, 1.1))
-        else:  # a sign on a post
-            post = _prism(0.05, curb, curb + 2.6, 6)
-            parts.append(_part((post[0] + [center[0], center[1], 0.0], post[1]), L.POLE))
-            parts.append(_part(_oriented_box(center, direction, 0.7, 0.05, curb + 1.9, curb + 2.6), L.TRAFFIC_SIGN))
+        else:  # a utility cabinet (signal controller, electricity box)
+            parts.append(_part(_oriented_box(center, direction, rng.uniform(0.6, 1.2), 0.5, curb, curb + rng.uniform(1.0, 1.5)), L.STATIC, 0.9))
 
 
 def _facade_relief(parts: list[Mesh], rng: np.random.Generator, layout, building: tuple[float, float, float, float, float]) -> None:

@@ -73,7 +73,8 @@ def test_street_clutter_adds_to_the_city_and_changes_nothing_else() -> None:
     np.testing.assert_array_equal(cluttered.triangles[:count], bare.triangles)
     np.testing.assert_array_equal(cluttered.vertices[: len(bare.vertices)], bare.vertices)
     added = set(np.unique(cluttered.label[count:]).tolist())
-    assert {L.FENCE, L.WALL, L.VEGETATION, L.POLE} <= added
+    assert {L.FENCE, L.WALL, L.VEGETATION, L.STATIC} <= added
+    assert L.TRAFFIC_SIGN not in added  # signs are annotated objects, never unannotated clutter
     # Clutter stands off the road: nothing new lies inside the carriageway.
     new_vertices = cluttered.vertices[len(bare.vertices) :]
     half = network.road_half_width_m
