@@ -3,7 +3,9 @@
 Global (points and boxes together): flip about the x axis, rotation about z, scaling. Sensor variation (what differs
 between the synthetic city and real rigs): a shift of the ground height, a random intensity response
 `gain * intensity ** gamma`, fewer lasers (whole scanlines dropped, the same in every sweep of the sample) and fewer
-points.
+points. Terrain: the synthetic roads are flat, real ones are not (on the real AV2 sweep in `shared/data` half of the
+vehicles stand 0.2-0.4 m below the road under the ego vehicle), so heights can follow a random ground surface, a
+slope plus one long undulation, that moves every point and box by the surface's height at its position.
 """
 
 from __future__ import annotations
@@ -72,6 +74,35 @@ def keep_lasers(sweeps: list[LidarSweep], fraction: float, rng: np.random.Genera
     return [sweep.select(np.isin(sweep.laser_number, kept)) for sweep in sweeps]
 
 
+def ground_height_m(
+    xy_m: np.ndarray, gradient: np.ndarray, amplitude_m: float, wave_vector_per_m: np.ndarray, phase_rad: float
+) -> np.ndarray:
+    """Height of a ground surface at ego points `(N, 2)` relative to the ground under the ego vehicle (origin): a plane
+    of slope `gradient` (dz/dx, dz/dy) plus `amplitude_m * (sin(k . xy + phase) - sin(phase))`, so it is 0 at the
+    origin."""
+    xy = np.asarray(xy_m, dtype=np.float64)
+    wave = np.sin(xy @ wave_vector_per_m + phase_rad) - np.sin(phase_rad)
+    return xy @ gradient + amplitude_m * wave
+
+
+def random_terrain(
+    points: np.ndarray, boxes: Boxes3D, rng: np.random.Generator, *, max_slope: float, max_undulation_m: float
+) -> tuple[np.ndarray, Boxes3D]:
+    """Points `(N, >= 3)` and boxes on a random ground surface (`ground_height_m`): a slope uniform in [0,
+    `max_slope`] in a uniform direction, an undulation of amplitude uniform in [0, `max_undulation_m`], wavelength
+    20-80 m, uniform direction and phase. Each box moves by the height at its centre (it stays upright)."""
+    slope_direction, wave_direction = rng.uniform(0.0, 2.0 * np.pi, 2)
+    gradient = float(rng.uniform(0.0, max_slope)) * np.array([np.cos(slope_direction), np.sin(slope_direction)])
+    amplitude = float(rng.uniform(0.0, max_undulation_m))
+    wave = 2.0 * np.pi / float(rng.uniform(20.0, 80.0)) * np.array([np.cos(wave_direction), np.sin(wave_direction)])
+    phase = float(rng.uniform(0.0, 2.0 * np.pi))
+    moved = points.copy()
+    moved[:, 2] += ground_height_m(points[:, :2], gradient, amplitude, wave, phase).astype(moved.dtype)
+    center = boxes.center_m.copy()
+    center[:, 2] += ground_height_m(center[:, :2], gradient, amplitude, wave, phase)
+    return moved, replace(boxes, center_m=center)
+
+
 def vary_sensor(
     points: np.ndarray,
     boxes: Boxes3D,
@@ -81,10 +112,13 @@ def vary_sensor(
     intensity_gain_range: tuple[float, float],
     intensity_gamma_range: tuple[float, float],
     point_keep_range: tuple[float, float],
+    max_slope: float = 0.0,
+    max_undulation_m: float = 0.0,
 ) -> tuple[np.ndarray, Boxes3D]:
     """`(N, >= 4)` points (x, y, z, intensity, ...) and their boxes under one random sensor variation: heights shifted
     by a uniform draw in +-`ground_shift_m`, intensity mapped by a log-uniform gain and gamma (clipped to [0, 1]), a
-    uniform share of `point_keep_range` of the points kept."""
+    uniform share of `point_keep_range` of the points kept, and, when `max_slope` or `max_undulation_m` is positive,
+    on a random ground surface (`random_terrain`)."""
     varied = points.copy()
     shift = float(rng.uniform(-ground_shift_m, ground_shift_m)) if ground_shift_m > 0 else 0.0
     varied[:, 2] += np.float32(shift)
@@ -96,4 +130,7 @@ def vary_sensor(
         varied = varied[rng.random(len(varied)) < keep]
     center = boxes.center_m.copy()
     center[:, 2] += shift
-    return varied, replace(boxes, center_m=center)
+    boxes = replace(boxes, center_m=center)
+    if max_slope > 0 or max_undulation_m > 0:
+        varied, boxes = random_terrain(varied, boxes, rng, max_slope=max_slope, max_undulation_m=max_undulation_m)
+    return varied, boxes

@@ -105,6 +105,9 @@ class TrainConfig(StrictConfig):
     scale_range: tuple[PositiveFloat, PositiveFloat] = (0.95, 1.05)
     # Sensor variation (`augment.vary_sensor`, `augment.keep_lasers`); the defaults change nothing.
     ground_shift_m: Annotated[float, Field(ge=0)] = 0.0
+    # Terrain (`augment.random_terrain`): the steepest slope (dz per m) and the largest undulation amplitude.
+    max_ground_slope: Annotated[float, Field(ge=0, le=0.2)] = 0.0
+    max_ground_undulation_m: Annotated[float, Field(ge=0, le=2.0)] = 0.0
     intensity_gain_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
     intensity_gamma_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
     laser_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)

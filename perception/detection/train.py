@@ -101,8 +101,11 @@ def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | Non
     assert boxes is not None
     if boxes.num_interior_pts is not None and train.min_interior_points > 0:
         boxes = boxes.select(boxes.num_interior_pts >= train.min_interior_points)
-    sensor = (train.ground_shift_m, train.intensity_gain_range, train.intensity_gamma_range, train.point_keep_range)
-    if rng is not None and sensor != (0.0, (1.0, 1.0), (1.0, 1.0), (1.0, 1.0)):
+    sensor = (
+        train.ground_shift_m, train.intensity_gain_range, train.intensity_gamma_range, train.point_keep_range,
+        train.max_ground_slope, train.max_ground_undulation_m,
+    )  # fmt: skip
+    if rng is not None and sensor != (0.0, (1.0, 1.0), (1.0, 1.0), (1.0, 1.0), 0.0, 0.0):
         points, boxes = vary_sensor(
             points,
             boxes,
@@ -111,6 +114,8 @@ def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | Non
             intensity_gain_range=train.intensity_gain_range,
             intensity_gamma_range=train.intensity_gamma_range,
             point_keep_range=train.point_keep_range,
+            max_slope=train.max_ground_slope,
+            max_undulation_m=train.max_ground_undulation_m,
         )
     if rng is not None:
         points, boxes = augment(

@@ -10,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from perception.detection.augment import flip_y, keep_lasers, rotate_scale, vary_sensor
+from perception.detection.augment import flip_y, ground_height_m, keep_lasers, random_terrain, rotate_scale, vary_sensor
 from perception.detection.box_coder import LAYOUT
 from perception.detection.box_ops import count_points_in_boxes
 from perception.detection.config import DetectionConfig, ModelConfig
@@ -203,6 +203,37 @@ def test_sensor_variation_by_hand() -> None:
     kept = keep_lasers(sweeps, 0.5, np.random.default_rng(2))
     assert len(kept[0]) == 4 and kept[0].laser_number.tolist() == kept[1].laser_number.tolist()
     assert keep_lasers(sweeps, 1.0, np.random.default_rng(2)) == sweeps
+
+
+def test_ground_surface_by_hand() -> None:
+    xy = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, -20.0], [np.pi, 0.0]])
+    # A 2% slope along x and a 0.3 m undulation of wavelength 2 pi m along x, phase 0.
+    height = ground_height_m(xy, np.array([0.02, 0.0]), 0.3, np.array([1.0, 0.0]), 0.0)
+    np.testing.assert_allclose(height, [0.0, 0.2 + 0.3 * np.sin(10.0), 0.0, 0.02 * np.pi], atol=1e-12)
+    # With a phase the surface still passes through the origin: sin(pi/2 + pi/2) - sin(pi/2) = -1 at x = pi/2.
+    np.testing.assert_allclose(ground_height_m(np.array([[0.0, 0.0], [np.pi / 2, 5.0]]), np.zeros(2), 0.3, np.array([1.0, 0.0]), np.pi / 2), [0.0, -0.3])
+
+
+def test_random_terrain_moves_a_box_with_its_points() -> None:
+    boxes = Boxes3D(
+        np.array([[20.0, 5.0, 0.8], [-30.0, -12.0, 0.9]]), np.array([[4.0, 2.0, 1.5], [0.6, 0.6, 1.8]]), np.zeros(2),
+        np.array([CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]]),
+    )  # fmt: skip
+    points = np.column_stack([boxes.center_m, np.full(2, 0.2)]).astype(np.float32)
+    rng = np.random.default_rng(3)
+    moved, moved_boxes = random_terrain(points, boxes, rng, max_slope=0.03, max_undulation_m=0.4)
+    lift = moved_boxes.center_m[:, 2] - boxes.center_m[:, 2]
+    np.testing.assert_allclose(moved[:, 2] - points[:, 2], lift, atol=1e-5)  # a point at a box's centre moves with it
+    np.testing.assert_allclose(moved[:, [0, 1, 3]], points[:, [0, 1, 3]])
+    assert 0.0 < np.abs(lift).max() <= 0.03 * 36.0 + 0.8  # slope times distance plus twice the amplitude
+    assert lift[0] != lift[1]
+    # Switched off, the sensor variation draws nothing for terrain: the same stream gives the same sample.
+    kwargs = {"ground_shift_m": 0.2, "intensity_gain_range": (1.0, 1.0), "intensity_gamma_range": (1.0, 1.0), "point_keep_range": (1.0, 1.0)}
+    flat, _ = vary_sensor(points, boxes, np.random.default_rng(4), **kwargs)  # type: ignore[arg-type]
+    flat_again, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.0, max_undulation_m=0.0, **kwargs)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(flat, flat_again)
+    hilly, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.03, max_undulation_m=0.4, **kwargs)  # type: ignore[arg-type]
+    assert not np.array_equal(hilly[:, 2], flat[:, 2])
 
 
 def _tiny_cfg(epochs: int, **train: object) -> DetectionConfig:

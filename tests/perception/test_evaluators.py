@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.quality_detection import motion_scores
 from perception.detection.evaluate import evaluate_av2_detection, evaluate_nuscenes_detection
 from perception.tracking.evaluate import evaluate_av2_tracking, evaluate_nuscenes_tracking
 from scenes.categories import CATEGORY_ID
@@ -147,3 +148,23 @@ def test_evaluate_tracking_cli_scores_a_nuscenes_tracking_submission(nuscenes_db
     assert figures["AMOTA"] == pytest.approx(1.0) and figures["car/AMOTA"] == pytest.approx(1.0)
     missing = CliRunner().invoke(app, ["evaluate", "tracking", "--data", f"nuscenes:{root}"])
     assert missing.exit_code == 2 and "give --predictions FILE" in missing.output
+
+
+def test_motion_scores_by_hand() -> None:
+    # Truth: a car at 10 m/s along x, a parked car, a pedestrian at 1.5 m/s along y.
+    truth = Boxes3D(
+        np.array([[10.0, 0.0, 0.8], [20.0, 5.0, 0.8], [5.0, -5.0, 0.9]]), np.array([[4.5, 1.9, 1.6], [4.5, 1.9, 1.6], [0.7, 0.7, 1.7]]),
+        np.array([0.0, 0.0, np.pi / 2]), np.array([RV, RV, PED]), velocity_m_per_s=np.array([[10.0, 0.0], [0.0, 0.0], [0.0, 1.5]]),
+    )  # fmt: skip
+    frame = Frame("log", 0, SE3.identity(), annotations=truth)
+    # Detections: the moving car 0.5 m off with velocity (7, 0) and a flipped heading; the parked car (not moving, left
+    # out); a detection near the pedestrian but below the score threshold, so the pedestrian is unmatched.
+    detected = Boxes3D(
+        np.array([[10.5, 0.0, 0.8], [20.0, 5.0, 0.8], [5.0, -5.0, 0.9]]), truth.size_lwh_m, np.array([np.pi - 0.1, 0.0, np.pi / 2]),
+        np.array([RV, RV, PED]), score=np.array([0.9, 0.9, 0.2]), velocity_m_per_s=np.array([[7.0, 0.0], [0.0, 0.0], [0.0, 1.5]]),
+    )  # fmt: skip
+    scores = motion_scores([frame], [detected])
+    assert scores["vehicle"] == {
+        "matched": 1.0, "velocity_error_m_per_s": 3.0, "predicted_speed_m_per_s": 7.0, "true_speed_m_per_s": 10.0, "heading_flips": 1.0,
+    }  # fmt: skip
+    assert scores["pedestrian"]["matched"] == 0.0 and np.isnan(scores["pedestrian"]["velocity_error_m_per_s"])
