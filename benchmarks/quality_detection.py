@@ -54,6 +54,7 @@ from perception.tracking.config import TrackerConfig
 from perception.tracking.evaluate import evaluate_av2_tracking
 from perception.tracking.tracker import Tracker, load_tracker_config
 from scenes.ego_frame import EgoConvention
+from scenes.geometry import wrap_angle
 from scenes.io import atomic_write_text
 from scenes.records import Boxes3D, Frame
 from scenes.submissions.av2_detection import detections_table, ground_truth_table
@@ -125,7 +126,7 @@ MOVING_M_PER_S = 1.0
 
 def motion_scores(frames: list[Frame], detections: list[Boxes3D]) -> dict[str, dict[str, float]]:
     """Velocity and heading of the detections (score >= `REAL_SCORE_THRESHOLD`) matched to moving annotated boxes
-    (faster than `MOVING_M_PER_S`, within `REAL_MATCH_M` in BEV, nearest first), per group: median velocity error
+    (faster than `MOVING_M_PER_S`; each to its nearest detection within `REAL_MATCH_M` in BEV), per group: median velocity error
     (m/s), median predicted and true speed, and the share of headings off by more than 90 degrees (a flipped box)."""
     errors: dict[str, list[tuple[float, float, float, float]]] = {"vehicle": [], "pedestrian": []}
     for frame, boxes in zip(frames, detections, strict=True):
@@ -146,7 +147,7 @@ def motion_scores(frames: list[Frame], detections: list[Boxes3D]) -> dict[str, d
                     continue
                 match = candidates[int(np.argmin(distance))]
                 velocity = confident.velocity_m_per_s[match]
-                turn = np.angle(np.exp(1j * (confident.yaw_rad[match] - truth.yaw_rad[index])))
+                turn = wrap_angle(confident.yaw_rad[match] - truth.yaw_rad[index])
                 error = float(np.linalg.norm(velocity - truth.velocity_m_per_s[index]))
                 rows.append((error, float(np.linalg.norm(velocity)), float(speed[index]), float(abs(turn) > np.pi / 2)))
     scores: dict[str, dict[str, float]] = {}
