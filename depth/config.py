@@ -70,6 +70,8 @@ class PoseConfig(StrictConfig):
     pnp_ratio: float = Field(0.8, gt=0, le=1)
     pnp_reprojection_px: float = Field(2.0, gt=0)
     pnp_min_translation_m: float = Field(0.15, ge=0)
+    # A PnP pose that moves the camera faster than this between the two frames is rejected as a wrong consensus.
+    pnp_max_speed_m_per_s: float = Field(40.0, gt=0)
 
 
 class BeamConfig(StrictConfig):

@@ -130,6 +130,7 @@ def _relative_pose(target: Frame, source: Frame, rig: Rig, config: DepthConfig, 
             ratio=pose.pnp_ratio,
             reprojection_px=pose.pnp_reprojection_px,
             min_translation_m=pose.pnp_min_translation_m,
+            max_translation_m=pose.pnp_max_speed_m_per_s * abs(source.timestamp_ns - target.timestamp_ns) / 1e9,
         )
     assert target.lidar is not None and source.lidar is not None
     beams = config.beams

@@ -53,6 +53,7 @@ def pnp_pose(
     iterations: int = 100,
     dilation_px: int = 4,
     min_translation_m: float = 0.15,
+    max_translation_m: float = np.inf,
     min_inliers: int = MIN_PNP_INLIERS,
 ) -> FloatArray | None:
     """`source_T_target` from SIFT matches between two `(H, W, 3)` uint8 RGB images, the target keypoints lifted to
@@ -65,8 +66,12 @@ def pnp_pose(
     vector as Euler angles, which is only close for small rotations; not reproduced here).
 
     Returns None with fewer than 6 lifted matches, when RANSAC fails or keeps fewer than `min_inliers` inliers (a
-    safeguard the official code lacks), or when the translation is shorter than `min_translation_m` (the official code
-    then treats the pair as static). The RANSAC pose is refined on its inliers (Levenberg-Marquardt).
+    safeguard the official code lacks), when the translation is shorter than `min_translation_m` (the official code
+    then treats the pair as static), or longer than `max_translation_m` (the most a vehicle can travel between the two
+    frames; also missing from the official code). The last check catches a consensus of wrong matches: along a row of
+    identical street furniture, keypoints lifted by the near-horizontal scanline all lie close to the plane through
+    the camera centre, and RANSAC can then find a dozen inliers for a pose tens of metres off. The RANSAC pose is
+    refined on its inliers (Levenberg-Marquardt).
     """
     target_grey = cv2.cvtColor(np.ascontiguousarray(target_image, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
     source_grey = cv2.cvtColor(np.ascontiguousarray(source_image, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
@@ -110,7 +115,7 @@ def pnp_pose(
         points_target_m[inlier_index], source_px[lifted][inlier_index], camera_matrix, NO_DISTORTION, rotation_vector, translation_m
     )
     translation_m = np.asarray(translation_m, dtype=np.float64).reshape(3)
-    if np.linalg.norm(translation_m) < min_translation_m:
+    if not min_translation_m <= np.linalg.norm(translation_m) <= max_translation_m:
         return None
     source_T_target = np.eye(4)
     source_T_target[:3, :3] = cv2.Rodrigues(rotation_vector)[0]

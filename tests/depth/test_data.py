@@ -46,23 +46,32 @@ def test_few_beam_points_keep_the_lidartouch_lines() -> None:
 
 
 def test_pnp_pose_agrees_with_the_simulator() -> None:
+    """PnP poses of the tiny synthetic KITTI drive against the simulator's, for sources one and two frames away.
+
+    On these 256x128 frames PnP keeps only the poses it can trust (enough RANSAC inliers, a plausible speed), the
+    others fall back to the identity. A trusted pose is typically 10-30 % off the travelled distance at this size, and
+    never as far off as the distance itself: along rows of identical street furniture a RANSAC consensus of wrong
+    matches can otherwise put the camera tens of metres away.
+    """
     config = TINY.model_copy(update={"pose": TINY.pose.model_copy(update={"method": "pnp"})})
-    trusted = 0
-    for seed in range(4):
+    relative_errors, pairs = [], 0
+    for seed in range(6):
         (log,) = synth_logs(config, seed, 1)
         rig = Rig("kitti_left", log.ego_SE3_sensors[LIDAR_NAME].inverse(), "index")
         frames = log.frames
-        pnp = make_sample(frames[2], [frames[0], frames[4]], rig, config)
-        oracle = make_sample(frames[2], [frames[0], frames[4]], rig, TINY)
-        # On these 256x128 frames PnP keeps only the poses it can trust (enough RANSAC inliers), and those are close
-        # to the truth; the others fall back to the identity.
-        error = np.linalg.norm(pnp.source_T_target[:, :3, 3] - oracle.source_T_target[:, :3, 3], axis=1)
-        travelled = np.linalg.norm(oracle.source_T_target[:, :3, 3], axis=1)
-        assert travelled.min() > 0.5 and (error[pnp.pose_valid] < 0.25 * travelled[pnp.pose_valid]).all()
-        identity = np.broadcast_to(np.eye(4), (int((~pnp.pose_valid).sum()), 4, 4))
-        np.testing.assert_array_equal(pnp.source_T_target[~pnp.pose_valid], identity)
-        trusted += int(pnp.pose_valid.sum())
-    assert trusted >= 2
+        for target, sources in ((1, [0, 2]), (2, [0, 1, 3, 4]), (3, [2, 4])):
+            source_frames = [frames[index] for index in sources]
+            pnp = make_sample(frames[target], source_frames, rig, config)
+            oracle = make_sample(frames[target], source_frames, rig, TINY)
+            error = np.linalg.norm(pnp.source_T_target[:, :3, 3] - oracle.source_T_target[:, :3, 3], axis=1)
+            travelled = np.linalg.norm(oracle.source_T_target[:, :3, 3], axis=1)
+            assert travelled.min() > 0.3
+            relative_errors.extend(error[pnp.pose_valid] / travelled[pnp.pose_valid])
+            identity = np.broadcast_to(np.eye(4), (int((~pnp.pose_valid).sum()), 4, 4))
+            np.testing.assert_array_equal(pnp.source_T_target[~pnp.pose_valid], identity)
+            pairs += len(sources)
+    assert len(relative_errors) >= pairs // 4
+    assert max(relative_errors) < 1.0 and np.median(relative_errors) < 0.3
 
 
 def test_flip_mirrors_images_intrinsics_and_poses_consistently(tiny_samples: list[DepthSample]) -> None:

@@ -216,6 +216,14 @@ def test_pnp_recovers_known_motion(rendered_pair: tuple[np.ndarray, np.ndarray, 
     assert rotation_error_deg(estimate, truth) < 0.5
 
 
+def test_pnp_rejects_motion_beyond_the_bound(rendered_pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """A pose that travels further than a vehicle can between the two frames is not trusted."""
+    target_image, source_image, target_sparse_depth, truth = rendered_pair
+    travelled = float(np.linalg.norm(truth[:3, 3]))
+    assert pnp_pose(target_image, source_image, target_sparse_depth, INTRINSICS, max_translation_m=0.9 * travelled) is None
+    assert pnp_pose(target_image, source_image, target_sparse_depth, INTRINSICS, max_translation_m=1.1 * travelled) is not None
+
+
 def test_pnp_identical_images_are_static(rendered_pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
     target_image, _, target_sparse_depth, _ = rendered_pair
     assert pnp_pose(target_image, target_image, target_sparse_depth, INTRINSICS) is None
