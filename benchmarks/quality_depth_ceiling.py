@@ -36,6 +36,7 @@ from depth.lidartouch import MAX_LOG_CORRECTION
 from depth.losses import total_loss
 from depth.metrics import depth_errors, garg_crop_mask
 from depth.model import upsample_depth
+from depth.train import augmented
 from scenes.config import load_config
 from scenes.io import atomic_write_text
 
@@ -44,18 +45,18 @@ CONFIG = REPO / "configs" / "depth" / "lidartouch_synth.yaml"
 RESULTS = REPO / "benchmarks" / "results" / "quality_depth_ceiling.json"
 
 
-def _tensors(sample: DepthSample) -> dict[str, torch.Tensor]:
-    def image(array: np.ndarray) -> torch.Tensor:
-        return torch.tensor(array).float() / 255.0
-
-    return {
-        "target": image(sample.image).permute(2, 0, 1)[None],
-        "sources": image(sample.source_images).permute(0, 3, 1, 2)[None],
-        "lidar_depth_m": torch.tensor(sample.lidar_depth_m)[None, None],
-        "intrinsics": torch.tensor(sample.intrinsics)[None],
-        "source_T_target": torch.tensor(sample.source_T_target)[None],
+def _loss_inputs(sample: DepthSample, config: DepthConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The un-augmented batch of one sample exactly as training feeds `total_loss`, and its prior depth `(1, 1, H, W)`."""
+    _, target, sources, lidar_depth_m, intrinsics, source_T_target, prior_depth_m = augmented(sample, None, config)
+    inputs = {
+        "target": torch.tensor(target).permute(2, 0, 1)[None],
+        "sources": torch.tensor(sources).permute(0, 3, 1, 2)[None],
+        "lidar_depth_m": torch.tensor(lidar_depth_m)[None, None],
+        "intrinsics": torch.tensor(intrinsics)[None],
+        "source_T_target": torch.tensor(source_T_target)[None],
         "pose_valid": torch.tensor(sample.pose_valid)[None],
     }
+    return inputs, torch.tensor(prior_depth_m)[None, None]
 
 
 def _abs_rel(depth_m: np.ndarray, sample: DepthSample) -> float:
@@ -68,9 +69,9 @@ def _abs_rel(depth_m: np.ndarray, sample: DepthSample) -> float:
 
 def optimise_sample(sample: DepthSample, config: DepthConfig, steps: int, learning_rate: float) -> dict[str, float]:
     """Losses of the prior, the truth and the per-pixel optimum of one sample, and the AbsRel of prior and optimum."""
-    inputs = _tensors(sample)
+    inputs, prior = _loss_inputs(sample, config)
     network = config.network
-    prior = torch.tensor(sample.prior_depth_m)[None, None].clamp(network.min_depth_m, network.max_depth_m)
+    prior = prior.clamp(network.min_depth_m, network.max_depth_m)
     gt = sample.gt_depth_m
     assert gt is not None
     gt_small = torch.nn.functional.interpolate(torch.tensor(gt)[None, None], size=prior.shape[-2:], mode="nearest")

@@ -83,6 +83,11 @@ class ModelConfig(StrictConfig):
         return BoxCoder(origin_m=(self.range_m[0], self.range_m[1]), cell_m=self.out_cell_m)
 
 
+_VARY_SENSOR_FIELDS = (
+    "ground_shift_m", "intensity_gain_range", "intensity_gamma_range", "point_keep_range", "max_ground_slope", "max_ground_undulation_m",
+)  # fmt: skip
+
+
 class TrainConfig(StrictConfig):
     """Optimisation, targets, augmentation and data of `perception.detection.train.fit`."""
 
@@ -116,6 +121,12 @@ class TrainConfig(StrictConfig):
     num_threads: Annotated[int, Field(ge=1)] | None = None
     # Warm start: weights of a detector checkpoint with the same model config (fine-tuning); ignored when resuming.
     init_checkpoint: str | None = None
+
+    @property
+    def varies_sensor(self) -> bool:
+        """Whether any setting of `augment.vary_sensor` (ground shift, intensity, point share, terrain) differs from its
+        default, the one that changes nothing."""
+        return any(getattr(self, name) != type(self).model_fields[name].default for name in _VARY_SENSOR_FIELDS)
 
     @field_validator("code_weights")
     @classmethod

@@ -101,11 +101,7 @@ def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | Non
     assert boxes is not None
     if boxes.num_interior_pts is not None and train.min_interior_points > 0:
         boxes = boxes.select(boxes.num_interior_pts >= train.min_interior_points)
-    sensor = (
-        train.ground_shift_m, train.intensity_gain_range, train.intensity_gamma_range, train.point_keep_range,
-        train.max_ground_slope, train.max_ground_undulation_m,
-    )  # fmt: skip
-    if rng is not None and sensor != (0.0, (1.0, 1.0), (1.0, 1.0), (1.0, 1.0), 0.0, 0.0):
+    if rng is not None and train.varies_sensor:
         points, boxes = vary_sensor(
             points,
             boxes,
