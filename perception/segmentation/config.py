@@ -86,6 +86,8 @@ class LossConfig(StrictConfig):
     adversarial_aux: float = Field(2e-4, ge=0)
     discriminator: float = Field(1.0, gt=0)
     mtkt_teacher_adversarial_scale: float = Field(0.5, ge=0)
+    # the shared backbone gets the teachers' source cross-entropies summed (the official code) or averaged
+    mtkt_teacher_cross_entropy: Literal["sum", "mean"] = "sum"
     distillation_main: float = Field(4.0, ge=0)
     # the aux KL weight is this x distillation_main / number of targets (the official code uses its LAMBDA_SEG_AUX here)
     distillation_aux_factor: float = Field(0.4, ge=0)

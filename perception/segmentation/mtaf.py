@@ -11,8 +11,9 @@ Methods (`SegmentationConfig.method`):
   target j tells the other targets (label 0) from target j (label 1) and the segmenter pushes target j to label 0.
   Both kinds use the same adversarial weights.
 - `mtkt`: a shared backbone with 1 + T heads. Teacher head j+1 gets source cross-entropy (the backbone gets the sum
-  over teachers, as in the official code) and ADVENT against its own target j (its own discriminator pair,
-  adversarial x mtkt_teacher_adversarial_scale = 1/2); the student head 0 gets no source cross-entropy, only
+  over teachers, as in the official code, or with `mtkt_teacher_cross_entropy: mean` their average) and ADVENT
+  against its own target j (its own discriminator pair, adversarial x mtkt_teacher_adversarial_scale, 1/2 in the
+  official code); the student head 0 gets no source cross-entropy, only
   sum_j KL(teacher_j || student) on target j's images (teacher detached) x distillation_main for the main output and
   x distillation_aux_factor * distillation_main / T for the auxiliary output, once `distillation_warmup_steps`
   training steps have passed. As in the official code the KL is averaged over pixels and classes, i.e. the per-pixel
@@ -144,10 +145,10 @@ class MTAFModel(nn.Module):
             self.steps_done += 1
         return torch.stack(losses.terms).sum(), losses.parts
 
-    def _cross_entropy(self, losses: _Losses, head: HeadOutput, labels: torch.Tensor, batch: int, prefix: str = "") -> None:
+    def _cross_entropy(self, losses: _Losses, head: HeadOutput, labels: torch.Tensor, batch: int, prefix: str = "", scale: float = 1.0) -> None:
         weights = self.config.loss
-        losses.add(f"{prefix}seg_main", F.cross_entropy(head.main[:batch], labels, ignore_index=IGNORE_INDEX), weights.seg_main)
-        losses.add(f"{prefix}seg_aux", F.cross_entropy(head.aux[:batch], labels, ignore_index=IGNORE_INDEX), weights.seg_aux)
+        losses.add(f"{prefix}seg_main", F.cross_entropy(head.main[:batch], labels, ignore_index=IGNORE_INDEX), scale * weights.seg_main)
+        losses.add(f"{prefix}seg_aux", F.cross_entropy(head.aux[:batch], labels, ignore_index=IGNORE_INDEX), scale * weights.seg_aux)
 
     def _align(
         self, losses: _Losses, name: str, level: str, first: torch.Tensor, second: torch.Tensor, fooled: list[tuple[torch.Tensor, float]], scale: float = 1.0
@@ -186,9 +187,10 @@ class MTAFModel(nn.Module):
         styles = self.config.data.target_styles
         distilling = int(self.steps_done) >= weights.distillation_warmup_steps
         student = heads[0]
+        cross_entropy_scale = 1.0 / len(styles) if weights.mtkt_teacher_cross_entropy == "mean" else 1.0
         for index, style in enumerate(styles):
             teacher = heads[index + 1]
-            self._cross_entropy(losses, teacher, labels, batch, "teacher_")
+            self._cross_entropy(losses, teacher, labels, batch, "teacher_", cross_entropy_scale)
             target = slice(batch + target_batch * index, batch + target_batch * (index + 1))
             for level in LEVELS:
                 maps = weighted_self_information(getattr(teacher, level))

@@ -167,3 +167,22 @@ def test_mtkt_distillation_reaches_the_backbone_only_when_asked(into_backbone: b
     for got, expected in zip(student_grads(other), student_grads(model), strict=True):
         torch.testing.assert_close(got, expected)
 
+
+def test_mtkt_teacher_cross_entropy_mean_is_the_sum_over_the_number_of_targets() -> None:
+    """With only the cross-entropy on (besides the discriminators' own terms, which never reach the segmenter),
+    "mean" gives the segmenter's loss and every backbone gradient of "sum" divided by T (3)."""
+    zeros = {"adversarial_main": 0.0, "adversarial_aux": 0.0, "distillation_main": 0.0}
+    results = {}
+    for reduction in ("sum", "mean"):
+        torch.manual_seed(0)
+        model = MTAFModel(tiny_config("mtkt", **zeros, mtkt_teacher_cross_entropy=reduction))
+        loss, parts = model(*tiny_batch(model.config))
+        loss.backward()
+        backbone = [grad.clone() for grad in grads(model.segmenter.layer1) if grad is not None]
+        results[reduction] = (loss - parts["dis_main"] - parts["dis_aux"], parts["teacher_seg_main"], backbone)
+    (sum_loss, sum_part, sum_grads), (mean_loss, mean_part, mean_grads) = results["sum"], results["mean"]
+    torch.testing.assert_close(mean_loss, sum_loss / len(TARGETS))
+    torch.testing.assert_close(mean_part, sum_part)  # the logged parts stay unweighted
+    assert sum_grads and all(float(grad.abs().sum()) > 0 for grad in sum_grads)
+    for mean_grad, sum_grad in zip(mean_grads, sum_grads, strict=True):
+        torch.testing.assert_close(mean_grad, sum_grad / len(TARGETS))
