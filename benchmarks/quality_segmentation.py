@@ -17,7 +17,8 @@ strong (summed over classes, at 4x the cross-entropy's weight); with the officia
 35.4 and 38.1 on 8 drives per style of the two target sets, against 34.8 and 42.3 with false, which stays.
 The `mtkt_mean_ce` row is a variant reported beside MTKT, not a setting chosen for it: each teacher aligns its target
 at single-target ADVENT's strength relative to the source cross-entropy (teachers' cross-entropies averaged,
-adversarial at scale 1, where the official sum and scale 1/2 make it 6x weaker with 3 targets).
+adversarial at scale 1, where the official sum and scale 1/2 make it 6x weaker with 3 targets). The
+`multi_dis_source_vs_only` row is Multi-Dis without its target-vs-target pairs (`loss.target_vs_target: false`).
 
 `--targets fog desert downtown --runs runs/segmentation_fog_desert_downtown --out FILE` trains and scores the same
 rows with other target styles (their own run folders, as the configs differ).
@@ -62,6 +63,8 @@ def table_rows(targets: tuple[str, ...]) -> dict[str, tuple[str, dict[str, Any]]
         **{f"advent_{target}": ("advent_synth", {"data.target_styles": [target]}) for target in targets},
         "advent_merged": ("advent_merged_synth", retarget),
         "multi_dis": ("multi_dis_synth", retarget),
+        # ablation: Multi-Dis without its target-vs-target pairs
+        "multi_dis_source_vs_only": ("multi_dis_synth", {**retarget, "loss.target_vs_target": False}),
         "mtkt": ("mtkt_synth", retarget),
         # each teacher aligned at ADVENT's strength: the backbone gets the teachers' source cross-entropy once
         "mtkt_mean_ce": ("mtkt_synth", {**retarget, "loss.mtkt_teacher_cross_entropy": "mean", "loss.mtkt_teacher_adversarial_scale": 1.0}),

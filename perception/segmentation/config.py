@@ -85,6 +85,8 @@ class LossConfig(StrictConfig):
     adversarial_main: float = Field(1e-3, ge=0)
     adversarial_aux: float = Field(2e-4, ge=0)
     discriminator: float = Field(1.0, gt=0)
+    # Multi-Dis's target-vs-target discriminator pairs (false: only its source-vs-target pairs, an ablation)
+    target_vs_target: bool = True
     mtkt_teacher_adversarial_scale: float = Field(0.5, ge=0)
     # the shared backbone gets the teachers' source cross-entropies summed (the official code) or averaged
     mtkt_teacher_cross_entropy: Literal["sum", "mean"] = "sum"

@@ -9,7 +9,8 @@ Methods (`SegmentationConfig.method`):
 - `multi_dis`: one source-vs-target pair per target, plus target-vs-target pairs: with 2 targets one pair tells
   target 0 (label 0) from target 1 (label 1) and the segmenter gets the flipped labels; with more, the pair of
   target j tells the other targets (label 0) from target j (label 1) and the segmenter pushes target j to label 0.
-  Both kinds use the same adversarial weights.
+  Both kinds use the same adversarial weights; `loss.target_vs_target: false` drops the target-vs-target pairs
+  (an ablation: one source-vs-target pair per target on a single head).
 - `mtkt`: a shared backbone with 1 + T heads. Teacher head j+1 gets source cross-entropy (the backbone gets the sum
   over teachers, as in the official code, or with `mtkt_teacher_cross_entropy: mean` their average) and ADVENT
   against its own target j (its own discriminator pair, adversarial x mtkt_teacher_adversarial_scale, 1/2 in the
@@ -77,7 +78,7 @@ def discriminator_names(config: SegmentationConfig) -> tuple[str, ...]:
     if config.method in ("advent", "advent_merged"):
         return ("source_vs_target",)
     source_vs = tuple(f"source_vs_{style}" for style in targets)
-    if config.method == "mtkt":
+    if config.method == "mtkt" or not config.loss.target_vs_target:
         return source_vs
     if len(targets) == 2:
         return (*source_vs, "target_vs_target")
@@ -174,6 +175,8 @@ class MTAFModel(nn.Module):
             per_target = target.unflatten(0, (targets, -1))
             for index, style in enumerate(styles):
                 self._align(losses, f"source_vs_{style}", level, source, per_target[index], [(per_target[index], SOURCE_LABEL)])
+            if not self.config.loss.target_vs_target:
+                continue
             if targets == 2:
                 fooled = [(per_target[0], TARGET_LABEL), (per_target[1], SOURCE_LABEL)]
                 self._align(losses, "target_vs_target", level, per_target[0], per_target[1], fooled)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from perception.segmentation.config import Method, SegmentationConfig
-from perception.segmentation.discriminators import SOURCE_LABEL, DiscriminatorPair, adversarial_bce, weighted_self_information
+from perception.segmentation.discriminators import SOURCE_LABEL, TARGET_LABEL, DiscriminatorPair, adversarial_bce, weighted_self_information
 from perception.segmentation.mtaf import MTAFModel, discriminator_names
 from scenes.training.frozen import frozen_call
 
@@ -102,6 +102,7 @@ def test_multi_dis_discriminators() -> None:
     assert discriminator_names(tiny_config("multi_dis", ("night", "fog"))) == ("source_vs_night", "source_vs_fog", "target_vs_target")
     assert discriminator_names(tiny_config("multi_dis"))[3:] == ("others_vs_night", "others_vs_fog", "others_vs_desert")
     assert discriminator_names(tiny_config("mtkt")) == ("source_vs_night", "source_vs_fog", "source_vs_desert")
+    assert discriminator_names(tiny_config("multi_dis", target_vs_target=False)) == ("source_vs_night", "source_vs_fog", "source_vs_desert")
 
 
 def student_grads(model: MTAFModel) -> list[torch.Tensor]:
@@ -186,3 +187,27 @@ def test_mtkt_teacher_cross_entropy_mean_is_the_sum_over_the_number_of_targets()
     assert sum_grads and all(float(grad.abs().sum()) > 0 for grad in sum_grads)
     for mean_grad, sum_grad in zip(mean_grads, sum_grads, strict=True):
         torch.testing.assert_close(mean_grad, sum_grad / len(TARGETS))
+
+
+@pytest.mark.parametrize("targets", [("night", "fog"), TARGETS])
+def test_multi_dis_without_target_vs_target_drops_exactly_those_terms(targets: tuple[str, ...]) -> None:
+    """Same weights and batch: the full model's adversarial loss is the ablated one plus its target-vs-target terms,
+    computed here by hand (2 targets: one pair, the segmenter gets the flipped labels; 3: each target to label 0)."""
+    torch.manual_seed(0)
+    full = MTAFModel(tiny_config("multi_dis", targets))
+    ablated = MTAFModel(tiny_config("multi_dis", targets, target_vs_target=False))
+    missing, unexpected = ablated.load_state_dict(full.state_dict(), strict=False)
+    assert not missing and unexpected and all(".target_vs_target." in key or ".others_vs_" in key for key in unexpected)
+    source, labels, target_images = tiny_batch(full.config)
+    _, full_parts = full(source, labels, target_images)
+    _, ablated_parts = ablated(source, labels, target_images)
+    with torch.no_grad():
+        logits = full.segmenter(torch.cat([source, target_images.flatten(0, 1)]))[0].main
+        per_target = weighted_self_information(upsampled(logits))[source.shape[0] :].unflatten(0, (len(targets), -1))
+        if len(targets) == 2:
+            pair = full.discriminators["target_vs_target"].main
+            extra = adversarial_bce(pair(per_target[0]), TARGET_LABEL) + adversarial_bce(pair(per_target[1]), SOURCE_LABEL)
+        else:
+            extra = sum(adversarial_bce(full.discriminators[f"others_vs_{style}"].main(per_target[i]), SOURCE_LABEL) for i, style in enumerate(targets))
+    torch.testing.assert_close(ablated_parts["seg_main"], full_parts["seg_main"])
+    torch.testing.assert_close(full_parts["adv_main"], ablated_parts["adv_main"] + extra)
