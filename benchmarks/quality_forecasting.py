@@ -62,7 +62,7 @@ VEHICLES: Final = frozenset(
 )
 
 
-def _evaluation_rows(scenario: Scenario, horizon: int) -> np.ndarray:
+def evaluation_rows(scenario: Scenario, horizon: int) -> np.ndarray:
     current = scenario.current_index
     full_future = scenario.valid[:, current + 1 : current + 1 + horizon].all(axis=1)
     vehicle = np.isin(scenario.category, list(VEHICLES))
@@ -79,7 +79,7 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k: int = 5) 
     segments_cache: dict[int, LaneSegments] = {}
     drivable_cache: dict[int, DrivableArea] = {}
     for scenario in scenarios:
-        rows = _evaluation_rows(scenario, features.horizon_steps)
+        rows = evaluation_rows(scenario, features.horizon_steps)
         if not len(rows):
             continue
         key = id(scenario.lane_graph)

@@ -23,9 +23,11 @@ class HistoryEncoder(nn.Module):
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         leading = states.shape[:-2]
+        if states.numel() == 0:  # no neighbours (max_neighbors: 0)
+            return states.new_zeros(*leading, self.gru.hidden_size)
         flat = states.reshape(-1, *states.shape[-2:])
         _, last = self.gru(self.embed(flat))
-        return last[0].reshape(*leading, -1)
+        return last[0].reshape(*leading, self.gru.hidden_size)
 
 
 class MaskedAttentionPool(nn.Module):
