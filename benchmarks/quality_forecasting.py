@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -33,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forecasting.baselines import ConstantVelocityForecaster
-from forecasting.config import ForecastingConfig
+from forecasting.config import FeatureConfig, ForecastingConfig
 from forecasting.dataset import FeatureBatch, LaneSegments, build_samples, encode_scenario
 from forecasting.forecaster import CAB_CHECKPOINT, Forecaster, GridForecaster
 from forecasting.metrics import (
@@ -69,6 +70,20 @@ def evaluation_rows(scenario: Scenario, horizon: int) -> np.ndarray:
     return np.flatnonzero(scenario.valid[:, current] & full_future & vehicle)
 
 
+def evaluation_batches(scenarios: list[Scenario], features: FeatureConfig) -> Iterator[tuple[Scenario, np.ndarray, FeatureBatch]]:
+    """Each scenario with its fully observed vehicles (`evaluation_rows`) and their features; lane segments are built
+    once per lane graph."""
+    segments: dict[int, LaneSegments] = {}
+    for scenario in scenarios:
+        rows = evaluation_rows(scenario, features.horizon_steps)
+        if not len(rows):
+            continue
+        key = id(scenario.lane_graph)
+        if key not in segments:
+            segments[key] = LaneSegments.from_lane_graph(scenario.lane_graph, features.lane_segment_length_m, features.lane_points)
+        yield scenario, rows, encode_scenario(scenario, segments[key], features, rows)
+
+
 def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k: int = 5) -> dict[str, float]:
     """Metrics of `forecaster` over every fully observed vehicle of `scenarios`: minADE/minFDE at 1 and `k` modes, miss
     rate and movers' minFDE at `k`, off-road rate, and the temporal-consistency figures."""
@@ -76,18 +91,12 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k: int = 5) 
     trajectories, scores, truths, moving, forecasts = [], [], [], [], []
     off_road: list[float] = []
     ground_truth: dict[tuple[str, str, int], np.ndarray] = {}
-    segments_cache: dict[int, LaneSegments] = {}
     drivable_cache: dict[int, DrivableArea] = {}
-    for scenario in scenarios:
-        rows = evaluation_rows(scenario, features.horizon_steps)
-        if not len(rows):
-            continue
+    for scenario, rows, batch in evaluation_batches(scenarios, features):
         key = id(scenario.lane_graph)
-        if key not in segments_cache:
-            segments_cache[key] = LaneSegments.from_lane_graph(scenario.lane_graph, features.lane_segment_length_m, features.lane_points)
+        if key not in drivable_cache:
             assert scenario.lane_graph is not None
             drivable_cache[key] = DrivableArea.from_lane_graph(scenario.lane_graph)
-        batch = encode_scenario(scenario, segments_cache[key], features, rows)
         predicted, mode_scores = forecaster.predict(batch)
         truth = batch.to_city(batch.future_m[:, None].astype(np.float64))[:, 0]
         trajectories.append(predicted)

@@ -42,11 +42,11 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.quality_forecasting import CONFIG_DIR, HELD_OUT_FIRST, evaluate, evaluation_rows
+from benchmarks.quality_forecasting import CONFIG_DIR, HELD_OUT_FIRST, evaluate, evaluation_batches
 from benchmarks.quality_forecasting_map import real_av2_scenarios
 from forecasting.cab import training_logits
 from forecasting.config import ForecastingConfig
-from forecasting.dataset import FeatureBatch, LaneSegments, build_samples, encode_scenario
+from forecasting.dataset import FeatureBatch, build_samples
 from forecasting.forecaster import Forecaster
 from forecasting.losses import mixture_nll
 from forecasting.sources import STATIC_CATEGORY_IDS, synth_scenarios
@@ -93,17 +93,9 @@ def restricted(samples: FeatureBatch, neighbours: bool, lanes: bool) -> FeatureB
 def negative_log_likelihoods(forecaster: Forecaster, scenarios: list[Scenario]) -> tuple[np.ndarray, np.ndarray]:
     """`-log p(Y | inputs)` `(N,)` in nats of every vehicle with a fully observed horizon in `scenarios` (the rows of
     `benchmarks.quality_forecasting.evaluate`), and whether each moves more than 2 m over the horizon."""
-    features = forecaster.features
     nlls, moving = [], []
-    segments: dict[int, LaneSegments] = {}
-    for scenario in scenarios:
-        rows = evaluation_rows(scenario, features.horizon_steps)
-        if not len(rows):
-            continue
-        key = id(scenario.lane_graph)
-        if key not in segments:
-            segments[key] = LaneSegments.from_lane_graph(scenario.lane_graph, features.lane_segment_length_m, features.lane_points)
-        batch = encode_scenario(scenario, segments[key], features, rows).to_torch()
+    for _, _, features_batch in evaluation_batches(scenarios, forecaster.features):
+        batch = features_batch.to_torch()
         prediction, _ = forecaster.network(batch)
         log_prior = F.log_softmax(training_logits(prediction.logits, forecaster.cfg.objective.logit_clip, prediction.mode_mask), dim=-1)
         nll = mixture_nll(log_prior, prediction.trajectories_m, prediction.log_scale, batch["future_m"], batch["future_valid"])
