@@ -10,8 +10,11 @@ and budget for every row) is trained with four inputs: the agent's past with the
 and lane segments), with each of the two alone, and the past only (`max_neighbors: 0`, `max_lanes: 0`: those encodings
 are then zero). A fifth row trains the lane-goal forecaster (configs/forecasting/lane_goals_synth.yaml: the same
 inputs, but its modes are goals on the lanes the agent can reach) on the same logs at the same budget: a second way to
-extract what the map tells. Each is scored on the held-out synthetic logs of `benchmarks.quality_forecasting` (every
-vehicle with a fully observed horizon, every 0.5 s) and, when `../shared/data` has it, on the real AV2 log's
+extract what the map tells. Two more rows add the traffic signals' states to the lanes (`traffic_signals: true`: each
+lane point carries the state of the signal at its lane's end, as the city records them), to the whole-context latent
+model and to the lane-goal model; their gap over the row without signals is what the signals tell. Each is scored on
+the held-out synthetic logs of `benchmarks.quality_forecasting` (every vehicle with a fully observed horizon, every
+0.5 s) and, when `../shared/data` has it, on the real AV2 log's
 ground-truth tracks: the exact negative log-likelihood of the true future under the predicted mixture
 (`-log sum_z p(z) p(Y | z)`, over every candidate for the lane-goal model, the prior as in training; nats per agent,
 the whole horizon's 2-D positions), over all vehicles and over those that move more than 2 m, and minFDE at 1 and K.
@@ -45,7 +48,7 @@ from rich.table import Table
 from benchmarks.quality_forecasting import CONFIG_DIR, HELD_OUT_FIRST, evaluate, evaluation_batches
 from benchmarks.quality_forecasting_map import real_av2_scenarios
 from forecasting.cab import training_logits
-from forecasting.config import ForecastingConfig
+from forecasting.config import LANE_POINT_DIM, ForecastingConfig
 from forecasting.dataset import FeatureBatch, build_samples
 from forecasting.forecaster import Forecaster
 from forecasting.losses import mixture_nll
@@ -59,6 +62,7 @@ RESULTS_PATH: Final = Path(__file__).resolve().parent / "results" / "quality_for
 FULL: Final = "past + neighbours + lanes"
 PAST_ONLY: Final = "past only"
 LANE_GOALS: Final = "past + neighbours + lanes, lane-goal modes"
+WITH_SIGNALS: Final = " + signals"
 # What each latent-mode row sees: (neighbours, lanes).
 INPUTS: Final = {FULL: (True, True), "past + lanes": (False, True), "past + neighbours": (True, False), PAST_ONLY: (False, False)}
 MOVING_M: Final = 2.0
@@ -77,14 +81,19 @@ def _run_config(cfg: ForecastingConfig, seed: int, epochs: int | None) -> Foreca
     return cfg.model_copy(update={"optim": optim, "seed": seed})
 
 
-def restricted(samples: FeatureBatch, neighbours: bool, lanes: bool) -> FeatureBatch:
-    """`samples` without the neighbours and/or lanes, as `encode_scenario` gives them with `max_neighbors` /
-    `max_lanes` set to 0."""
+def with_signals(cfg: ForecastingConfig) -> ForecastingConfig:
+    return cfg.model_copy(update={"features": cfg.features.model_copy(update={"traffic_signals": True})})
+
+
+def restricted(samples: FeatureBatch, neighbours: bool, lanes: bool, signals: bool = False) -> FeatureBatch:
+    """`samples` (encoded with the signals) without the neighbours, lanes and/or signals, as `encode_scenario` gives
+    them with `max_neighbors` / `max_lanes` set to 0 or `traffic_signals` off."""
+    lane_points = samples.lanes if signals else samples.lanes[..., :LANE_POINT_DIM]
     return replace(
         samples,
         neighbors=samples.neighbors if neighbours else samples.neighbors[:, :0],
         neighbor_mask=samples.neighbor_mask if neighbours else samples.neighbor_mask[:, :0],
-        lanes=samples.lanes if lanes else samples.lanes[:, :0],
+        lanes=lane_points if lanes else lane_points[:, :0],
         lane_mask=samples.lane_mask if lanes else samples.lane_mask[:, :0],
     )
 
@@ -168,12 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"{args.config}: lane-goal modes are drawn from the map, so the past-only row would still see it; use a latent-mode config")
     if not goals.features.lane_goals.enabled or goals.features.model_copy(update={"lane_goals": base.features.lane_goals}) != base.features:
         raise ValueError(f"{args.goal_config}: must be {args.config}'s features with lane goals enabled")
+    if base.features.traffic_signals:
+        raise ValueError(f"{args.config}: must leave traffic_signals off (the benchmark adds the rows with signals itself)")
     if goals.synth != base.synth:
         raise ValueError(f"{args.goal_config}: its synthetic training data differ from {args.config}'s")
     started = time.perf_counter()
     scenarios = synth_scenarios(base, 0, base.synth.train_logs)
-    samples = build_samples(scenarios, base.features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
-    goal_samples = build_samples(scenarios, goals.features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
+    samples = build_samples(scenarios, with_signals(base).features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
+    goal_samples = build_samples(scenarios, with_signals(goals).features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
     splits = {f"synthetic held-out logs ({args.held_out_logs})": synth_scenarios(base, HELD_OUT_FIRST, args.held_out_logs)}
     real = real_av2_scenarios(Forecaster(base))
     if real:
@@ -183,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for seed in args.seeds:
             runs = {name: (input_config(base, *sees, seed, args.epochs), restricted(samples, *sees)) for name, sees in INPUTS.items()}
-            runs[LANE_GOALS] = (_run_config(goals, seed, args.epochs), goal_samples)
+            runs[FULL + WITH_SIGNALS] = (input_config(with_signals(base), True, True, seed, args.epochs), samples)
+            runs[LANE_GOALS] = (_run_config(goals, seed, args.epochs), restricted(goal_samples, True, True))
+            runs[LANE_GOALS + WITH_SIGNALS] = (_run_config(with_signals(goals), seed, args.epochs), goal_samples)
             for name, (cfg, data) in runs.items():
                 tic = time.perf_counter()
                 forecaster = Forecaster.from_checkpoint(fit(cfg, data, Path(scratch) / f"{name}_{seed}", progress=False))

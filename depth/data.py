@@ -131,6 +131,8 @@ def _relative_pose(target: Frame, source: Frame, rig: Rig, config: DepthConfig, 
             reprojection_px=pose.pnp_reprojection_px,
             min_translation_m=pose.pnp_min_translation_m,
             max_translation_m=pose.pnp_max_speed_m_per_s * abs(source.timestamp_ns - target.timestamp_ns) / 1e9,
+            ego_R_camera=camera.ego_SE3_camera.rotation,
+            max_sideslip_deg=pose.pnp_max_sideslip_deg,
         )
     assert target.lidar is not None and source.lidar is not None
     beams = config.beams

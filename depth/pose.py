@@ -20,7 +20,7 @@ from scipy import ndimage
 
 from scenes.geometry import SE3
 
-__all__ = ["icp_pose", "oracle_pose", "pnp_pose", "to_camera"]
+__all__ = ["icp_pose", "oracle_pose", "pnp_pose", "sideslip_deg", "to_camera"]
 
 MIN_PNP_POINTS: Final = 6
 # RANSAC consensus below which a PnP pose is not trusted: on small or low-texture images EPnP on a handful of inliers
@@ -55,6 +55,8 @@ def pnp_pose(
     min_translation_m: float = 0.15,
     max_translation_m: float = np.inf,
     min_inliers: int = MIN_PNP_INLIERS,
+    ego_R_camera: np.ndarray | None = None,
+    max_sideslip_deg: float = 90.0,
 ) -> FloatArray | None:
     """`source_T_target` from SIFT matches between two `(H, W, 3)` uint8 RGB images, the target keypoints lifted to
     3D with the target's sparse LiDAR depth `(H, W)` (metres, 0 where there is no return), as LiDARTouch does.
@@ -70,8 +72,10 @@ def pnp_pose(
     then treats the pair as static), or longer than `max_translation_m` (the most a vehicle can travel between the two
     frames; also missing from the official code). The last check catches a consensus of wrong matches: along a row of
     identical street furniture, keypoints lifted by the near-horizontal scanline all lie close to the plane through
-    the camera centre, and RANSAC can then find a dozen inliers for a pose tens of metres off. The RANSAC pose is
-    refined on its inliers (Levenberg-Marquardt).
+    the camera centre, and RANSAC can then find a dozen inliers for a pose tens of metres off. With the camera's
+    mounting `ego_R_camera`, a pose whose motion leaves the vehicle's axis by more than `max_sideslip_deg` (a car does
+    not move sideways; `sideslip_deg`) is rejected too: a wrong consensus of a few metres passes the speed check. The
+    RANSAC pose is refined on its inliers (Levenberg-Marquardt).
     """
     target_grey = cv2.cvtColor(np.ascontiguousarray(target_image, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
     source_grey = cv2.cvtColor(np.ascontiguousarray(source_image, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
@@ -117,10 +121,19 @@ def pnp_pose(
     translation_m = np.asarray(translation_m, dtype=np.float64).reshape(3)
     if not min_translation_m <= np.linalg.norm(translation_m) <= max_translation_m:
         return None
+    if ego_R_camera is not None and sideslip_deg(translation_m, ego_R_camera) > max_sideslip_deg:
+        return None
     source_T_target = np.eye(4)
     source_T_target[:3, :3] = cv2.Rodrigues(rotation_vector)[0]
     source_T_target[:3, 3] = translation_m
     return source_T_target
+
+
+def sideslip_deg(source_t_target_m: np.ndarray, ego_R_camera: np.ndarray) -> float:
+    """Angle in the ground plane between the camera's motion (the target camera centre in the source camera frame) and
+    the vehicle's forward-backward axis: near 0 for a car, whatever its speed."""
+    motion_ego = np.asarray(ego_R_camera, dtype=np.float64) @ np.asarray(source_t_target_m, dtype=np.float64).reshape(3)
+    return float(np.degrees(np.arctan2(abs(motion_ego[1]), abs(motion_ego[0]))))
 
 
 def icp_pose(

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, model_validator
 
 from scenes.config import StrictConfig
+from scenes.records import SignalState
 
 Objective = Literal["plain", "cab", "reweight", "rubiz"]
+LANE_POINT_DIM: Final = 5  # x, y, direction x, direction y, in intersection
+# One-hot channels of a lane point's signal state (UNKNOWN: all zero).
+SIGNAL_CHANNELS: Final = (SignalState.STOP, SignalState.CAUTION, SignalState.GO)
 
 
 class LaneGoalConfig(StrictConfig):
@@ -46,7 +50,17 @@ class FeatureConfig(StrictConfig):
         "direction of its velocity wherever the speed reaches motion_heading_min_speed_m_per_s, else the yaw",
     )
     motion_heading_min_speed_m_per_s: float = Field(1.0, ge=0)
+    traffic_signals: bool = Field(
+        False,
+        description="lane points also carry the state (stop, caution, go) of the signal at the lane's end or on the lane, "
+        "where the scenario records signal states (the synthetic city does; AV2 and nuScenes do not: all zeros there)",
+    )
     lane_goals: LaneGoalConfig = LaneGoalConfig()
+
+    @property
+    def lane_point_dim(self) -> int:
+        """Features per lane point: x, y, direction x, direction y, in intersection (+ stop, caution, go)."""
+        return LANE_POINT_DIM + (len(SIGNAL_CHANNELS) if self.traffic_signals else 0)
 
 
 class ModelConfig(StrictConfig):

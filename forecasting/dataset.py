@@ -16,7 +16,7 @@ A forecaster trained on ground truth in the yaw frame reads a backwards-facing c
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Final
 
@@ -25,17 +25,15 @@ import torch
 from rich.progress import Progress
 from scipy.spatial import cKDTree
 
-from forecasting.config import FeatureConfig
+from forecasting.config import SIGNAL_CHANNELS, FeatureConfig
 from forecasting.lane_goals import LanePaths, agent_paths, path_points
 from scenes.geometry import points_at_arc, polyline_arc_m, wrap_angle
-from scenes.records import LaneGraph, Scenario, Tracks
+from scenes.records import LaneGraph, Scenario, SignalState, Tracks, TrafficSignalStates
 
 STATE_DIM: Final = 7  # x, y, vx, vy, cos(heading), sin(heading), observed
-LANE_POINT_DIM: Final = 5  # x, y, direction x, direction y, in intersection
 
 __all__ = [
     "STATE_DIM",
-    "LANE_POINT_DIM",
     "LaneSegments",
     "FeatureBatch",
     "grid_timestamps_ns",
@@ -53,16 +51,21 @@ class LaneSegments:
 
     points_m: np.ndarray  # (S, P, 2)
     is_intersection: np.ndarray  # (S,)
+    lane_ids: np.ndarray  # (S,) int64: the lane each piece belongs to
+    signal_lanes: Mapping[int, tuple[int, ...]]  # lane id -> the lanes whose signal governs it (itself, or its successors)
     tree: cKDTree | None
     paths: LanePaths  # the whole centerlines and their successors, for goal candidates
 
     @classmethod
     def from_lane_graph(cls, lane_graph: LaneGraph | None, segment_length_m: float, num_points: int) -> LaneSegments:
         if lane_graph is None or not len(lane_graph):
-            return cls(np.zeros((0, num_points, 2)), np.zeros(0, dtype=bool), None, LanePaths.from_lane_graph(None))
+            return cls(np.zeros((0, num_points, 2)), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64), {}, None, LanePaths.from_lane_graph(None))
         pieces: list[np.ndarray] = []
         flags: list[bool] = []
-        for centerline, intersection in zip(lane_graph.centerlines_m[..., :2], lane_graph.is_intersection, strict=True):
+        owners: list[int] = []
+        for lane_id, centerline, intersection in zip(
+            lane_graph.lane_ids.tolist(), lane_graph.centerlines_m[..., :2], lane_graph.is_intersection, strict=True
+        ):
             arc = polyline_arc_m(centerline)
             if arc[-1] <= 0:
                 continue
@@ -71,9 +74,33 @@ class LaneSegments:
             for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                 pieces.append(points_at_arc(centerline, arc, np.linspace(start, stop, num_points)))
                 flags.append(bool(intersection))
+                owners.append(lane_id)
         points = np.stack(pieces) if pieces else np.zeros((0, num_points, 2))
         tree = cKDTree(points.reshape(-1, 2)) if len(points) else None
-        return cls(points, np.array(flags, dtype=bool), tree, LanePaths.from_lane_graph(lane_graph))
+        # A lane is governed by its own signal and, when it has none, by the signals of the lanes it leads into.
+        signal_lanes = {
+            int(lane_id): (int(lane_id), *successors) for lane_id, successors in zip(lane_graph.lane_ids, lane_graph.successors, strict=True)
+        }
+        return cls(points, np.array(flags, dtype=bool), np.array(owners, dtype=np.int64), signal_lanes, tree, LanePaths.from_lane_graph(lane_graph))
+
+    def signal_channels(self, signals: Mapping[int, SignalState]) -> np.ndarray:
+        """`(S, len(SIGNAL_CHANNELS))` one-hot state of the signal governing each piece: the lane's own signal, else the
+        most restrictive of the signals of the lanes it leads into; all zero where none is known."""
+        channels = np.zeros((len(self.lane_ids), len(SIGNAL_CHANNELS)), np.float32)
+        if not signals:
+            return channels
+        states: dict[int, SignalState] = {}
+        for lane_id in np.unique(self.lane_ids).tolist():
+            governing = self.signal_lanes.get(lane_id, (lane_id,))
+            own = signals.get(governing[0], SignalState.UNKNOWN)
+            ahead = [signals[lane] for lane in governing[1:] if signals.get(lane, SignalState.UNKNOWN) != SignalState.UNKNOWN]
+            state = own if own != SignalState.UNKNOWN else min(ahead, default=SignalState.UNKNOWN)
+            if state != SignalState.UNKNOWN:
+                states[lane_id] = state
+        for column, channel in enumerate(SIGNAL_CHANNELS):
+            governed = [lane for lane, state in states.items() if state == channel]
+            channels[np.isin(self.lane_ids, governed), column] = 1.0
+        return channels
 
     def near(self, center_xy_m: np.ndarray, radius_m: float, count: int) -> np.ndarray:
         """Indices of the `count` segments passing closest to `center_xy_m` within `radius_m`, nearest first."""
@@ -100,7 +127,7 @@ class FeatureBatch:
     history: np.ndarray  # (B, H, STATE_DIM)
     neighbors: np.ndarray  # (B, N, H, STATE_DIM)
     neighbor_mask: np.ndarray  # (B, N) bool
-    lanes: np.ndarray  # (B, M, P, LANE_POINT_DIM)
+    lanes: np.ndarray  # (B, M, P, features.lane_point_dim)
     lane_mask: np.ndarray  # (B, M) bool
     category: np.ndarray  # (B,) int64
     future_m: np.ndarray  # (B, F, 2) agent frame, metres
@@ -201,7 +228,13 @@ def _finite_difference_velocity(xy_m: np.ndarray, valid: np.ndarray, step_s: flo
 
 
 def _grid_scenario(
-    dense: _DenseTracks, scenario_id: str, city_name: str, current_ns: int, features: FeatureConfig, lane_graph: LaneGraph | None
+    dense: _DenseTracks,
+    scenario_id: str,
+    city_name: str,
+    current_ns: int,
+    features: FeatureConfig,
+    lane_graph: LaneGraph | None,
+    traffic_signals: TrafficSignalStates | None = None,
 ) -> Scenario:
     grid = grid_timestamps_ns(current_ns, features)
     slots, hit = _nearest_slots(dense.timestamps_ns, grid, int(0.25 * features.step_s * 1e9))
@@ -230,6 +263,7 @@ def _grid_scenario(
         current,
         dense.agent_ids[present],
         lane_graph,
+        traffic_signals,
     )
 
 
@@ -247,9 +281,14 @@ def scenario_from_tracks(tracks: Tracks, lane_graph: LaneGraph | None, index: in
 
 
 def scenarios_from_tracks(
-    tracks: Tracks, lane_graph: LaneGraph | None, features: FeatureConfig, every_steps: int = 1
+    tracks: Tracks,
+    lane_graph: LaneGraph | None,
+    features: FeatureConfig,
+    every_steps: int = 1,
+    traffic_signals: TrafficSignalStates | None = None,
 ) -> list[Scenario]:
-    """Training scenarios of one log: a prediction time every `every_steps * step_s` with a full horizon ahead."""
+    """Training scenarios of one log: a prediction time every `every_steps * step_s` with a full horizon ahead (with
+    the log's signal states, when it records them)."""
     dense = _DenseTracks.from_tracks(tracks)
     step_ns = int(round(features.step_s * 1e9))
     first = int(tracks.timestamps_ns[0]) + (features.history_steps - 1) * step_ns
@@ -260,7 +299,8 @@ def scenarios_from_tracks(
         slot, hit = _nearest_slots(tracks.timestamps_ns, np.array([current_ns]), int(0.25 * step_ns))
         if hit[0]:
             current_ns = int(tracks.timestamps_ns[slot[0]])
-            scenarios.append(_grid_scenario(dense, f"{tracks.log_id}_{current_ns}", city, current_ns, features, lane_graph))
+            scenario_id = f"{tracks.log_id}_{current_ns}"
+            scenarios.append(_grid_scenario(dense, scenario_id, city, current_ns, features, lane_graph, traffic_signals))
     return scenarios
 
 
@@ -277,11 +317,12 @@ def resample_scenario(scenario: Scenario, features: FeatureConfig) -> Scenario:
         scenario.valid,
     )
     current_ns = int(scenario.timestamps_ns[scenario.current_index])
-    grid = _grid_scenario(dense, scenario.scenario_id, scenario.city_name, current_ns, features, scenario.lane_graph)
+    grid = _grid_scenario(dense, scenario.scenario_id, scenario.city_name, current_ns, features, scenario.lane_graph, scenario.traffic_signals)
     focal = np.intersect1d(scenario.focal_agent_ids, grid.agent_ids)
     return Scenario(
         grid.scenario_id, grid.city_name, grid.timestamps_ns, grid.agent_ids, grid.category, grid.xy_m,
         grid.heading_rad, grid.velocity_m_per_s, grid.valid, grid.current_index, focal, grid.lane_graph,
+        grid.traffic_signals,
     )  # fmt: skip
 
 
@@ -324,7 +365,7 @@ def encode_scenario(
         history=np.zeros((count, features.history_steps, STATE_DIM), np.float32),
         neighbors=np.zeros((count, features.max_neighbors, features.history_steps, STATE_DIM), np.float32),
         neighbor_mask=np.zeros((count, features.max_neighbors), bool),
-        lanes=np.zeros((count, features.max_lanes, features.lane_points, LANE_POINT_DIM), np.float32),
+        lanes=np.zeros((count, features.max_lanes, features.lane_points, features.lane_point_dim), np.float32),
         lane_mask=np.zeros((count, features.max_lanes), bool),
         category=scenario.category[rows].astype(np.int64),
         future_m=np.zeros((count, horizon, 2), np.float32),
@@ -337,6 +378,13 @@ def encode_scenario(
     )
     present = np.flatnonzero(scenario.valid[:, current])
     current_xy = scenario.xy_m[present, current]
+    signal_channels = None
+    if features.traffic_signals:
+        signals = {}
+        if scenario.traffic_signals is not None:
+            tolerance_ns = int(0.25 * features.step_s * 1e9)
+            signals = scenario.traffic_signals.at(int(scenario.timestamps_ns[current]), tolerance_ns)
+        signal_channels = segments.signal_channels(signals)
     for slot, row in enumerate(rows.tolist()):
         if not scenario.valid[row, current]:
             raise ValueError(f"Scenario {scenario.scenario_id}: agent {scenario.agent_ids[row]} is not observed now")
@@ -358,7 +406,10 @@ def encode_scenario(
             direction = np.concatenate([direction, direction[:, -1:]], axis=1)
             direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-6)
             flag = np.broadcast_to(segments.is_intersection[lanes, None, None], (*local.shape[:2], 1))
-            batch.lanes[slot, : len(lanes)] = np.concatenate([local / scale, direction, flag], axis=-1)
+            parts = [local / scale, direction, flag]
+            if signal_channels is not None:
+                parts.append(np.broadcast_to(signal_channels[lanes, None, :], (*local.shape[:2], signal_channels.shape[1])))
+            batch.lanes[slot, : len(lanes)] = np.concatenate(parts, axis=-1)
             batch.lane_mask[slot, : len(lanes)] = True
         if goals.enabled:
             speed = float(np.linalg.norm(scenario.velocity_m_per_s[row, current]))

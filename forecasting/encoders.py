@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from forecasting.dataset import LANE_POINT_DIM, STATE_DIM
+from forecasting.dataset import STATE_DIM
 
 
 class HistoryEncoder(nn.Module):
@@ -65,9 +65,9 @@ class InteractionEncoder(nn.Module):
 class LaneEncoder(nn.Module):
     """PointNet-style polyline encoder (shared point MLP + max pool per lane segment), pooled by attention."""
 
-    def __init__(self, hidden_dim: int) -> None:
+    def __init__(self, hidden_dim: int, point_dim: int) -> None:
         super().__init__()
-        self.points = nn.Sequential(nn.Linear(LANE_POINT_DIM, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim))
+        self.points = nn.Sequential(nn.Linear(point_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, hidden_dim))
         self.lane = nn.Sequential(nn.ReLU(), nn.Linear(hidden_dim, hidden_dim), nn.ReLU())
         self.pool = MaskedAttentionPool(hidden_dim)
 

@@ -83,7 +83,7 @@ class ForecastNet(nn.Module):
         self.category = nn.Embedding(len(CATEGORIES), model.category_dim)
         self.agent = nn.Sequential(nn.Linear(hidden + model.category_dim, hidden), nn.ReLU())
         self.interaction = InteractionEncoder(hidden)
-        self.lanes = LaneEncoder(hidden)
+        self.lanes = LaneEncoder(hidden, features.lane_point_dim)
         self.trunk = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.goal_decoder: LaneGoalDecoder | None = None
         if features.lane_goals.enabled:

@@ -24,7 +24,8 @@ def synth_scenarios(cfg: ForecastingConfig, first_index: int, count: int, *, pro
     scenarios: list[Scenario] = []
     for index in track(range(first_index, first_index + count), description="simulating logs", disable=not progress, transient=True):
         log = simulate_log(synth, cfg.synth.seed, index)
-        scenarios.extend(scenarios_from_tracks(log.ground_truth_tracks(), log.lane_graph, cfg.features, cfg.synth.sample_every_steps))
+        tracks = log.ground_truth_tracks()
+        scenarios.extend(scenarios_from_tracks(tracks, log.lane_graph, cfg.features, cfg.synth.sample_every_steps, log.traffic_signals))
     return scenarios
 
 

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
@@ -36,6 +37,8 @@ __all__ = [
     "Tracks",
     "TrackHistory",
     "Forecasts",
+    "SignalState",
+    "TrafficSignalStates",
     "Scenario",
     "DepthMap",
     "SegMask",
@@ -548,6 +551,52 @@ class Forecasts:
         return int(self.agent_ids.shape[0])
 
 
+class SignalState(IntEnum):
+    """State of the signal controlling a lane, as the Waymo Open Motion Dataset's lane states (arrows not separated)."""
+
+    UNKNOWN = 0
+    STOP = 1
+    CAUTION = 2
+    GO = 3
+
+
+@dataclass(frozen=True, eq=False)
+class TrafficSignalStates:
+    """Traffic signals as dynamic map elements: the state of each controlled lane at each timestamp (city frame).
+
+    `lane_ids[s]` is the lane the signal controls (the lane that crosses its stop line, as in the Waymo Open Motion
+    Dataset), `stop_points_m[s]` where vehicles on it must stop, `state[t, s]` a `SignalState` value.
+    """
+
+    timestamps_ns: np.ndarray
+    lane_ids: np.ndarray
+    stop_points_m: np.ndarray
+    state: np.ndarray
+
+    def __post_init__(self) -> None:
+        dims: dict[str, int] = {}
+        _check_array(self, "timestamps_ns", dims, ("T",), np.int64)
+        _check_array(self, "lane_ids", dims, ("S",), np.int64)
+        _check_array(self, "stop_points_m", dims, ("S", 3), np.float64)
+        state = _check_array(self, "state", dims, ("T", "S"), np.int8)
+        if np.any(np.diff(self.timestamps_ns) <= 0):
+            raise _fail("TrafficSignalStates", "timestamps_ns", "must be strictly increasing")
+        if len(np.unique(self.lane_ids)) != len(self.lane_ids):
+            raise _fail("TrafficSignalStates", "lane_ids", "a lane appears twice")
+        known = np.array([member.value for member in SignalState])
+        if not np.all(np.isin(state, known)):
+            raise _fail("TrafficSignalStates", "state", f"values must be SignalState values {known.tolist()}")
+
+    def at(self, timestamp_ns: int, tolerance_ns: int) -> dict[int, SignalState]:
+        """The state of every controlled lane at the recorded time nearest `timestamp_ns`; empty beyond `tolerance_ns`."""
+        if not len(self.timestamps_ns):
+            return {}
+        index = int(np.argmin(np.abs(self.timestamps_ns - timestamp_ns)))
+        if abs(int(self.timestamps_ns[index]) - timestamp_ns) > tolerance_ns:
+            return {}
+        return {int(lane): SignalState(int(value)) for lane, value in zip(self.lane_ids, self.state[index], strict=True)}
+
+
 @dataclass(frozen=True, eq=False)
 class Scenario:
     """Agent trajectories around one prediction time (`current_index`), city frame, for motion forecasting."""
@@ -564,6 +613,7 @@ class Scenario:
     current_index: int
     focal_agent_ids: np.ndarray
     lane_graph: LaneGraph | None = None
+    traffic_signals: TrafficSignalStates | None = None
 
     def __post_init__(self) -> None:
         dims: dict[str, int] = {}
@@ -588,6 +638,7 @@ class Scenario:
         if missing:
             raise _fail("Scenario", "focal_agent_ids", f"ids not among agent_ids: {sorted(missing)[:5]}")
         _check_type(self, "lane_graph", LaneGraph, optional=True)
+        _check_type(self, "traffic_signals", TrafficSignalStates, optional=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -664,6 +715,7 @@ RECORD_TYPES: Final[dict[str, type]] = {
         TrackHistory,
         Tracks,
         Forecasts,
+        TrafficSignalStates,
         Scenario,
         DepthMap,
         SegMask,

@@ -2,9 +2,13 @@
 
 Vehicles follow a route of lanes (a random successor at each intersection, so futures are multimodal and shaped by
 the map) with pure-pursuit steering of a kinematic bicycle model; their speed follows the Intelligent Driver Model
-(IDM, Treiber et al. 2000) behind the nearest obstacle on their path: another agent, a red light's stop line, or the
-stop line of a left turn that must yield to oncoming traffic. They change lanes when the neighbour lane has room.
-Pedestrians walk a graph of sidewalk corners and cross at crosswalks while the crossed road has a red light.
+(IDM, Treiber et al. 2000) behind the nearest obstacle on their path: another agent, a red light's stop line (a yellow
+light's too, when they can stop at a comfortable deceleration), or the stop line of a left turn that must yield to
+oncoming traffic. They change lanes when the neighbour lane has room. Some parked cars pull out into the outer lane
+when it is clear behind them, and some driving cars look for a free parking slot ahead on their lane, slow down and
+pull into it. Pedestrians walk a graph of sidewalk corners and
+cross at crosswalks while the crossed road has a red light. The signals' states are recorded per controlled lane
+(`Trajectories.signal_state`), as motion datasets provide them.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ import numpy as np
 
 from scenes.categories import CATEGORY_ID
 from scenes.geometry import polyline_arc_m
+from scenes.records import SignalState
 from scenes.synth.roads import ARMS, CROSSWALK_WIDTH_M, Lane, RoadNetwork
 
-__all__ = ["AgentKind", "TrafficConfig", "Trajectories", "simulate_traffic", "signal_is_green"]
+__all__ = ["AgentKind", "TrafficConfig", "Trajectories", "simulate_traffic", "signal_is_green", "signal_state"]
 
 SIGNAL_PERIOD_S: Final = 26.0
-SIGNAL_GREEN_S: Final = 11.0
+SIGNAL_GREEN_S: Final = 11.0  # green, then yellow for its last SIGNAL_YELLOW_S
+SIGNAL_YELLOW_S: Final = 3.0
+# On yellow a vehicle stops when it can at this deceleration, and goes on otherwise.
+YELLOW_STOP_DECEL_M_PER_S2: Final = 3.5
 LOOKAHEAD_M: Final = 45.0
 ROUTE_HORIZON_M: Final = 70.0
 TURN_SPEED_M_PER_S: Final = 6.0
@@ -39,6 +47,20 @@ LANE_CHANGE_S: Final = 4.0
 EXIT_CLEARANCE_M: Final = 8.0
 # No parking within this distance of an intersection (long vehicles swing wide when they turn).
 NO_PARKING_M: Final = 14.0
+# Parking manoeuvres: a car commits to a free slot this far ahead on its lane, slows to PARKING_SPEED_M_PER_S within
+# PARKING_APPROACH_M of it and steers over to the kerb line (over PARKING_SWERVE_M, then straightens along it for
+# PARKING_STRAIGHTEN_M); a parked car pulls out once
+# nothing drives on the outer lane within UNPARK_CLEARANCE_M behind it.
+PARKING_SEARCH_M: Final = (25.0, 70.0)
+PARKING_APPROACH_M: Final = 30.0
+PARKING_SPEED_M_PER_S: Final = 4.0
+PARKING_SWERVE_M: Final = 14.0
+PARKING_STRAIGHTEN_M: Final = 6.0
+UNPARK_CLEARANCE_M: Final = 30.0
+# A parked car pulls out only with the kerb free this far ahead of its centre (no room to reverse and swing out), and
+# steers towards a point this close ahead on the lane.
+UNPARK_FREE_AHEAD_M: Final = 9.0
+UNPARK_LOOKAHEAD_M: Final = 6.0
 
 
 class AgentKind:
@@ -73,13 +95,19 @@ _TURN_WEIGHTS: Final = {"straight": 0.5, "left": 0.25, "right": 0.25}
 
 @dataclass(frozen=True)
 class TrafficConfig:
-    """Agent counts (None: from the style's layout statistics) and the simulation clock."""
+    """Agent counts (None: from the style's layout statistics), the parking manoeuvres and the simulation clock.
+
+    A parked car pulls out at `unparking_rate_per_min` (its departure time is exponential from the start of the
+    simulation); `parking_fraction` of the driving cars and vans park in the first free slot they find ahead beside
+    the outer lane."""
 
     num_vehicles: int | None = None
     num_pedestrians: int | None = None
     num_cyclists: int | None = None
     num_static_objects: int | None = None
     parked_fraction: float | None = None
+    unparking_rate_per_min: float = 0.3
+    parking_fraction: float = 0.1
     warmup_s: float = 2.0
     physics_hz: float = 20.0
 
@@ -89,6 +117,8 @@ class Trajectories:
     """City-frame states of every agent (ego included, at `ego_index`) at every recorded timestamp.
 
     Arrays are indexed `[t, agent]`; `center_m` is the box centre (z included), velocities are city-frame.
+    `signal_state[t, s]` (a `SignalState`) is the state of the signal controlling lane `signal_lane_ids[s]` (a connector
+    of a signalised intersection) whose stop line is at `signal_stop_points_m[s]` (x, y).
     """
 
     timestamps_s: np.ndarray
@@ -104,21 +134,32 @@ class Trajectories:
     ego_speed_m_per_s: np.ndarray
     ego_acceleration_m_per_s2: np.ndarray
     ego_yaw_rate_rad_per_s: np.ndarray
+    signal_lane_ids: np.ndarray
+    signal_stop_points_m: np.ndarray
+    signal_state: np.ndarray
 
     @property
     def num_agents(self) -> int:
         return int(self.track_ids.shape[0])
 
 
-def signal_is_green(network: RoadNetwork, offsets_s: np.ndarray, node: tuple[int, int], axis: str, time_s: float) -> bool:
-    """Traffic light of `node` for traffic along `axis` ("EW" or "NS"): EW green, all red, NS green, all red."""
+def signal_state(network: RoadNetwork, offsets_s: np.ndarray, node: tuple[int, int], axis: str, time_s: float) -> SignalState:
+    """Traffic light of `node` for traffic along `axis` ("EW" or "NS"), cycling EW green, EW yellow, all red, NS green,
+    NS yellow, all red; UNKNOWN where `node` has no light."""
     if not network.is_signalised(node):
-        return True
+        return SignalState.UNKNOWN
     phase = (time_s + offsets_s[node]) % SIGNAL_PERIOD_S
-    half = SIGNAL_PERIOD_S / 2.0
-    if axis == "EW":
-        return phase < SIGNAL_GREEN_S
-    return half <= phase < half + SIGNAL_GREEN_S
+    into = phase if axis == "EW" else phase - SIGNAL_PERIOD_S / 2.0
+    if 0.0 <= into < SIGNAL_GREEN_S - SIGNAL_YELLOW_S:
+        return SignalState.GO
+    if 0.0 <= into < SIGNAL_GREEN_S:
+        return SignalState.CAUTION
+    return SignalState.STOP
+
+
+def signal_is_green(network: RoadNetwork, offsets_s: np.ndarray, node: tuple[int, int], axis: str, time_s: float) -> bool:
+    """Whether traffic along `axis` may enter `node` (green or yellow light, or no light)."""
+    return signal_state(network, offsets_s, node, axis, time_s) != SignalState.STOP
 
 
 def _axis(heading: tuple[float, float] | np.ndarray) -> str:
@@ -186,7 +227,7 @@ class _Route:
 
 
 class _Traffic:
-    def __init__(self, network: RoadNetwork, config: TrafficConfig, rng: np.random.Generator) -> None:
+    def __init__(self, network: RoadNetwork, config: TrafficConfig, rng: np.random.Generator, time_range_s: tuple[float, float]) -> None:
         self.network = network
         self.rng = rng
         layout = network.layout
@@ -203,8 +244,16 @@ class _Traffic:
         )
         parked_fraction = config.parked_fraction if config.parked_fraction is not None else layout.parked_fraction
         self._spawn_vehicles(segment_lanes, num_vehicles, num_cyclists)
+        parks = np.isin(self.v_kind, (AgentKind.CAR, AgentKind.VAN)) & (rng.random(len(self.v_kind)) < config.parking_fraction)
+        parks[0] = False
+        self.v_wants_slot = parks
+        self.v_slot: list[tuple[np.ndarray, int] | None] = [None] * len(self.v_kind)
+        self.v_parked = np.zeros(len(self.v_kind), dtype=bool)
+        self.v_depart_s = np.full(len(self.v_kind), np.inf)
+        self.v_unparking_until_s = np.full(len(self.v_kind), -np.inf)
         self._spawn_pedestrians(num_peds)
-        self._spawn_parked_and_static(parked_fraction, num_static)
+        departing = self._spawn_parked_and_static(parked_fraction, config.unparking_rate_per_min, time_range_s, num_static)
+        self._add_departing(departing)
 
     # ---- spawning ----------------------------------------------------------------------------------------------
     def _spawn_vehicles(self, segment_lanes: list, num_vehicles: int, num_cyclists: int) -> None:
@@ -319,31 +368,51 @@ class _Traffic:
             self.p_xy[k] = a + (b - a) * self.p_progress[k] + normal * self.p_offset[k]
             self.p_yaw[k] = np.arctan2(direction[1], direction[0]) if self.p_speed[k] > 0 else self.p_still_yaw[k]
 
-    def _spawn_parked_and_static(self, parked_fraction: float, num_static: int) -> None:
+    def _spawn_parked_and_static(
+        self, parked_fraction: float, unparking_rate_per_min: float, time_range_s: tuple[float, float], num_static: int
+    ) -> list[tuple[np.ndarray, float, int, int, float]]:
+        """Parked cars, cones, bollards and signs; returns the parked cars that pull out within `time_range_s` (xy, yaw,
+        kind, outer lane id, departure time), which join the vehicles instead."""
         rng, network = self.rng, self.network
         layout = network.layout
         positions, yaws, kinds = [], [], []
+        departing: list[tuple[np.ndarray, float, int, int, float]] = []
         free_slots: list[tuple[np.ndarray, np.ndarray]] = []
+        # Parking slots beside the outer lane of each road: (position, outer lane id).
+        self.parking_slots: list[tuple[np.ndarray, int]] = []
         kerb_offset = layout.lanes_per_direction * layout.lane_width_m + 0.5 * layout.parking_width_m
         for lane in network.lanes:
             if lane.is_intersection or lane.lane_index != 0 or layout.parking_width_m < 2.0:
                 continue
+            outer = lane.lane_id
+            while network.right_neighbor[network.index_of(outer)] >= 0:
+                outer = int(network.right_neighbor[network.index_of(outer)])
             heading = np.asarray(lane.heading_in)
             right = np.array([heading[1], -heading[0]])
             start = lane.polyline_m[0] - right * (0.5 * layout.lane_width_m) + right * kerb_offset
             for slot in np.arange(NO_PARKING_M, lane.length_m - NO_PARKING_M, 6.5):
                 if rng.random() < parked_fraction:
-                    positions.append(start + heading * slot + right * rng.uniform(-0.15, 0.15))
-                    yaws.append(np.arctan2(heading[1], heading[0]) + rng.normal(0.0, 0.03))
-                    kinds.append(AgentKind.CAR if rng.random() < 0.9 else AgentKind.VAN)
+                    xy = start + heading * slot + right * rng.uniform(-0.15, 0.15)
+                    yaw = float(np.arctan2(heading[1], heading[0]) + rng.normal(0.0, 0.03))
+                    kind = AgentKind.CAR if rng.random() < 0.9 else AgentKind.VAN
+                    depart_s = time_range_s[0] + rng.exponential(60.0 / unparking_rate_per_min) if unparking_rate_per_min > 0 else np.inf
+                    if depart_s < time_range_s[1]:
+                        departing.append((xy, yaw, kind, outer, depart_s))
+                    else:
+                        positions.append(xy)
+                        yaws.append(yaw)
+                        kinds.append(kind)
                 else:
                     free_slots.append((start + heading * slot, heading))
+                    self.parking_slots.append((start + heading * slot, outer))
         # Static objects: cones in free parking slots, bollards and signs at sidewalk corners.
         corner_keys = list(self.ped_edges)
         for _ in range(num_static):
             choice = rng.random()
             if choice < 0.4 and free_slots:
-                base, heading = free_slots.pop(int(rng.integers(len(free_slots))))
+                taken = int(rng.integers(len(free_slots)))
+                base, heading = free_slots.pop(taken)
+                self.parking_slots.pop(taken)
                 for offset in (-2.0, 0.0, 2.0):
                     positions.append(base + heading * offset + rng.normal(0.0, 0.1, 2))
                     yaws.append(float(rng.uniform(-np.pi, np.pi)))
@@ -366,6 +435,35 @@ class _Traffic:
         self.s_size = np.concatenate([_sizes(int(k), 1, rng) for k in self.s_kind]) if len(self.s_kind) else np.zeros((0, 3))
         self.s_ids = [_uuid(rng) for _ in range(len(self.s_kind))]
         self.s_on_road = network.on_drivable_area(self.s_xy) if len(self.s_xy) else np.zeros(0, dtype=bool)
+        return departing
+
+    def _add_departing(self, departing: list[tuple[np.ndarray, float, int, int, float]]) -> None:
+        """Parked cars that pull out: vehicles that stand still until their departure time."""
+        if not departing:
+            return
+        rng, count = self.rng, len(departing)
+        kinds = np.array([kind for _, _, kind, _, _ in departing], dtype=np.int64)
+        self.v_kind = np.concatenate([self.v_kind, kinds])
+        self.v_size = np.concatenate([self.v_size, np.concatenate([_sizes(int(k), 1, rng) for k in kinds])])
+        self.v_xy = np.concatenate([self.v_xy, np.array([xy for xy, _, _, _, _ in departing])])
+        self.v_yaw = np.concatenate([self.v_yaw, np.array([yaw for _, yaw, _, _, _ in departing])])
+        self.v_speed = np.concatenate([self.v_speed, np.zeros(count)])
+        for xy, _, _, outer, _ in departing:
+            route = _Route(self.network, [outer])
+            route.extend(rng, allow_turns=True)
+            self.routes.append(route)
+            self.v_s = np.append(self.v_s, route.project(xy))
+        limit = self.network.layout.speed_limit_m_per_s
+        self.v_desired = np.concatenate([self.v_desired, rng.uniform(0.8, 1.1, count) * limit])
+        self.v_accel = np.concatenate([self.v_accel, np.full(count, 1.8)])
+        self.v_lane_change_rate = np.concatenate([self.v_lane_change_rate, np.full(count, 0.04)])
+        self.v_changing_until_s = np.concatenate([self.v_changing_until_s, np.full(count, -np.inf)])
+        self.v_ids += [_uuid(rng) for _ in range(count)]
+        self.v_wants_slot = np.concatenate([self.v_wants_slot, np.zeros(count, dtype=bool)])
+        self.v_slot += [None] * count
+        self.v_parked = np.concatenate([self.v_parked, np.ones(count, dtype=bool)])
+        self.v_depart_s = np.concatenate([self.v_depart_s, np.array([depart_s for _, _, _, _, depart_s in departing])])
+        self.v_unparking_until_s = np.concatenate([self.v_unparking_until_s, np.full(count, -np.inf)])
 
     # ---- dynamics ----------------------------------------------------------------------------------------------
     def _obstacles(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -394,7 +492,10 @@ class _Traffic:
             return np.inf
         node = connector.node
         assert node is not None
-        must_stop = not signal_is_green(self.network, self.signal_offset_s, node, _axis(connector.heading_in), time_s)
+        light = signal_state(self.network, self.signal_offset_s, node, _axis(connector.heading_in), time_s)
+        must_stop = light == SignalState.STOP
+        if light == SignalState.CAUTION:
+            must_stop = distance > self.v_speed[index] ** 2 / (2 * YELLOW_STOP_DECEL_M_PER_S2)
         if not must_stop and connector.turn == "left":
             must_stop = self._oncoming(node, np.asarray(connector.heading_in))
         if not must_stop:
@@ -458,19 +559,94 @@ class _Traffic:
         self.v_changing_until_s[index] = time_s + LANE_CHANGE_S
         self.v_s[index] = s_new
 
+    def _outer_lane_clear(self, index: int) -> bool:
+        """Whether a parked car can pull out: no other vehicle on its lane from UNPARK_CLEARANCE_M behind to 10 m ahead."""
+        route = self.routes[index]
+        s = route.project(self.v_xy[index])
+        near = np.flatnonzero(np.linalg.norm(self.v_xy - self.v_xy[index], axis=1) < UNPARK_CLEARANCE_M + 10.0)
+        for other in near[(near != index) & ~self.v_parked[near]].tolist():
+            other_s = route.project(self.v_xy[other])
+            lateral = np.linalg.norm(route.point_at(other_s) - self.v_xy[other])
+            if lateral < 2.5 and s - UNPARK_CLEARANCE_M <= other_s <= s + 10.0:
+                return False
+        return True
+
+    def _kerb_ahead_free(self, index: int, obstacles_xy: np.ndarray) -> bool:
+        """Whether no obstacle stands within UNPARK_FREE_AHEAD_M ahead of a parked car, in its own line."""
+        heading = np.array([np.cos(self.v_yaw[index]), np.sin(self.v_yaw[index])])
+        relative = obstacles_xy - self.v_xy[index]
+        along = relative @ heading
+        lateral = relative @ np.array([-heading[1], heading[0]])
+        ahead = (along > 0.5) & (along < UNPARK_FREE_AHEAD_M) & (np.abs(lateral) < 1.5)
+        return not bool(ahead.any())
+
+    def _pull_out(self, index: int, time_s: float) -> None:
+        """Leaves the slot: steers into the outer lane like a lane change; the slot is free again."""
+        route = self.routes[index]
+        self.parking_slots.append((self.v_xy[index].copy(), route.lane_ids[0]))
+        self.v_parked[index] = False
+        self.v_depart_s[index] = np.inf
+        self.v_s[index] = route.project(self.v_xy[index])
+        self.v_unparking_until_s[index] = time_s + LANE_CHANGE_S
+
+    def _claim_slot(self, index: int) -> None:
+        """A car that wants to park takes the nearest free slot PARKING_SEARCH_M ahead beside the lane it drives on whose
+        kerb is clear over the stretch where the car pulls over."""
+        route = self.routes[index]
+        lane = self.network.lane(route.lane_ids[0])
+        if lane.is_intersection or self.network.right_neighbor[self.network.index_of(lane.lane_id)] >= 0:
+            return
+        # Everything standing at the kerb (parked cars, cones) and the slots other cars are heading for.
+        kerb = [self.s_xy, self.v_xy[self.v_parked]] + [np.asarray(slot[0])[None] for slot in self.v_slot if slot is not None]
+        standing = np.concatenate(kerb)
+        best, best_gap = -1, np.inf
+        for k, (xy, outer) in enumerate(self.parking_slots):
+            if outer != lane.lane_id:
+                continue
+            gap = route.project(xy) - self.v_s[index]
+            if not (PARKING_SEARCH_M[0] <= gap <= PARKING_SEARCH_M[1] and gap < best_gap):
+                continue
+            # The car reaches the kerb line before the slot: that stretch of kerb must be free.
+            heading = route.point_at(route.project(xy) + 1.0) - route.point_at(route.project(xy))
+            heading /= max(float(np.linalg.norm(heading)), 1e-9)
+            relative = standing - xy
+            along = relative @ heading
+            lateral = np.abs(relative @ np.array([-heading[1], heading[0]]))
+            behind = (along > -(PARKING_SWERVE_M + PARKING_STRAIGHTEN_M)) & (along < 4.0) & (lateral < 1.5)
+            if not behind.any():
+                best, best_gap = k, gap
+        if best >= 0:
+            self.v_slot[index] = self.parking_slots.pop(best)
+
     def step_vehicles(self, dt: float, time_s: float) -> tuple[np.ndarray, np.ndarray]:
         xy, half_w, half_l, velocity, margin = self._obstacles()
         count = len(self.v_xy)
         acceleration = np.zeros(count)
         steer = np.zeros(count)
         for index in range(count):
+            if self.v_parked[index]:
+                if time_s < self.v_depart_s[index] or not self._outer_lane_clear(index) or not self._kerb_ahead_free(index, xy):
+                    self.v_speed[index] = 0.0
+                    continue  # stays put: no acceleration, no steering
+                self._pull_out(index, time_s)
             route = self.routes[index]
-            if self.rng.random() < self.v_lane_change_rate[index] * dt:
+            if self.v_slot[index] is None and self.rng.random() < self.v_lane_change_rate[index] * dt:
                 self._try_lane_change(index, time_s)
                 route = self.routes[index]
             self.v_s[index] = route.drop_passed(route.project(self.v_xy[index], self.v_s[index]))
             route.extend(self.rng, allow_turns=self.v_kind[index] != AgentKind.CYCLIST)
             s = self.v_s[index]
+            if self.v_wants_slot[index] and self.v_slot[index] is None:
+                self._claim_slot(index)
+            slot = self.v_slot[index]
+            slot_gap = np.inf
+            if slot is not None:
+                slot_s = route.project(slot[0])
+                slot_gap = slot_s - s
+                if slot_gap < 1.0 and self.v_speed[index] < 0.3:
+                    self.v_parked[index], self.v_slot[index], self.v_wants_slot[index] = True, None, False
+                    self.v_speed[index] = 0.0
+                    continue
             samples = s + np.arange(1.0, LOOKAHEAD_M, 1.0)
             ahead = route.point_at(samples)
             nearby = np.flatnonzero(np.abs(xy - self.v_xy[index]).max(axis=1) < LOOKAHEAD_M + 2.0)
@@ -486,9 +662,13 @@ class _Traffic:
                 tangent /= max(np.linalg.norm(tangent), 1e-9)
                 leader_speed = max(0.0, float(velocity[blocker] @ tangent))
             stop = self._stop_line_gap(index, time_s) - half_l[index]
+            # A car pulling into a slot stops with its centre there (IDM keeps MIN_GAP_M to a standing obstacle).
+            stop = min(stop, slot_gap + MIN_GAP_M)
             if stop < gap:
                 gap, leader_speed = stop, 0.0
             desired = self.v_desired[index]
+            if slot_gap < PARKING_APPROACH_M:
+                desired = min(desired, PARKING_SPEED_M_PER_S)
             lane = self.network.lane(route.lane_ids[0])
             upcoming_turn = len(route.lane_ids) > 1 and self.network.lane(route.lane_ids[1]).turn in ("left", "right")
             if (lane.is_intersection and lane.turn in ("left", "right")) or (upcoming_turn and route.lane_end_s[0] - s < 15.0):
@@ -506,8 +686,16 @@ class _Traffic:
             lookahead = float(np.clip(3.0 + 0.6 * speed, 4.0, 15.0))
             if time_s < self.v_changing_until_s[index]:
                 lookahead = LANE_CHANGE_LOOKAHEAD_M + 0.6 * speed
+            if time_s < self.v_unparking_until_s[index]:
+                lookahead = UNPARK_LOOKAHEAD_M + 0.6 * speed
             rear = self.v_xy[index] - 0.5 * wheelbase * np.array([np.cos(self.v_yaw[index]), np.sin(self.v_yaw[index])])
-            target = route.point_at(route.project(rear, s - 0.5 * wheelbase) + lookahead)
+            target_s = route.project(rear, s - 0.5 * wheelbase) + lookahead
+            target = route.point_at(target_s)
+            if slot is not None:
+                # Towards the kerb line over PARKING_SWERVE_M, reached PARKING_STRAIGHTEN_M before the slot.
+                kerbward = slot[0] - route.point_at(slot_s)
+                ahead_of_kerb = slot_s - PARKING_STRAIGHTEN_M - target_s
+                target = target + kerbward * float(np.clip(1.0 - ahead_of_kerb / PARKING_SWERVE_M, 0.0, 1.0))
             alpha = np.arctan2(target[1] - rear[1], target[0] - rear[0]) - self.v_yaw[index]
             steer[index] = np.clip(np.arctan2(2.0 * wheelbase * np.sin(alpha), lookahead), -MAX_STEER_RAD, MAX_STEER_RAD)
         # Kinematic bicycle (reference point: box centre, slip angle from the steering at the front axle).
@@ -558,9 +746,9 @@ class _Traffic:
 
 def simulate_traffic(network: RoadNetwork, config: TrafficConfig, timestamps_s: np.ndarray, rng: np.random.Generator) -> Trajectories:
     """Runs the traffic from `timestamps_s[0] - warmup_s` and records every agent at `timestamps_s`."""
-    traffic = _Traffic(network, config, rng)
     dt = 1.0 / config.physics_hz
     start = float(timestamps_s[0]) - config.warmup_s
+    traffic = _Traffic(network, config, rng, (start, float(timestamps_s[-1])))
     steps_to = np.round((np.asarray(timestamps_s, dtype=np.float64) - start) / dt).astype(np.int64)
     num_v, num_p, num_s = len(traffic.v_xy), len(traffic.p_from), len(traffic.s_kind)
     total = num_v + num_p + num_s
@@ -574,6 +762,12 @@ def simulate_traffic(network: RoadNetwork, config: TrafficConfig, timestamps_s: 
     previous_p = traffic.p_xy.copy()
     accel = np.zeros(num_v)
     yaw_rate = np.zeros(num_v)
+    controlled = [lane for lane in network.lanes if lane.node is not None and network.is_signalised(lane.node)]
+    signal_lane_ids = np.array([lane.lane_id for lane in controlled], dtype=np.int64)
+    signal_stop_points = np.array(
+        [lane.polyline_m[0] - STOP_LINE_SETBACK_M * np.asarray(lane.heading_in) for lane in controlled]
+    ).reshape(-1, 2)
+    signal_states = np.zeros((frames, len(controlled)), dtype=np.int8)
     recorded = 0
     for step in range(int(steps_to[-1]) + 1):
         time_s = start + step * dt
@@ -587,6 +781,9 @@ def simulate_traffic(network: RoadNetwork, config: TrafficConfig, timestamps_s: 
             velocity[recorded, :num_v] = v_velocity
             velocity[recorded, num_v : num_v + num_p] = (traffic.p_xy - previous_p) / dt
             ego_speed[recorded], ego_accel[recorded], ego_yaw_rate[recorded] = traffic.v_speed[0], accel[0], yaw_rate[0]
+            for column, lane in enumerate(controlled):
+                assert lane.node is not None  # controlled lanes are connectors
+                signal_states[recorded, column] = signal_state(network, traffic.signal_offset_s, lane.node, _axis(lane.heading_in), time_s)
             recorded += 1
         previous_p = traffic.p_xy.copy()
         accel, yaw_rate = traffic.step_vehicles(dt, time_s)
@@ -606,4 +803,7 @@ def simulate_traffic(network: RoadNetwork, config: TrafficConfig, timestamps_s: 
         ego_speed_m_per_s=ego_speed,
         ego_acceleration_m_per_s2=ego_accel,
         ego_yaw_rate_rad_per_s=ego_yaw_rate,
+        signal_lane_ids=signal_lane_ids,
+        signal_stop_points_m=signal_stop_points,
+        signal_state=signal_states,
     )

@@ -19,7 +19,7 @@ from rich.progress import Progress
 from scenes.config import StrictConfig
 from scenes.geometry import SE3
 from scenes.parallel import map_logs
-from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks
+from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, Tracks, TrafficSignalStates
 from scenes.synth.agents import TrafficConfig, Trajectories, simulate_traffic
 from scenes.synth.camera import CAMERA_MOUNTS, ego_SE3_camera, render_camera
 from scenes.synth.kernels import count_points_in_boxes
@@ -156,6 +156,16 @@ class SynthLog:
     @property
     def timestamps_ns(self) -> np.ndarray:
         return np.array([frame.timestamp_ns for frame in self.frames], dtype=np.int64)
+
+    @property
+    def traffic_signals(self) -> TrafficSignalStates | None:
+        """The signals' states at every frame (None without the simulated agents)."""
+        if self.agents is None:
+            return None
+        stop_points = self.agents.signal_stop_points_m
+        return TrafficSignalStates(
+            self.timestamps_ns, self.agents.signal_lane_ids, np.hstack([stop_points, np.zeros((len(stop_points), 1))]), self.agents.signal_state
+        )
 
     def ground_truth_tracks(self) -> Tracks:
         """City-frame boxes of every annotated agent, one `Boxes3D` per frame."""

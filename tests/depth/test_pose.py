@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
-from depth.pose import icp_pose, oracle_pose, pnp_pose, to_camera
+from depth.pose import icp_pose, oracle_pose, pnp_pose, sideslip_deg, to_camera
 from scenes.geometry import SE3
 
 # Camera axes (x right, y down, z forward) in the ego frame (x forward, y left, z up): the columns of the rotation.
@@ -222,6 +222,25 @@ def test_pnp_rejects_motion_beyond_the_bound(rendered_pair: tuple[np.ndarray, np
     travelled = float(np.linalg.norm(truth[:3, 3]))
     assert pnp_pose(target_image, source_image, target_sparse_depth, INTRINSICS, max_translation_m=0.9 * travelled) is None
     assert pnp_pose(target_image, source_image, target_sparse_depth, INTRINSICS, max_translation_m=1.1 * travelled) is not None
+
+
+def test_sideslip_of_hand_computed_motions() -> None:
+    assert sideslip_deg(np.array([0.0, 0.0, 2.0]), CAMERA_AXES_IN_EGO) == pytest.approx(0.0)  # straight ahead
+    assert sideslip_deg(np.array([0.0, 0.0, -2.0]), CAMERA_AXES_IN_EGO) == pytest.approx(0.0)  # reversing
+    assert sideslip_deg(np.array([1.0, 0.3, 1.0]), CAMERA_AXES_IN_EGO) == pytest.approx(45.0)  # camera x = ego -y
+    assert sideslip_deg(np.array([1.36, 0.32, 2.04]), CAMERA_AXES_IN_EGO) == pytest.approx(np.degrees(np.arctan2(1.36, 2.04)))
+    looking_left = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # camera z along ego +y
+    assert sideslip_deg(np.array([0.0, 0.0, 2.0]), looking_left) == pytest.approx(90.0)
+
+
+def test_pnp_rejects_a_vehicle_moving_sideways(rendered_pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The same images read from a camera mounted looking left: the recovered motion would be a car sliding sideways."""
+    target_image, source_image, target_sparse_depth, truth = rendered_pair
+    assert sideslip_deg(truth[:3, 3], CAMERA_AXES_IN_EGO) < 10.0
+    forward = pnp_pose(target_image, source_image, target_sparse_depth, INTRINSICS, ego_R_camera=CAMERA_AXES_IN_EGO, max_sideslip_deg=25.0)
+    assert forward is not None
+    looking_left = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+    assert pnp_pose(target_image, source_image, target_sparse_depth, INTRINSICS, ego_R_camera=looking_left, max_sideslip_deg=25.0) is None
 
 
 def test_pnp_identical_images_are_static(rendered_pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:

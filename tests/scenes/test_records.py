@@ -26,6 +26,7 @@ from scenes.records import (
     SegMask,
     SemanticLayout,
     Tracks,
+    TrafficSignalStates,
     source_file,
 )
 from scenes.serialize import (
@@ -229,7 +230,7 @@ def test_npz_round_trip_of_nested_records(tmp_path: Path) -> None:
     forecasts = Forecasts(
         "log", 5, np.array(["a", "b"]), np.zeros((2, 2)), np.ones((2, 5, 6, 2)), np.full((2, 5), 0.2), np.ones(2), np.array([0, 1])
     )
-    records = [make_frame(), make_lane_graph(), forecasts, Tracks("log", np.array([1, 2]), (make_boxes(frame="city"),) * 2)]
+    records = [make_frame(), make_lane_graph(), forecasts, Tracks("log", np.array([1, 2]), (make_boxes(frame="city"),) * 2), _signals()]
     for index, record in enumerate(records):
         path = tmp_path / f"record{index}.npz"
         save_npz(record, path)
@@ -307,6 +308,10 @@ def _record_arrays(record: object, path: str = "") -> list[tuple[str, np.ndarray
     return found
 
 
+def _signals() -> TrafficSignalStates:
+    return TrafficSignalStates(np.arange(4), np.array([11, 12]), np.zeros((2, 3)), np.array([[1, 3]] * 2 + [[2, 0]] * 2, dtype=np.int8))
+
+
 def _every_record() -> list[object]:
     from scenes.records import TrackHistory
 
@@ -315,7 +320,7 @@ def _every_record() -> list[object]:
     )
     scenario = Scenario(
         "s", "SYN", np.arange(4), np.array(["a", "b"]), np.array([0, 1]), np.zeros((2, 4, 2)), np.zeros((2, 4)),
-        np.zeros((2, 4, 2)), np.ones((2, 4), dtype=bool), 2, np.array(["a"]), make_lane_graph(),
+        np.zeros((2, 4, 2)), np.ones((2, 4), dtype=bool), 2, np.array(["a"]), make_lane_graph(), _signals(),
     )  # fmt: skip
     history = TrackHistory(np.array([0, 100, 200]), np.zeros((3, 3)), np.zeros(3), np.array([False, True, True]))
     return [
