@@ -377,9 +377,8 @@ class _Traffic:
         layout = network.layout
         positions, yaws, kinds = [], [], []
         departing: list[tuple[np.ndarray, float, int, int, float]] = []
-        free_slots: list[tuple[np.ndarray, np.ndarray]] = []
-        # Parking slots beside the outer lane of each road: (position, outer lane id).
-        self.parking_slots: list[tuple[np.ndarray, int]] = []
+        # Free parking slots beside the outer lane of each road: (position, heading, outer lane id).
+        free_slots: list[tuple[np.ndarray, np.ndarray, int]] = []
         kerb_offset = layout.lanes_per_direction * layout.lane_width_m + 0.5 * layout.parking_width_m
         for lane in network.lanes:
             if lane.is_intersection or lane.lane_index != 0 or layout.parking_width_m < 2.0:
@@ -403,16 +402,13 @@ class _Traffic:
                         yaws.append(yaw)
                         kinds.append(kind)
                 else:
-                    free_slots.append((start + heading * slot, heading))
-                    self.parking_slots.append((start + heading * slot, outer))
+                    free_slots.append((start + heading * slot, heading, outer))
         # Static objects: cones in free parking slots, bollards and signs at sidewalk corners.
         corner_keys = list(self.ped_edges)
         for _ in range(num_static):
             choice = rng.random()
             if choice < 0.4 and free_slots:
-                taken = int(rng.integers(len(free_slots)))
-                base, heading = free_slots.pop(taken)
-                self.parking_slots.pop(taken)
+                base, heading, _ = free_slots.pop(int(rng.integers(len(free_slots))))
                 for offset in (-2.0, 0.0, 2.0):
                     positions.append(base + heading * offset + rng.normal(0.0, 0.1, 2))
                     yaws.append(float(rng.uniform(-np.pi, np.pi)))
@@ -435,6 +431,8 @@ class _Traffic:
         self.s_size = np.concatenate([_sizes(int(k), 1, rng) for k in self.s_kind]) if len(self.s_kind) else np.zeros((0, 3))
         self.s_ids = [_uuid(rng) for _ in range(len(self.s_kind))]
         self.s_on_road = network.on_drivable_area(self.s_xy) if len(self.s_xy) else np.zeros(0, dtype=bool)
+        # The slots left free, where cars may park: (position, outer lane id).
+        self.parking_slots: list[tuple[np.ndarray, int]] = [(xy, outer) for xy, _, outer in free_slots]
         return departing
 
     def _add_departing(self, departing: list[tuple[np.ndarray, float, int, int, float]]) -> None:
@@ -603,11 +601,12 @@ class _Traffic:
         for k, (xy, outer) in enumerate(self.parking_slots):
             if outer != lane.lane_id:
                 continue
-            gap = route.project(xy) - self.v_s[index]
+            slot_s = route.project(xy)
+            gap = slot_s - self.v_s[index]
             if not (PARKING_SEARCH_M[0] <= gap <= PARKING_SEARCH_M[1] and gap < best_gap):
                 continue
             # The car reaches the kerb line before the slot: that stretch of kerb must be free.
-            heading = route.point_at(route.project(xy) + 1.0) - route.point_at(route.project(xy))
+            heading = route.point_at(slot_s + 1.0) - route.point_at(slot_s)
             heading /= max(float(np.linalg.norm(heading)), 1e-9)
             relative = standing - xy
             along = relative @ heading
