@@ -14,6 +14,11 @@ mean and standard deviation over seeds. Metrics: minADE_k/minFDE_k (k = 1, 5), m
 >= 2 m), off-road rate of all modes against the drivable-area raster, and CAB's temporal consistency (section 4.4):
 dispersion and convergence-to-range(tau) for tau in {0.2, 1, 5} m (see forecasting/metrics.py). `--ship` also copies
 the first seed's CAB checkpoint to forecasting/checkpoints/cab_synth.pt.
+
+Besides the paper's latent-mode variants, two rows use TNT-style lane-goal modes (forecasting/lane_goals.py) on the same
+logs: the shipped objective (`lane_goals`, configs/forecasting/lane_goals_synth.yaml) and CAB over the same candidates
+(`cab_lane_goals`, configs/forecasting/cab_synth_lane_goals.yaml, with that config's lambda_KL: the selection above is
+made for the latent CAB only).
 """
 
 from __future__ import annotations
@@ -56,7 +61,15 @@ from scenes.records import Forecasts, Scenario
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 CONFIG_DIR: Final = REPO_ROOT / "configs" / "forecasting"
 RESULTS_PATH: Final = Path(__file__).resolve().parent / "results" / "quality_forecasting.json"
-VARIANTS: Final = ("plain", "reweight", "rubiz", "cab")
+CONFIG_NAMES: Final = {
+    "plain": "plain_synth",
+    "reweight": "reweight_synth",
+    "rubiz": "rubiz_synth",
+    "cab": "cab_synth",
+    "lane_goals": "lane_goals_synth",
+    "cab_lane_goals": "cab_synth_lane_goals",
+}
+VARIANTS: Final = tuple(CONFIG_NAMES)
 HELD_OUT_FIRST: Final = 1000
 VEHICLES: Final = frozenset(
     CATEGORY_ID[name] for name in ("REGULAR_VEHICLE", "LARGE_VEHICLE", "BUS", "BOX_TRUCK", "TRUCK", "SCHOOL_BUS", "ARTICULATED_BUS")
@@ -133,7 +146,7 @@ def evaluate(forecaster: GridForecaster, scenarios: list[Scenario], k: int = 5) 
 
 
 def _config(variant: str, epochs: int | None, train_logs: int | None, seed: int | None = None) -> ForecastingConfig:
-    cfg = load_config(CONFIG_DIR / f"{variant}_synth.yaml", ForecastingConfig)
+    cfg = load_config(CONFIG_DIR / f"{CONFIG_NAMES[variant]}.yaml", ForecastingConfig)
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
     if epochs is not None:
@@ -198,9 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     train_scenarios = synth_scenarios(reference, 0, fit_logs)
     validation = synth_scenarios(reference, fit_logs, args.validation_logs)
     held_out = synth_scenarios(reference, HELD_OUT_FIRST, args.held_out_logs)
-    samples: FeatureBatch = build_samples(train_scenarios, reference.features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
+    samples: dict[str, FeatureBatch] = {}
+
+    def training_samples(features: FeatureConfig) -> FeatureBatch:
+        key = features.model_dump_json()
+        if key not in samples:
+            samples[key] = build_samples(train_scenarios, features, exclude_categories=STATIC_CATEGORY_IDS, progress=True)
+        return samples[key]
+
     console.print(
-        f"{len(samples)} training samples from logs 0-{fit_logs - 1}, validation logs {fit_logs}-{reference.synth.train_logs - 1} "
+        f"{len(training_samples(reference.features))} training samples from logs 0-{fit_logs - 1}, validation logs {fit_logs}-{reference.synth.train_logs - 1} "
         f"({len(validation)} scenarios), {len(held_out)} held-out scenarios from logs {HELD_OUT_FIRST}-"
         f"{HELD_OUT_FIRST + args.held_out_logs - 1} ({time.perf_counter() - started:.0f} s)"
     )
@@ -210,11 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
 
         def train(variant: str, cfg: ForecastingConfig, tag: str) -> Path:
-            if cfg.features != reference.features or cfg.synth != reference.synth:
+            same_inputs = cfg.features.model_copy(update={"lane_goals": reference.features.lane_goals}) == reference.features
+            if not same_inputs or cfg.synth != reference.synth:
                 raise ValueError(f"{variant}: features/synth data differ from the CAB config; the comparison needs the same data")
             history: list[dict[str, float]] = []
             tic = time.perf_counter()
-            checkpoint = fit(cfg, samples, Path(scratch) / tag, on_checkpoint=lambda metrics, _: history.append(metrics))
+            checkpoint = fit(cfg, training_samples(cfg.features), Path(scratch) / tag, on_checkpoint=lambda metrics, _: history.append(metrics))
             curves[tag] = history
             console.print(f"{tag}: {time.perf_counter() - tic:.0f} s, last epoch " + ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items()))
             return checkpoint
@@ -252,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_logs": args.held_out_logs,
         "validation_logs": args.validation_logs,
         "seeds": args.seeds,
-        "train_samples": len(samples),
+        "train_samples": len(training_samples(reference.features)),
         "selected_kl_weight": chosen_kl,
         "config": reference.model_dump(mode="json"),
         "validation": selection,

@@ -194,7 +194,7 @@ def build_stages(cfg: E2EForecastConfig) -> Stages:
     if cfg.forecaster == "constant_velocity":
         from forecasting.baselines import ConstantVelocityForecaster
 
-        forecaster = ConstantVelocityForecaster(horizon_steps=6, step_s=0.5, num_modes=5)
+        forecaster = ConstantVelocityForecaster()  # 6 steps at 2 Hz, K = 5: the AV2 end-to-end task
     else:
         from forecasting.forecaster import SHIPPED_E2E_CHECKPOINT, Forecaster
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipelines.e2e_forecast import STAGES, E2EResult, ground_truth_tracks, load_e2e_config, open_e2e_dataset, run_e2e
+from forecasting.baselines import ConstantVelocityForecaster
+from pipelines.e2e_forecast import STAGES, E2EResult, ground_truth_tracks, load_e2e_config, open_e2e_dataset, reforecast, run_e2e
+from pipelines.evaluate_e2e import METRICS, E2EForecastingScores
 from scenes.errors import InputError, check_output_path
 
-__all__ = ["plot_result_frame", "run_job"]
+__all__ = ["baseline_comparison", "plot_result_frame", "run_job"]
 
 
 def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
@@ -29,6 +31,12 @@ def plot_result_frame(result: E2EResult, path: Path) -> Path | None:
         ground_truth = ground_truth_tracks(log.annotated) if log.annotated else None
         return plot_forecasts_bev(path, log.forecasts[timestamp_ns], tracked, ego_xy, lane_graph=log.lane_graph, ground_truth=ground_truth)
     return None
+
+
+def baseline_comparison(learned: E2EForecastingScores, constant_velocity: E2EForecastingScores) -> str:
+    """One line: the learned forecaster's mean mAP_F / ADE / FDE against constant velocity's on the same tracks."""
+    figures = ", ".join(f"{metric} {learned.mean(metric):.3f} vs {constant_velocity.mean(metric):.3f}" for metric in METRICS)
+    return f"learned forecaster vs constant velocity on the same tracks (means over profiles and categories): {figures}"
 
 
 def run_job(
@@ -88,6 +96,11 @@ def run_job(
             raise InputError(f"{data or 'synth'}: --evaluate: no annotations to build ground truth from")
         scores = result.evaluate(cfg)
         scores.print(console)
-        json_path = scores.save_json(out.with_name(f"{out.stem}_scores.json"))
+        extra: dict[str, Any] = {}
+        if cfg.forecaster == "learned":
+            baseline = reforecast(cfg, result, ConstantVelocityForecaster()).evaluate(cfg)
+            console.print(baseline_comparison(scores, baseline), soft_wrap=True)
+            extra["constant_velocity_same_tracks"] = baseline.as_dict()
+        json_path = scores.save_json(out.with_name(f"{out.stem}_scores.json"), extra)
         console.print(f"wrote {json_path}", soft_wrap=True)
     return result

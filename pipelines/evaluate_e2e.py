@@ -141,7 +141,9 @@ class E2EForecastingScores:
         payload["settings"] = {"top_k": self.top_k, "max_range_m": self.max_range_m, "roi_filtered": self.roi_filtered}
         return payload
 
-    def save_json(self, path: str | os.PathLike[str]) -> Path:
+    def save_json(self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+        """The figures of `as_dict` (NaN as null), plus `extra` keys, written atomically to `path`."""
+
         def clean(value: Any) -> Any:
             if isinstance(value, dict):
                 return {k: clean(v) for k, v in value.items()}
@@ -149,7 +151,7 @@ class E2EForecastingScores:
                 return None
             return value
 
-        atomic_write_text(path, json.dumps(clean(self.as_dict()), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(clean({**self.as_dict(), **(extra or {})}), indent=2) + "\n")
         return Path(path)
 
     def table(self, title: str = "AV2 end-to-end forecasting") -> Table:

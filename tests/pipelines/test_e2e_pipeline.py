@@ -153,6 +153,16 @@ def test_cli_job_writes_submission_plot_and_scores(tmp_path) -> None:
     cells = [cell["mAP_F"] for profile in ("static", "linear", "non-linear") for cell in scores[profile].values()]
     assert scores["mean_mAP_F"] == pytest.approx(np.mean([value for value in cells if value is not None]))
     assert scores["mean_mAP_F"] > 0.7  # oracle boxes and identities: only the learned forecaster's errors remain
+    # constant velocity is scored on the same tracks beside the learned forecaster, as a run with it would score it
+    baseline = scores["constant_velocity_same_tracks"]
+    assert f"FDE {scores['mean_FDE']:.3f} vs {baseline['mean_FDE']:.3f}" in " ".join(result.output.split())
+    config.write_text(config.read_text() + "forecaster: constant_velocity\n")
+    assert CliRunner().invoke(app, ["e2e-forecast", "--out", str(out), "--evaluate", "--config", str(config)]).exit_code == 0
+    alone = json.loads((tmp_path / "sub_scores.json").read_text())
+    assert "constant_velocity_same_tracks" not in alone
+    for metric in ("mean_mAP_F", "mean_ADE", "mean_FDE"):
+        assert alone[metric] == pytest.approx(baseline[metric])
+    assert alone["mean_FDE"] != pytest.approx(scores["mean_FDE"])
     config.write_text("tracker: oracle\nforecaster: kalman\n")
     bad = CliRunner().invoke(app, ["e2e-forecast", "--out", str(out), "--config", str(config)])
     assert bad.exit_code == 2  # an expected error: one line on stderr, no traceback
