@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.quality_forecasting import CONFIG_DIR, HELD_OUT_FIRST, evaluate, evaluation_batches
+from benchmarks.quality_forecasting import CONFIG_DIR, HELD_OUT_FIRST, evaluate, evaluation_batches, same_inputs_but_goals
 from benchmarks.quality_forecasting_map import real_av2_scenarios
 from forecasting.cab import training_logits
 from forecasting.config import LANE_POINT_DIM, ForecastingConfig
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     goals = load_config(args.goal_config, ForecastingConfig, overrides)
     if base.features.lane_goals.enabled:
         raise ValueError(f"{args.config}: lane-goal modes are drawn from the map, so the past-only row would still see it; use a latent-mode config")
-    if not goals.features.lane_goals.enabled or goals.features.model_copy(update={"lane_goals": base.features.lane_goals}) != base.features:
+    if not goals.features.lane_goals.enabled or not same_inputs_but_goals(goals.features, base.features):
         raise ValueError(f"{args.goal_config}: must be {args.config}'s features with lane goals enabled")
     if base.features.traffic_signals:
         raise ValueError(f"{args.config}: must leave traffic_signals off (the benchmark adds the rows with signals itself)")

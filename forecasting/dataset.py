@@ -171,6 +171,11 @@ def grid_timestamps_ns(current_ns: int, features: FeatureConfig) -> np.ndarray:
     return current_ns + np.round(offsets * features.step_s * 1e9).astype(np.int64)
 
 
+def _grid_tolerance_ns(features: FeatureConfig) -> int:
+    """How far a recorded time may lie from a grid time and still stand for it: a quarter of a step."""
+    return int(0.25 * features.step_s * 1e9)
+
+
 def _nearest_slots(source_ns: np.ndarray, grid_ns: np.ndarray, tolerance_ns: int) -> tuple[np.ndarray, np.ndarray]:
     """For each grid time, the index of the nearest source time and whether it lies within `tolerance_ns`."""
     right = np.clip(np.searchsorted(source_ns, grid_ns), 0, len(source_ns) - 1)
@@ -237,7 +242,7 @@ def _grid_scenario(
     traffic_signals: TrafficSignalStates | None = None,
 ) -> Scenario:
     grid = grid_timestamps_ns(current_ns, features)
-    slots, hit = _nearest_slots(dense.timestamps_ns, grid, int(0.25 * features.step_s * 1e9))
+    slots, hit = _nearest_slots(dense.timestamps_ns, grid, _grid_tolerance_ns(features))
     valid = dense.valid[:, slots] & hit[None, :]
     xy = np.where(valid[..., None], dense.xy_m[:, slots], 0.0)
     heading = np.where(valid, dense.heading_rad[:, slots], 0.0)
@@ -271,7 +276,7 @@ def scenario_from_tracks(tracks: Tracks, lane_graph: LaneGraph | None, index: in
     """The agents present at `tracks.timestamps_ns[index]`, on the forecaster's grid around that time."""
     current_ns = int(tracks.timestamps_ns[index])
     grid = grid_timestamps_ns(current_ns, features)
-    margin = int(0.25 * features.step_s * 1e9)
+    margin = _grid_tolerance_ns(features)
     first = int(np.searchsorted(tracks.timestamps_ns, grid[0] - margin, side="left"))
     last = int(np.searchsorted(tracks.timestamps_ns, grid[-1] + margin, side="right"))
     window = Tracks(tracks.log_id, tracks.timestamps_ns[first:last], tracks.boxes[first:last])
@@ -382,8 +387,7 @@ def encode_scenario(
     if features.traffic_signals:
         signals = {}
         if scenario.traffic_signals is not None:
-            tolerance_ns = int(0.25 * features.step_s * 1e9)
-            signals = scenario.traffic_signals.at(int(scenario.timestamps_ns[current]), tolerance_ns)
+            signals = scenario.traffic_signals.at(int(scenario.timestamps_ns[current]), _grid_tolerance_ns(features))
         signal_channels = segments.signal_channels(signals)
     for slot, row in enumerate(rows.tolist()):
         if not scenario.valid[row, current]:
