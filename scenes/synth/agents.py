@@ -6,8 +6,11 @@ the map) with pure-pursuit steering of a kinematic bicycle model; their speed fo
 light's too, when they can stop at a comfortable deceleration), or the stop line of a left turn that must yield to
 oncoming traffic. They change lanes when the neighbour lane has room. Some parked cars pull out into the outer lane
 when it is clear behind them, and some driving cars look for a free parking slot ahead on their lane, slow down and
-pull into it. Pedestrians walk a graph of sidewalk corners and
-cross at crosswalks while the crossed road has a red light. The signals' states are recorded per controlled lane
+pull into it. Pedestrians walk a graph of sidewalk corners and cross at crosswalks (at a signalised intersection only
+while the crossed road has a red light). A pedestrian waiting at a crosswalk, or walking on it, has the right of way:
+every vehicle whose path crosses the crosswalk and that can stop before it at a comfortable deceleration stops there
+until the pedestrian has passed its path (turning vehicles too, into a crossing on green); the pedestrian steps onto
+the crosswalk once no vehicle is on it or too close to stop. The signals' states are recorded per controlled lane
 (`Trajectories.signal_state`), as motion datasets provide them.
 """
 
@@ -40,6 +43,10 @@ TIME_HEADWAY_S: Final = 1.3
 COMFORT_DECEL_M_PER_S2: Final = 2.5
 MAX_DECEL_M_PER_S2: Final = 8.0
 PEDESTRIAN_MARGIN_M: Final = 1.5
+# A vehicle yields to a pedestrian at a crosswalk when it can stop before it at this deceleration, and keeps yielding
+# until the pedestrian is this far past the vehicle's side of its path.
+PEDESTRIAN_YIELD_DECEL_M_PER_S2: Final = 3.5
+PEDESTRIAN_CLEARANCE_M: Final = 1.5
 STOP_LINE_SETBACK_M: Final = CROSSWALK_WIDTH_M + 1.0
 # A lane change steers towards a point this far ahead on the target lane (plus 0.6 s of travel), for this long.
 LANE_CHANGE_LOOKAHEAD_M: Final = 14.0
@@ -226,6 +233,16 @@ class _Route:
         return np.stack([np.interp(s, self.arc, self.points[:, 0]), np.interp(s, self.arc, self.points[:, 1])], axis=-1)
 
 
+@dataclass(frozen=True, eq=False)
+class _Crossings:
+    """Crosswalks in use by pedestrians: key (the two corners), start and end corners `(M, 2)`, metres walked `(M,)`."""
+
+    keys: list[frozenset]
+    start_m: np.ndarray
+    end_m: np.ndarray
+    walked_m: np.ndarray
+
+
 class _Traffic:
     def __init__(self, network: RoadNetwork, config: TrafficConfig, rng: np.random.Generator, time_range_s: tuple[float, float]) -> None:
         self.network = network
@@ -251,6 +268,8 @@ class _Traffic:
         self.v_parked = np.zeros(len(self.v_kind), dtype=bool)
         self.v_depart_s = np.full(len(self.v_kind), np.inf)
         self.v_unparking_until_s = np.full(len(self.v_kind), -np.inf)
+        # Crosswalks (keyed by their two corners) a vehicle can no longer stop for: their pedestrians wait.
+        self.committed_crossings: set[frozenset] = set()
         self._spawn_pedestrians(num_peds)
         departing = self._spawn_parked_and_static(parked_fraction, config.unparking_rate_per_min, time_range_s, num_static)
         self._add_departing(departing)
@@ -617,9 +636,59 @@ class _Traffic:
         if best >= 0:
             self.v_slot[index] = self.parking_slots.pop(best)
 
+    def _crossings_in_use(self, time_s: float) -> _Crossings:
+        """Crosswalks a pedestrian walks on or is allowed to step onto."""
+        keys, starts, ends, walked = [], [], [], []
+        for k in range(len(self.p_from)):
+            target, node, axis = self.p_to[k]
+            if node is None or self.p_speed[k] <= 0 or self.p_progress[k] >= 1.0:
+                continue
+            a, b = self._corner(self.p_from[k]), self._corner(target)
+            length = float(np.linalg.norm(b - a))
+            if self.p_progress[k] <= 0.0 and not self._may_cross(k, node, axis, length, time_s):
+                continue
+            keys.append(frozenset((self.p_from[k], target)))
+            starts.append(a)
+            ends.append(b)
+            walked.append(self.p_progress[k] * length)
+        return _Crossings(keys, np.array(starts).reshape(-1, 2), np.array(ends).reshape(-1, 2), np.array(walked))
+
+    def _may_cross(self, k: int, node: tuple[int, int], axis: str | None, length_m: float, time_s: float) -> bool:
+        """Whether the light lets pedestrian `k` cross (always at an unsignalised crosswalk): the crossed road's light
+        stays red for the whole crossing."""
+        if not self.network.is_signalised(node):
+            return True
+        assert axis is not None  # a crossing edge has both its node and the axis of the road it crosses
+        return not signal_is_green(self.network, self.signal_offset_s, node, axis, time_s) and not signal_is_green(
+            self.network, self.signal_offset_s, node, axis, time_s + length_m / self.p_speed[k]
+        )
+
+    def _crosswalk_gap(self, index: int, samples: np.ndarray, ahead: np.ndarray, crossings: _Crossings) -> float:
+        """Distance from the vehicle's front to the first crosswalk ahead whose pedestrian it must let pass (inf when
+        none). A crossing the vehicle can no longer stop for joins `committed_crossings`, so its pedestrians wait."""
+        segment = crossings.end_m - crossings.start_m
+        length = np.linalg.norm(segment, axis=1)
+        t = np.clip(np.einsum("pmd,md->pm", ahead[:, None, :] - crossings.start_m[None], segment) / length**2, 0.0, 1.0)
+        closest = crossings.start_m[None] + t[..., None] * segment[None]
+        near = np.linalg.norm(ahead[:, None, :] - closest, axis=2) < 0.5 * self.v_size[index, 1] + 0.5 * CROSSWALK_WIDTH_M + 0.3
+        gap = np.inf
+        for column in np.flatnonzero(near.any(axis=0)):
+            row = int(np.argmax(near[:, column]))
+            walked_m = crossings.walked_m[column]
+            if walked_m > t[row, column] * length[column] + 0.5 * self.v_size[index, 1] + PEDESTRIAN_CLEARANCE_M:
+                continue  # the pedestrian is past this vehicle's path
+            front_gap = samples[row] - self.v_s[index] - 0.5 * self.v_size[index, 0]
+            if front_gap - MIN_GAP_M > self.v_speed[index] ** 2 / (2 * PEDESTRIAN_YIELD_DECEL_M_PER_S2):
+                gap = min(gap, front_gap)
+            elif walked_m <= 0.0:
+                self.committed_crossings.add(crossings.keys[column])
+        return gap
+
     def step_vehicles(self, dt: float, time_s: float) -> tuple[np.ndarray, np.ndarray]:
         xy, half_w, half_l, velocity, margin = self._obstacles()
         count = len(self.v_xy)
+        crossings = self._crossings_in_use(time_s)
+        self.committed_crossings = set()
         acceleration = np.zeros(count)
         steer = np.zeros(count)
         for index in range(count):
@@ -663,6 +732,8 @@ class _Traffic:
             stop = self._stop_line_gap(index, time_s) - half_l[index]
             # A car pulling into a slot stops with its centre there (IDM keeps MIN_GAP_M to a standing obstacle).
             stop = min(stop, slot_gap + MIN_GAP_M)
+            if crossings.keys:
+                stop = min(stop, self._crosswalk_gap(index, samples, ahead, crossings))
             if stop < gap:
                 gap, leader_speed = stop, 0.0
             desired = self.v_desired[index]
@@ -708,14 +779,12 @@ class _Traffic:
         self.v_speed = speed
         return actual, yaw_rate
 
-    def _vehicle_near_crossing(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """Whether a vehicle stands on, or approaches, the crossing from `a` to `b` (pedestrians then wait)."""
+    def _vehicle_on_crossing(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether a vehicle stands on the crossing from `a` to `b`."""
         segment = b - a
         t = np.clip((self.v_xy - a) @ segment / max(segment @ segment, 1e-9), 0.0, 1.0)
         distance = np.linalg.norm(self.v_xy - (a + t[:, None] * segment), axis=1)
-        approaching = (distance < 0.5 * self.v_size[:, 0] + 3.0 + 2.0 * self.v_speed) & (self.v_speed > 0.5)
-        blocking = distance < 0.5 * self.v_size[:, 0] + 0.5
-        return bool(np.any(approaching | blocking))
+        return bool(np.any(distance < 0.5 * self.v_size[:, 0] + 0.5))
 
     def step_pedestrians(self, dt: float, time_s: float) -> None:
         for k in range(len(self.p_from)):
@@ -723,15 +792,11 @@ class _Traffic:
                 continue
             target, node, axis = self.p_to[k]
             a, b = self._corner(self.p_from[k]), self._corner(target)
-            length = max(np.linalg.norm(b - a), 1e-6)
+            length = max(float(np.linalg.norm(b - a)), 1e-6)
             if node is not None and self.p_progress[k] <= 0.0:
-                assert axis is not None  # a crossing edge has both its node and the axis of the road it crosses
-                crossed_is_red = not signal_is_green(self.network, self.signal_offset_s, node, axis, time_s) and not signal_is_green(
-                    self.network, self.signal_offset_s, node, axis, time_s + length / self.p_speed[k]
-                )
-                if not crossed_is_red and self.network.is_signalised(node):
+                if not self._may_cross(k, node, axis, length, time_s):
                     continue
-                if self._vehicle_near_crossing(a, b):
+                if frozenset((self.p_from[k], target)) in self.committed_crossings or self._vehicle_on_crossing(a, b):
                     continue
             self.p_progress[k] += self.p_speed[k] * dt / length
             if self.p_progress[k] >= 1.0:

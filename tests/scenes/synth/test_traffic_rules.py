@@ -1,5 +1,5 @@
-"""Traffic rules of the synthetic city: the light cycle, the recorded signal states, vehicles that obey them, and cars
-that pull out of parking slots or park."""
+"""Traffic rules of the synthetic city: the light cycle, the recorded signal states, vehicles that obey them, cars
+that pull out of parking slots or park, and vehicles that yield to pedestrians at crosswalks."""
 
 from __future__ import annotations
 
@@ -113,3 +113,39 @@ def test_parked_cars_pull_out_into_the_lane_and_driving_cars_park_at_the_kerb(tr
         first = len(speed) - int(np.argmax(speed[::-1, column] > 0.0))  # the first frame of the final stop
         assert first < len(speed) - 10
         np.testing.assert_allclose(xy[first:, column], np.broadcast_to(xy[first, column], xy[first:, column].shape))
+
+
+def test_vehicles_yield_to_pedestrians_at_crosswalks(traffic_log: SynthLog) -> None:
+    agents, network = traffic_log.agents, traffic_log.network
+    assert agents is not None and network is not None
+    vehicles = np.flatnonzero(np.isin(agents.kind, (AgentKind.CAR, AgentKind.VAN, AgentKind.TRUCK, AgentKind.BUS, AgentKind.CYCLIST)))
+    people = np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)
+    xy, yaw = agents.center_m[:, vehicles, :2], agents.yaw_rad[:, vehicles]
+    length, width = agents.size_lwh_m[vehicles, 0], agents.size_lwh_m[vehicles, 1]
+    walker_xy = agents.center_m[:, people, :2]
+    speed = np.linalg.norm(agents.velocity_m_per_s[:, vehicles], axis=-1)
+    heading = np.stack([np.cos(yaw), np.sin(yaw)], axis=-1)
+    front = xy + 0.5 * length[None, :, None] * heading
+    block = network.layout.block_size_m
+    yielding: set[int] = set()
+    walkers_crossing: set[int] = set()
+    for t in range(len(agents.timestamps_s)):
+        # No pedestrian is ever inside a vehicle's box (with a quarter metre around it).
+        relative = walker_xy[t][None] - xy[t][:, None]
+        along = np.einsum("vpd,vd->vp", relative, heading[t])
+        lateral = np.einsum("vpd,vd->vp", relative, heading[t] @ np.array([[0.0, 1.0], [-1.0, 0.0]]))
+        assert not np.any((np.abs(along) < 0.5 * length[:, None] + 0.25) & (np.abs(lateral) < 0.5 * width[:, None] + 0.25)), t
+        on_crosswalk = network.on_crosswalk(walker_xy[t])
+        walkers_crossing.update(people[on_crosswalk].tolist())
+        # At intersections without lights, vehicles stand still just before a crosswalk a pedestrian walks on ahead.
+        nodes = np.round(front[t] / block).astype(np.int64)
+        unsignalised = np.array([not network.is_signalised((int(i), int(j))) for i, j in nodes])
+        before = np.zeros(len(vehicles), dtype=bool)
+        for distance in np.arange(0.5, 7.0, 0.5):
+            before |= network.on_crosswalk(front[t] + distance * heading[t])
+        for v in np.flatnonzero((speed[t] < 0.3) & before & unsignalised & ~network.on_crosswalk(front[t])):
+            ahead = walker_xy[t] - front[t, v]
+            if np.any(on_crosswalk & (np.linalg.norm(ahead, axis=1) < 14.0) & (ahead @ heading[t, v] > 0.0)):
+                yielding.add(int(v))
+    assert len(yielding) >= 2
+    assert len(walkers_crossing) >= 10  # pedestrians still get across

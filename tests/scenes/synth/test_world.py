@@ -11,7 +11,7 @@ from shapely.geometry import Polygon
 
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, validate_config
-from scenes.geometry import bev_box_corners, points_in_box_mask, project_to_image
+from scenes.geometry import bev_box_corners, points_at_arc, points_in_box_mask, polyline_arc_m, project_to_image
 from scenes.synth.agents import AgentKind
 from scenes.synth.kernels import count_points_in_boxes, value_noise
 from scenes.synth.lidar import beam_elevations_deg
@@ -122,12 +122,18 @@ def test_vehicles_stay_on_the_drivable_area_and_follow_lanes(traffic_log: SynthL
     vehicles = np.isin(agents.kind, (AgentKind.CAR, AgentKind.VAN, AgentKind.TRUCK, AgentKind.BUS, AgentKind.CYCLIST))
     centers = agents.center_m[:, vehicles, :2].reshape(-1, 2)
     assert np.all(network.on_drivable_area(centers))
-    lanes = np.concatenate([lane.polyline_m for lane in network.lanes])
-    nearest, _ = cKDTree(lanes).query(centers)
+    # Lane centre lines resampled every 0.2 m, so the distance to the nearest sample is the distance to the line.
+    lanes = []
+    for lane in network.lanes:
+        arc = polyline_arc_m(lane.polyline_m)
+        lanes.append(points_at_arc(lane.polyline_m, arc, np.arange(0.0, arc[-1], 0.2)))
+    nearest, _ = cKDTree(np.concatenate(lanes)).query(centers)
     # Cars that stand at the kerb at some point (parked, pulling out or parking) leave the lanes on purpose.
     kerbside = (nearest.reshape(len(agents.center_m), -1) > 2.5).any(axis=0)
     moving = np.linalg.norm(agents.velocity_m_per_s[:, vehicles], axis=2) > 0.5
-    assert np.quantile(nearest.reshape(moving.shape)[moving & ~kerbside], 0.95) < 1.0
+    on_lanes = nearest.reshape(moving.shape)[moving & ~kerbside]
+    # Moving vehicles keep to a lane centre; those changing lanes (about 4 s each) pass half a lane width from both.
+    assert np.median(on_lanes) < 0.15 and np.quantile(on_lanes, 0.9) < 0.75
     # Driving vehicles come first, before the pedestrians; parked cars come after them.
     driving = vehicles & (np.arange(agents.num_agents) < np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)[0])
     speeds = np.linalg.norm(agents.velocity_m_per_s[:, driving], axis=2)
