@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-logs", type=int, default=None, help="override the config's synthetic training logs")
     parser.add_argument("--held-out-logs", type=int, default=8)
     parser.add_argument("--out", type=Path, default=RESULTS_PATH)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 when another benchmark shares the 2 cores)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     console = Console(width=220)
     overrides = {} if args.train_logs is None else {"synth.train_logs": args.train_logs}
     base = load_config(args.config, ForecastingConfig, overrides)
