@@ -182,6 +182,14 @@ def _sizes(kind: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([rng.uniform(*length, count), rng.uniform(*width, count), rng.uniform(*height, count)], axis=1)
 
 
+def _onto_segments(points_m: np.ndarray, start_m: np.ndarray, end_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of points `(P, 2)` against segments `(M, 2)` -> `(M, 2)`: the position of each point's projection along each segment
+    (0 at the start, 1 at the end, clipped) and the distance to it, both `(P, M)`."""
+    segment = end_m - start_m
+    t = np.clip(np.einsum("pmd,md->pm", points_m[:, None, :] - start_m[None], segment) / np.maximum(np.einsum("md,md->m", segment, segment), 1e-9), 0.0, 1.0)
+    return t, np.linalg.norm(points_m[:, None, :] - (start_m[None] + t[..., None] * segment[None]), axis=2)
+
+
 class _Route:
     """A vehicle's lanes ahead as one polyline with arc length; lanes behind the vehicle are dropped."""
 
@@ -666,11 +674,9 @@ class _Traffic:
     def _crosswalk_gap(self, index: int, samples: np.ndarray, ahead: np.ndarray, crossings: _Crossings) -> float:
         """Distance from the vehicle's front to the first crosswalk ahead whose pedestrian it must let pass (inf when
         none). A crossing the vehicle can no longer stop for joins `committed_crossings`, so its pedestrians wait."""
-        segment = crossings.end_m - crossings.start_m
-        length = np.linalg.norm(segment, axis=1)
-        t = np.clip(np.einsum("pmd,md->pm", ahead[:, None, :] - crossings.start_m[None], segment) / length**2, 0.0, 1.0)
-        closest = crossings.start_m[None] + t[..., None] * segment[None]
-        near = np.linalg.norm(ahead[:, None, :] - closest, axis=2) < 0.5 * self.v_size[index, 1] + 0.5 * CROSSWALK_WIDTH_M + 0.3
+        length = np.linalg.norm(crossings.end_m - crossings.start_m, axis=1)
+        t, distance = _onto_segments(ahead, crossings.start_m, crossings.end_m)
+        near = distance < 0.5 * self.v_size[index, 1] + 0.5 * CROSSWALK_WIDTH_M + 0.3
         gap = np.inf
         for column in np.flatnonzero(near.any(axis=0)):
             row = int(np.argmax(near[:, column]))
@@ -781,10 +787,8 @@ class _Traffic:
 
     def _vehicle_on_crossing(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether a vehicle stands on the crossing from `a` to `b`."""
-        segment = b - a
-        t = np.clip((self.v_xy - a) @ segment / max(segment @ segment, 1e-9), 0.0, 1.0)
-        distance = np.linalg.norm(self.v_xy - (a + t[:, None] * segment), axis=1)
-        return bool(np.any(distance < 0.5 * self.v_size[:, 0] + 0.5))
+        _, distance = _onto_segments(self.v_xy, a[None], b[None])
+        return bool(np.any(distance[:, 0] < 0.5 * self.v_size[:, 0] + 0.5))
 
     def step_pedestrians(self, dt: float, time_s: float) -> None:
         for k in range(len(self.p_from)):
