@@ -27,7 +27,9 @@ runs on the real AV2 sweep and the three KITTI object frames (no training on rea
 no past sweeps), and a second table gives BEV recall / precision at 2 m (score >= 0.3) for vehicles and pedestrians and
 the AV2 evaluator's AP, within `--max-range-m`, KITTI detections kept only inside image_2 (KITTI labels nothing else).
 Its `dataset ego frames` rows move the records back into each dataset's own frame (road at -0.33 m on AV2, -1.73 m on
-KITTI): the ablation of the canonical ego frame. The checkpoint trained for real sensors:
+KITTI): the ablation of the canonical ego frame. Its last rows run the same network with the ground estimate of
+`perception/detection/ground.py` switched over (`ModelConfig.ground_relative`): off for a ground-relative checkpoint,
+on for one trained on absolute heights. The checkpoint trained on every dataset rig:
 
     drivestack train detection --config configs/detection/centerpoint_synth_rigs.yaml --data synth --out runs/detection_rigs
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_rigs/detector.pt --rig av2 \
@@ -327,22 +329,27 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['predicted_speed_m_per_s']:.2f} / {row['true_speed_m_per_s']:.2f}", f"{row['heading_flips']:.2f}",
         )  # fmt: skip
     console.print(motion_table)
+    model = detector.cfg.model
+    flipped = Detector(detector.cfg.model_copy(update={"model": model.model_copy(update={"ground_relative": not model.ground_relative})}), detector.net)
+    heights_ablation = f"canonical, {'absolute heights' if model.ground_relative else 'ground-relative heights'}"
     real = {
-        frame: real_sample_scores(detector, args.real_data, max_range_m=args.max_range_m, dataset_frame=frame == "dataset ego frames")
-        for frame in ("canonical ego frame", "dataset ego frames")
+        records: real_sample_scores(variant, args.real_data, max_range_m=args.max_range_m, dataset_frame=records == "dataset ego frames")
+        for records, variant in (("canonical ego frame", detector), ("dataset ego frames", detector), (heights_ablation, flipped))
     }
     if any(real.values()):
         real_table = Table(title=f"real samples in {args.real_data} (score >= {REAL_SCORE_THRESHOLD}, BEV match {REAL_MATCH_M:g} m, {args.max_range_m} m)")
         for column in ("sample", "records", "vehicle recall", "vehicle precision", "pedestrian recall", "pedestrian precision", *(f"{c} AP" for c in CLASSES)):
             real_table.add_column(column)
-        for frame, samples in real.items():
+        for records, samples in real.items():
             for sample, row in samples.items():
                 cells = [row.get(key, float("nan")) for key in ("vehicle/recall", "vehicle/precision", "pedestrian/recall", "pedestrian/precision")]
                 cells += [row.get(f"{c}/AP", float("nan")) for c in CLASSES]
-                real_table.add_row(sample, frame, *(f"{value:.3f}" for value in cells))
+                real_table.add_row(sample, records, *(f"{value:.3f}" for value in cells))
         real_table.caption = (
             "targets: vehicle recall >= 0.8 at precision >= 0.6, pedestrian recall >= 0.5; "
-            "'dataset ego frames' is the ablation of the canonical frame"
+            "'dataset ego frames' is the ablation of the canonical frame, "
+            f"'{heights_ablation}' the same network with the ground estimate (perception/detection/ground.py) "
+            f"{'off' if model.ground_relative else 'on'}"
         )
         console.print(real_table)
     payload = {

@@ -23,6 +23,9 @@ class ModelConfig(StrictConfig):
     # Adds one BEV channel per sweep, log(1 + points of that sweep in the pillar): a mover shows as occupancy that
     # shifts from one sweep's channel to the next, which the 2D backbone sees directly (the velocity head's cue).
     sweep_occupancy: bool = False
+    # Point heights and box centres relative to the ground estimated from the sweep (`ground`), not to the ego frame:
+    # the network sees a car on a slope, below a kerb or in a lower parking lane as it sees one on the road.
+    ground_relative: bool = False
     # Class groups: one heatmap head per group (CenterPoint's class-grouped heads), names from scenes.categories.
     tasks: tuple[tuple[str, ...], ...] = (("REGULAR_VEHICLE",), ("PEDESTRIAN",))
     pillar_channels: Annotated[int, Field(ge=4)] = 32
@@ -62,6 +65,11 @@ class ModelConfig(StrictConfig):
     @property
     def class_names(self) -> tuple[str, ...]:
         return tuple(name for task in self.tasks for name in task)
+
+    @property
+    def range_xy_m(self) -> tuple[float, float, float, float]:
+        """The grid's BEV extent `(x_min, y_min, x_max, y_max)`."""
+        return self.range_m[0], self.range_m[1], self.range_m[3], self.range_m[4]
 
     @property
     def grid(self) -> VoxelGrid:

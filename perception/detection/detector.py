@@ -11,6 +11,7 @@ import torch
 
 from perception.detection.config import DetectionConfig
 from perception.detection.decode import decode
+from perception.detection.ground import estimate_ground
 from perception.detection.model import CenterPointNet, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
 from scenes.records import Boxes3D, Frame
@@ -42,9 +43,14 @@ class Detector:
 
     @torch.no_grad()
     def run_batch(self, frames: Sequence[Frame], pasts: Sequence[Sequence[Frame]]) -> list[Boxes3D]:
-        clouds = [accumulate_sweeps(frame, past, self.cfg.model.num_sweeps) for frame, past in zip(frames, pasts, strict=True)]
-        outputs = self.net(make_pillar_batch(clouds, self.cfg.model).to(self.device))
-        return decode([(heatmap.cpu(), regression.cpu()) for heatmap, regression in outputs], self.cfg.model)
+        model = self.cfg.model
+        clouds = [accumulate_sweeps(frame, past, model.num_sweeps) for frame, past in zip(frames, pasts, strict=True)]
+        grounds = [estimate_ground(cloud, model.range_xy_m) for cloud in clouds] if model.ground_relative else []
+        if grounds:
+            clouds = [ground.relative(cloud) for ground, cloud in zip(grounds, clouds, strict=True)]
+        outputs = self.net(make_pillar_batch(clouds, model).to(self.device))
+        boxes = decode([(heatmap.cpu(), regression.cpu()) for heatmap, regression in outputs], model)
+        return [ground.boxes_absolute(found) for ground, found in zip(grounds, boxes, strict=True)] if grounds else boxes
 
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D:
         """Ego-frame boxes of `frame` (with `score` and `velocity_m_per_s`), using up to `num_sweeps - 1` past frames."""

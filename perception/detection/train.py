@@ -21,6 +21,7 @@ from perception.detection.augment import augment, keep_lasers, vary_sensor
 from perception.detection.box_coder import LAYOUT
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.detector import STAGE
+from perception.detection.ground import estimate_ground
 from perception.detection.losses import centerpoint_loss
 from perception.detection.model import CenterPointNet, PillarBatch, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
@@ -122,6 +123,9 @@ def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | Non
             rotation_range_rad=train.rotation_range_rad,
             scale_range=train.scale_range,
         )
+    if cfg.model.ground_relative:
+        ground = estimate_ground(points, cfg.model.range_xy_m)
+        points, boxes = ground.relative(points), ground.boxes_relative(boxes)
     targets = build_targets(
         boxes,
         cfg.model,
