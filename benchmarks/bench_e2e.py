@@ -18,6 +18,7 @@ from benchmarks.harness import Result, measure
 from pipelines.e2e_forecast import E2EForecastConfig, run_e2e
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig
 from scenes.records import Frame, LaneGraph
+from scenes.regions import RasterRegionOfInterest
 
 if TYPE_CHECKING:
     from forecasting.forecaster import Forecaster
@@ -41,6 +42,9 @@ class _FramesDataset:
 
     def lane_graph(self, log_id: str) -> LaneGraph:
         return self.log.lane_graph
+
+    def region_of_interest(self, log_id: str) -> RasterRegionOfInterest:
+        return RasterRegionOfInterest.from_lane_graph(self.log.lane_graph)
 
 
 def _stages() -> tuple[Detector, Forecaster]:
