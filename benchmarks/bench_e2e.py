@@ -43,7 +43,7 @@ class _FramesDataset:
     def lane_graph(self, log_id: str) -> LaneGraph:
         return self.log.lane_graph
 
-    def region_of_interest(self, log_id: str) -> RasterRegionOfInterest:
+    def region_of_interest(self, log_id: str) -> RasterRegionOfInterest | None:
         return RasterRegionOfInterest.from_lane_graph(self.log.lane_graph)
 
 
