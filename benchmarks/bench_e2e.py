@@ -17,34 +17,12 @@ import numpy as np
 from benchmarks.harness import Result, measure
 from pipelines.e2e_forecast import E2EForecastConfig, run_e2e
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig
-from scenes.records import Frame, LaneGraph
-from scenes.regions import RasterRegionOfInterest
 
 if TYPE_CHECKING:
     from forecasting.forecaster import Forecaster
     from perception.detection.detector import Detector
-    from scenes.synth.world import SynthLog
 
 SECONDS = 3.0
-
-
-class _FramesDataset:
-    """Pre-simulated frames of one log, as the adapter interface `run_e2e` reads."""
-
-    def __init__(self, log: SynthLog) -> None:
-        self.log = log
-
-    def logs(self) -> list[str]:
-        return [self.log.log_id]
-
-    def frames(self, log_id: str) -> list[Frame]:
-        return list(self.log.frames)
-
-    def lane_graph(self, log_id: str) -> LaneGraph:
-        return self.log.lane_graph
-
-    def region_of_interest(self, log_id: str) -> RasterRegionOfInterest | None:
-        return RasterRegionOfInterest.from_lane_graph(self.log.lane_graph)
 
 
 def _stages() -> tuple[Detector, Forecaster]:
@@ -57,13 +35,13 @@ def _stages() -> tuple[Detector, Forecaster]:
 
 def run() -> list[Result]:
     from perception.tracking.tracker import Tracker
-    from scenes.synth.world import SynthConfig, simulate_log
+    from scenes.adapters.registry import SynthDataset
 
-    log = simulate_log(SynthConfig(seconds=SECONDS, lidar_beams=32, cameras=()), seed=1000, index=0)
+    dataset = SynthDataset(logs=1, seed=1000, seconds=SECONDS, lidar_beams=32, cameras=())
+    log = dataset.simulated(0)
     frames = log.frames
     detector, forecaster = _stages()
     cfg = E2EForecastConfig(detector="lidar", tracker="tracker")
-    dataset = _FramesDataset(log)
     stages = (detector, Tracker, forecaster)
     points = float(np.mean([len(frame.lidar) for frame in frames if frame.lidar is not None]))
 

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     console.print(motion_table)
     model = detector.cfg.model
-    flipped = Detector(detector.cfg.model_copy(update={"model": model.model_copy(update={"ground_relative": not model.ground_relative})}), detector.net)
+    flipped = detector.with_ground_relative(not model.ground_relative)
     heights_ablation = f"canonical, {'absolute heights' if model.ground_relative else 'ground-relative heights'}"
     real = {
         records: real_sample_scores(variant, args.real_data, max_range_m=args.max_range_m, dataset_frame=records == "dataset ego frames")

@@ -36,6 +36,12 @@ class Detector:
         cfg, net = load_stage(path, STAGE, DetectionConfig, lambda config: CenterPointNet(config.model))
         return cls(cfg, net, device)
 
+    def with_ground_relative(self, ground_relative: bool) -> Detector:
+        """The same network reading heights above the estimated ground or in the ego frame, whichever way its weights
+        were trained (the ablation of `ModelConfig.ground_relative` on one checkpoint)."""
+        model = self.cfg.model.model_copy(update={"ground_relative": ground_relative})
+        return Detector(self.cfg.model_copy(update={"model": model}), self.net, self.device)
+
     @property
     def past_sweeps(self) -> int:
         """Previous frames `run` uses (multi-sweep input)."""

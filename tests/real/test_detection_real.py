@@ -16,16 +16,11 @@ CHECKPOINT = Path(__file__).resolve().parents[2] / "perception" / "detection" / 
 Scores = dict[str, dict[str, dict[str, float]]]
 
 
-def _with_ground(detector: Detector, ground_relative: bool) -> Detector:
-    model = detector.cfg.model.model_copy(update={"ground_relative": ground_relative})
-    return Detector(detector.cfg.model_copy(update={"model": model}), detector.net)
-
-
 @pytest.fixture(scope="module")
 def scores(shared_data: Path) -> dict[tuple[bool, str], Scores]:
     shipped = Detector.from_checkpoint(CHECKPOINT)
     return {
-        (ground, frame): real_sample_scores(_with_ground(shipped, ground), shared_data, max_range_m=50.0, dataset_frame=frame == "dataset")
+        (ground, frame): real_sample_scores(shipped.with_ground_relative(ground), shared_data, max_range_m=50.0, dataset_frame=frame == "dataset")
         for ground in (True, False)
         for frame in ("canonical", "dataset")
     }
