@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import torch
 
-from perception.detection.config import DetectionConfig
+from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.decode import decode
 from perception.detection.ground import estimate_ground
 from perception.detection.model import CenterPointNet, make_pillar_batch
@@ -36,10 +36,10 @@ class Detector:
         cfg, net = load_stage(path, STAGE, DetectionConfig, lambda config: CenterPointNet(config.model))
         return cls(cfg, net, device)
 
-    def with_ground_relative(self, ground_relative: bool) -> Detector:
-        """The same network reading heights above the estimated ground or in the ego frame, whichever way its weights
-        were trained (the ablation of `ModelConfig.ground_relative` on one checkpoint)."""
-        model = self.cfg.model.model_copy(update={"ground_relative": ground_relative})
+    def with_model(self, **changes: Any) -> Detector:
+        """The same network with `ModelConfig` settings that do not change its weights replaced, whichever way it was
+        trained: the ablations of one checkpoint (`ground_relative`, the height range in `range_m`)."""
+        model = ModelConfig.model_validate({**self.cfg.model.model_dump(), **changes})
         return Detector(self.cfg.model_copy(update={"model": model}), self.net, self.device)
 
     @property
