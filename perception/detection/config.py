@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from perception.detection.box_coder import LAYOUT, BoxCoder
 from perception.detection.voxelize import VoxelGrid
@@ -154,16 +154,20 @@ class SynthDataConfig(StrictConfig):
     # LiDAR rigs of the logs, in turn (`scenes.synth.lidar`: single, av2, kitti, nuscenes), and the street clutter.
     lidar_rigs: tuple[str, ...] = ("single",)
     street_clutter: bool = True
+    # City styles of the logs, in turn (`scenes.synth.styles`): layouts differ in block size, sidewalks, how far
+    # facades stand behind them, parked cars and crowds.
+    styles: tuple[str, ...] = ("default",)
 
-    @field_validator("lidar_rigs")
+    @field_validator("lidar_rigs", "styles")
     @classmethod
-    def _known_rigs(cls, rigs: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_names(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         from scenes.synth.lidar import RIG_NAMES
+        from scenes.synth.styles import STYLES
 
-        unknown = [rig for rig in rigs if rig not in RIG_NAMES]
-        if unknown or not rigs:
-            raise ValueError(f"lidar_rigs must name rigs among {', '.join(RIG_NAMES)}; got {list(rigs)}")
-        return rigs
+        kind, known = ("rigs", tuple(RIG_NAMES)) if info.field_name == "lidar_rigs" else ("styles", tuple(STYLES))
+        if not names or any(name not in known for name in names):
+            raise ValueError(f"{info.field_name} must name {kind} among {', '.join(known)}; got {list(names)}")
+        return names
 
 
 class DetectionConfig(StrictConfig):

@@ -75,14 +75,21 @@ def collect_samples(dataset: Dataset, cfg: ModelConfig, frame_stride: int = 1) -
 
 
 def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[Sample]:
-    """Samples of `cfg.synth.num_logs` simulated logs (seeds `cfg.synth.seed`, indices 0..n-1), LiDAR only."""
+    """Samples of `cfg.synth.num_logs` simulated logs (seeds `cfg.synth.seed`, indices 0..n-1; rigs and styles in
+    turn), LiDAR only."""
     from scenes.synth.world import SynthConfig, simulate_log
 
-    rigs = cfg.synth.lidar_rigs
+    rigs, styles = cfg.synth.lidar_rigs, cfg.synth.styles
     samples: list[Sample] = []
     with Progress(TextColumn("[bold]simulating logs"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not show_progress) as progress:
         for index in progress.track(range(cfg.synth.num_logs)):
-            synth = SynthConfig(seconds=cfg.synth.seconds, cameras=(), lidar_rig=rigs[index % len(rigs)], street_clutter=cfg.synth.street_clutter)
+            synth = SynthConfig(
+                seconds=cfg.synth.seconds,
+                cameras=(),
+                lidar_rig=rigs[index % len(rigs)],
+                street_clutter=cfg.synth.street_clutter,
+                style=styles[index % len(styles)],
+            )
             log = simulate_log(synth, cfg.synth.seed, index)
             samples.extend(samples_from_frames(log.frames, cfg.model, cfg.synth.frame_stride))
     return samples

@@ -21,7 +21,7 @@ from perception.detection.losses import focal_loss, regression_loss
 from perception.detection.model import PillarFeatureNet, make_pillar_batch, sweep_index
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
-from perception.detection.train import Sample, fit
+from perception.detection.train import Sample, fit, synth_samples
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, load_config
 from scenes.geometry import SE3
@@ -352,6 +352,25 @@ def test_shipped_config_files_validate() -> None:
     bad = {"model": {"tasks": [["NOT_A_CLASS"]]}}
     with pytest.raises(ValidationError, match=r"model\.tasks\n  Value error, unknown categories \['NOT_A_CLASS'\]"):
         DetectionConfig.model_validate(bad)
+    with pytest.raises(ValidationError, match=r"synth\.styles\n  Value error, styles must name styles among default, .*got \['suburb'\]"):
+        DetectionConfig.model_validate({"synth": {"styles": ["suburb"]}})
+
+
+def test_training_logs_take_the_styles_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    import scenes.synth.world as world
+
+    styles = []
+    simulate_log = world.simulate_log
+
+    def recording(config: world.SynthConfig, seed: int, index: int) -> world.SynthLog:
+        styles.append(config.style)
+        return simulate_log(config, seed, index)
+
+    monkeypatch.setattr(world, "simulate_log", recording)
+    cfg = DetectionConfig.model_validate({"model": TINY_MODEL, "synth": {"num_logs": 3, "seconds": 0.2, "styles": ["default", "downtown"]}})
+    samples = synth_samples(cfg, show_progress=False)
+    assert styles == ["default", "downtown", "default"]
+    assert {sample.frame.log_id for sample in samples} == {world.log_id(0, index) for index in range(3)}
 
 
 def test_config_error_names_file_and_key(tmp_path: Path) -> None:
