@@ -111,6 +111,12 @@ REAL_MATCH_M = 2.0
 OVERHEAD_CUT_M: Final = 3.0
 
 
+def overhead_cut(detector: Detector) -> Detector:
+    """The same network with its height range cut at `OVERHEAD_CUT_M`: the points above it dropped."""
+    model = detector.cfg.model
+    return detector.with_model(range_m=(*model.range_m[:5], OVERHEAD_CUT_M))
+
+
 def _groups(boxes: Boxes3D) -> np.ndarray:
     names = boxes.category_names
     return np.array(["vehicle" if name in VEHICLES else "pedestrian" if name == "PEDESTRIAN" else "other" for name in names], dtype=object)
@@ -343,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     real_variants = [("canonical ego frame", detector), ("dataset ego frames", detector), (heights_ablation, heights_switched)]
     overhead_ablation = f"canonical, points up to {OVERHEAD_CUT_M:g} m"
     if model.range_m[5] > OVERHEAD_CUT_M:
-        real_variants.append((overhead_ablation, detector.with_model(range_m=(*model.range_m[:5], OVERHEAD_CUT_M))))
+        real_variants.append((overhead_ablation, overhead_cut(detector)))
     real = {
         records: real_sample_scores(variant, args.real_data, max_range_m=args.max_range_m, dataset_frame=records == "dataset ego frames")
         for records, variant in real_variants

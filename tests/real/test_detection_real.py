@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.quality_detection import OVERHEAD_CUT_M, real_sample_scores
+from benchmarks.quality_detection import OVERHEAD_CUT_M, overhead_cut, real_sample_scores
 from perception.detection.detector import Detector
 
 pytestmark = pytest.mark.real
@@ -17,8 +17,12 @@ Scores = dict[str, dict[str, float]]
 
 
 @pytest.fixture(scope="module")
-def scores(shared_data: Path) -> dict[tuple[bool, str], Scores]:
-    shipped = Detector.from_checkpoint(CHECKPOINT)
+def shipped() -> Detector:
+    return Detector.from_checkpoint(CHECKPOINT)
+
+
+@pytest.fixture(scope="module")
+def scores(shared_data: Path, shipped: Detector) -> dict[tuple[bool, str], Scores]:
     return {
         (ground, frame): real_sample_scores(shipped.with_model(ground_relative=ground), shared_data, max_range_m=50.0, dataset_frame=frame == "dataset")
         for ground in (True, False)
@@ -51,13 +55,11 @@ def test_ground_relative_heights_do_not_depend_on_the_ego_frame(scores: dict[tup
             assert canonical[key] == pytest.approx(dataset[key], abs=1e-6, nan_ok=True), (sample, key)
 
 
-def test_overhead_points_hide_real_vehicles(shared_data: Path, scores: dict[tuple[bool, str], Scores]) -> None:
+def test_overhead_points_hide_real_vehicles(shared_data: Path, shipped: Detector, scores: dict[tuple[bool, str], Scores]) -> None:
     # Tree crowns and awnings over the AV2 sweep's parked cars shift the mean height that describes every point of their
     # pillars; the same network with its height range cut below them finds more of the cars, at a higher AP.
-    shipped = Detector.from_checkpoint(CHECKPOINT)
-    model = shipped.cfg.model
-    assert model.range_m[5] > OVERHEAD_CUT_M
-    cut = real_sample_scores(shipped.with_model(range_m=(*model.range_m[:5], OVERHEAD_CUT_M)), shared_data, max_range_m=50.0)["AV2 sweep"]
+    assert shipped.cfg.model.range_m[5] > OVERHEAD_CUT_M
+    cut = real_sample_scores(overhead_cut(shipped), shared_data, max_range_m=50.0)["AV2 sweep"]
     full = scores[True, "canonical"]["AV2 sweep"]
     assert cut["vehicle/recall"] > full["vehicle/recall"]
     assert cut["REGULAR_VEHICLE/AP"] > full["REGULAR_VEHICLE/AP"]
