@@ -126,6 +126,10 @@ class TrainConfig(StrictConfig):
     laser_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
     point_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
     min_interior_points: Annotated[int, Field(ge=0)] = 1
+    # Ground-truth sampling (`gt_sampling`): how many banked objects of each class to paste into every sample, turned
+    # about the sensor into free space, and how many objects of each class the bank holds.
+    paste_objects: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    paste_bank_size: Annotated[int, Field(ge=1)] = 1000
     num_threads: Annotated[int, Field(ge=1)] | None = None
     # Warm start: weights of a detector checkpoint with the same model config (fine-tuning); ignored when resuming.
     init_checkpoint: str | None = None
@@ -176,3 +180,10 @@ class DetectionConfig(StrictConfig):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     synth: SynthDataConfig = Field(default_factory=SynthDataConfig)
+
+    @model_validator(mode="after")
+    def _pasted_classes_detected(self) -> DetectionConfig:
+        unknown = sorted(set(self.train.paste_objects) - set(self.model.class_names))
+        if unknown:
+            raise ValueError(f"train.paste_objects names classes outside model.tasks: {unknown}")
+        return self

@@ -22,13 +22,14 @@ from perception.detection.box_coder import LAYOUT
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.detector import STAGE
 from perception.detection.ground import estimate_ground
+from perception.detection.gt_sampling import ObjectBank
 from perception.detection.losses import centerpoint_loss
 from perception.detection.model import CenterPointNet, PillarBatch, make_pillar_batch
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import TaskTargets, build_targets
 from scenes.adapters.base import Dataset
 from scenes.errors import InputError
-from scenes.records import Frame
+from scenes.records import Boxes3D, Frame
 from scenes.training.checkpoint import CheckpointError, load_checkpoint
 from scenes.training.harness import LoopSettings, OnCheckpoint, TrainingTask
 from scenes.training.harness import fit as harness_fit
@@ -95,8 +96,9 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
     return samples
 
 
-def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None) -> tuple[np.ndarray, list[TaskTargets]]:
-    """Multi-sweep points and targets of one sample, augmented when `rng` is given."""
+def network_input(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None) -> tuple[np.ndarray, Boxes3D]:
+    """Multi-sweep points and boxes of one sample as the network reads them (ground-relative heights when the model
+    reads them), augmented when `rng` is given."""
     train = cfg.train
     frame, past = sample.frame, sample.past
     if rng is not None and train.laser_keep_range != (1.0, 1.0):
@@ -133,6 +135,29 @@ def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | Non
     if cfg.model.ground_relative:
         ground = estimate_ground(points, cfg.model.range_xy_m)
         points, boxes = ground.relative(points), ground.boxes_relative(boxes)
+    return points, boxes
+
+
+def object_bank(samples: Sequence[Sample], cfg: DetectionConfig) -> ObjectBank:
+    """The ground-truth sampling bank of the classes in `cfg.train.paste_objects`, from the samples without
+    augmentation (seeded by `cfg.train.seed`)."""
+    return ObjectBank.collect(
+        len(samples),
+        lambda index: network_input(samples[index], cfg, None),
+        list(cfg.train.paste_objects),
+        max_per_class=cfg.train.paste_bank_size,
+        rng=np.random.default_rng(cfg.train.seed),
+    )
+
+
+def prepare(
+    sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None, bank: ObjectBank | None = None
+) -> tuple[np.ndarray, list[TaskTargets]]:
+    """Multi-sweep points and targets of one sample, augmented when `rng` is given (with objects of `bank` pasted in
+    when it is given too)."""
+    points, boxes = network_input(sample, cfg, rng)
+    if rng is not None and bank is not None:
+        points, boxes = bank.paste(points, boxes, cfg.train.paste_objects, rng)
     targets = build_targets(
         boxes,
         cfg.model,
@@ -156,6 +181,7 @@ class DetectionTask(TrainingTask):
         self.samples = list(samples)
         self.config_source = config_source
         self.loop = LoopSettings.one_cycle(cfg.train, GRAD_CLIP_NORM)
+        self.bank = object_bank(self.samples, cfg) if cfg.train.augment and cfg.train.paste_objects else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -175,7 +201,7 @@ class DetectionTask(TrainingTask):
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> tuple[PillarBatch, list[list[TaskTargets]]]:
         train = self.config.train
         prepared = [
-            prepare(self.samples[i], self.config, np.random.default_rng([train.seed, epoch, int(i)]) if train.augment else None)
+            prepare(self.samples[i], self.config, np.random.default_rng([train.seed, epoch, int(i)]) if train.augment else None, self.bank)
             for i in indices
         ]
         pillars = make_pillar_batch([points for points, _ in prepared], self.config.model).to(device)

@@ -21,7 +21,7 @@ from perception.detection.losses import focal_loss, regression_loss
 from perception.detection.model import PillarFeatureNet, make_pillar_batch, sweep_index
 from perception.detection.sweeps import accumulate_sweeps
 from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
-from perception.detection.train import Sample, fit, synth_samples
+from perception.detection.train import DetectionTask, Sample, fit, synth_samples
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, load_config
 from scenes.geometry import SE3
@@ -302,6 +302,20 @@ def test_a_ground_relative_detector_trained_on_a_flat_road_finds_objects_below_i
         found[ground_relative] = float(np.mean(hits))
     assert found[True] == 1.0
     assert found[False] < 0.5
+
+
+def test_training_pastes_banked_objects_into_each_sample() -> None:
+    """With `paste_objects`, the task banks the samples' pedestrians and every augmented sample gets more pedestrian
+    targets than it annotates (the scenes leave room for them); without augmentation nothing is pasted."""
+    samples = [Sample(_scene(seed), ()) for seed in (4, 5, 6)]
+    cfg = _tiny_cfg(1, augment=True, paste_objects={"PEDESTRIAN": 2})
+    task = DetectionTask(cfg, samples)
+    assert task.bank is not None and len(task.bank.objects["PEDESTRIAN"]) == 9
+    _, targets = task.make_batch(np.arange(3), 0, torch.device("cpu"))
+    annotated = [int((s.frame.annotations.category == PED).sum()) for s in samples]  # type: ignore[union-attr]
+    pedestrians = [int(sample_targets[1].mask.sum()) for sample_targets in targets]
+    assert all(p > a for p, a in zip(pedestrians, annotated, strict=True))
+    assert DetectionTask(_tiny_cfg(1, paste_objects={"PEDESTRIAN": 2}), samples).bank is None
 
 
 class _Interrupted(Exception):

@@ -1,5 +1,5 @@
 """The shipped detector on the real sweeps in ../shared/data: canonical ego frame against each dataset's own, heights
-relative to the estimated ground against heights in the ego frame, overhead points kept or dropped."""
+relative to the estimated ground against heights in the ego frame, and the real objects it finds."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.quality_detection import OVERHEAD_CUT_M, overhead_cut, real_sample_scores
+from benchmarks.quality_detection import OVERHEAD_CUT_M, real_sample_scores
 from perception.detection.detector import Detector
 
 pytestmark = pytest.mark.real
@@ -55,11 +55,11 @@ def test_ground_relative_heights_do_not_depend_on_the_ego_frame(scores: dict[tup
             assert canonical[key] == pytest.approx(dataset[key], abs=1e-6, nan_ok=True), (sample, key)
 
 
-def test_overhead_points_hide_real_vehicles(shared_data: Path, shipped: Detector, scores: dict[tuple[bool, str], Scores]) -> None:
+def test_shipped_detector_reads_no_overhead_points_and_finds_real_vehicles_and_pedestrians(shipped: Detector, scores: dict[tuple[bool, str], Scores]) -> None:
     # Tree crowns and awnings over the AV2 sweep's parked cars shift the mean height that describes every point of their
-    # pillars; the same network with its height range cut below them finds more of the cars, at a higher AP.
-    assert shipped.cfg.model.range_m[5] > OVERHEAD_CUT_M
-    cut = real_sample_scores(overhead_cut(shipped), shared_data, max_range_m=50.0)["AV2 sweep"]
-    full = scores[True, "canonical"]["AV2 sweep"]
-    assert cut["vehicle/recall"] > full["vehicle/recall"]
-    assert cut["REGULAR_VEHICLE/AP"] > full["REGULAR_VEHICLE/AP"]
+    # pillars: the shipped network reads points up to 3 m above the ground only. With ground-truth sampling in training
+    # it meets the vehicle target and finds some of the pedestrians behind the parked cars, beside the facades.
+    assert shipped.cfg.model.range_m[5] <= OVERHEAD_CUT_M
+    av2 = scores[True, "canonical"]["AV2 sweep"]
+    assert av2["vehicle/recall"] >= 0.8 and av2["vehicle/precision"] >= 0.6
+    assert av2["pedestrian/recall"] > 0
