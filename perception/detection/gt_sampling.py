@@ -131,12 +131,12 @@ class ObjectBank:
                         break
         if not placed:
             return points, boxes
-        pasted = Boxes3D.concatenate([obj.box for obj in placed])
+        pasted = occupied.select(slice(len(boxes), None))
         inside = points_in_boxes(points[:, :3], pasted.center_m, pasted.size_lwh_m, pasted.yaw_rad)
         bottom = pasted.center_m[:, 2] - pasted.size_lwh_m[:, 2] / 2
         floor = (inside >= 0) & (points[:, 2] < bottom[np.maximum(inside, 0)] + FLOOR_M)
         kept = points[(inside < 0) | floor]
-        return np.concatenate([kept, *(obj.points for obj in placed)]), Boxes3D.concatenate([occupied.select(slice(0, len(boxes))), pasted])
+        return np.concatenate([kept, *(obj.points for obj in placed)]), occupied
 
 
 AZIMUTH_BINS: Final = 720
