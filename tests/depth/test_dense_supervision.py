@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from benchmarks.quality_depth_supervised import BANDS, DENSE, DenseDepthTask, band_abs_rel, dense_target
+from depth.config import DepthConfig
 from depth.data import DepthSample
 from depth.evaluate import interpolation_predictor
 from depth.metrics import MAX_DEPTH_M
 from tests.depth.conftest import TINY
 
 
-def _dense_config():  # type: ignore[no-untyped-def]
+def _dense_config() -> DepthConfig:
     loss = TINY.loss.model_copy(update={"photometric": DENSE["loss.photometric"], "smoothness": DENSE["loss.smoothness"]})
     return TINY.model_copy(update={"loss": loss, "train": TINY.train.model_copy(update={"flip": False})})
 
@@ -29,7 +32,7 @@ def test_dense_target_is_the_renderer_depth_at_network_resolution_up_to_80_m(tin
 
 
 def test_band_abs_rel_is_zero_for_the_truth_and_positive_for_interpolation(tiny_samples: list[DepthSample]) -> None:
-    def truth(samples):  # type: ignore[no-untyped-def]
+    def truth(samples: Sequence[DepthSample]) -> list[np.ndarray]:
         return [np.where(s.gt_depth_m > 0, s.gt_depth_m, 1000.0) for s in samples]  # no depth: the sky
 
     bands = band_abs_rel(tiny_samples, {"truth": truth, "interpolation": interpolation_predictor})
