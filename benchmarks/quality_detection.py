@@ -31,7 +31,7 @@ KITTI): the ablation of the canonical ego frame. Its last rows run the same netw
 `perception/detection/ground.py` switched over (`ModelConfig.ground_relative`): off for a ground-relative checkpoint,
 on for one trained on absolute heights; for a network whose height range reaches above 3 m, a row with the points above
 3 m dropped (tree crowns, awnings and signs over the sidewalk: the same network, its height range cut). The checkpoints
-trained on every dataset rig and on two city styles:
+trained on every dataset rig, on two city styles and with a static-object head:
 
     drivestack train detection --config configs/detection/centerpoint_synth_rigs.yaml --data synth --out runs/detection_rigs
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_rigs/detector.pt --rig av2 \
@@ -39,6 +39,9 @@ trained on every dataset rig and on two city styles:
     drivestack train detection --config configs/detection/centerpoint_synth_styles.yaml --data synth --out runs/detection_styles
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_styles/detector.pt \
         --out benchmarks/results/quality_detection_styles.json
+    drivestack train detection --config configs/detection/centerpoint_synth_static.yaml --data synth --out runs/detection_static
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_static/detector.pt \
+        --out benchmarks/results/quality_detection_static.json
 """
 
 from __future__ import annotations
