@@ -46,9 +46,17 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "depth" / "lidartouch_synth.yaml"
 RESULTS = REPO / "benchmarks" / "results" / "quality_depth_supervised.json"
 KITTI_OBJECT = REPO.parent / "shared" / "data" / "kitti" / "object"
-# Dense supervision only: no photometric or smoothness term, no flips; the poses are not used (oracle: no PnP cost).
-DENSE: Final[dict[str, Any]] = {"loss.photometric": 0.0, "loss.smoothness": 0.0, "train.flip": False, "pose.method": "oracle"}
 BANDS: Final = 4
+
+
+def dense_config(config: DepthConfig) -> DepthConfig:
+    """`config` for dense supervision only: no photometric or smoothness term, no flips, and the poses are not used
+    (oracle: no PnP cost)."""
+    data = config.model_dump()
+    data["loss"].update(photometric=0.0, smoothness=0.0)
+    data["train"]["flip"] = False
+    data["pose"]["method"] = "oracle"
+    return DepthConfig.model_validate(data)
 
 
 def dense_target(sample: DepthSample, config: DepthConfig) -> np.ndarray:
@@ -63,7 +71,7 @@ class DenseDepthTask(DepthTask):
     """The LiDARTouch network and inputs, trained on dense depth instead of its self-supervised losses."""
 
     def __init__(self, config: DepthConfig, samples: Sequence[DepthSample]) -> None:
-        super().__init__(config, samples, config_source=f"{CONFIG} + {DENSE} (dense supervision)")
+        super().__init__(config, samples, config_source=f"{CONFIG}, dense supervision (benchmarks.quality_depth_supervised.dense_config)")
         self.dense = [dense_target(sample, config) for sample in self.samples]
 
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> tuple[DepthBatch, torch.Tensor]:  # type: ignore[override]
@@ -86,10 +94,11 @@ def band_abs_rel(samples: Sequence[DepthSample], predictors: Mapping[str, Predic
             assert gt is not None
             crop = garg_crop_mask(*gt.shape)
             rows = np.flatnonzero(crop.any(axis=1))
+            full = upsample_depth(prediction, *gt.shape)
             for band, band_rows in enumerate(np.array_split(rows, BANDS)):
                 mask = np.zeros_like(crop)
                 mask[band_rows] = crop[band_rows]
-                errors = depth_errors(upsample_depth(prediction, *gt.shape), gt, mask=mask)
+                errors = depth_errors(full, gt, mask=mask)
                 if errors is not None:
                     per_band[band].append(errors.abs_rel)
         result[name] = [float(np.mean(values)) if values else float("nan") for values in per_band]
@@ -115,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    config = load_config(CONFIG, DepthConfig, {**DENSE, "synth.logs": args.logs, "train.epochs": args.epochs})
+    config = dense_config(load_config(CONFIG, DepthConfig, {"synth.logs": args.logs, "train.epochs": args.epochs}))
     training = synth_samples(config, config.synth.seed, config.synth.logs, evaluation=True)
     checkpoint = fit(DenseDepthTask(config, training), args.runs)
     base = load_config(CONFIG, DepthConfig)

@@ -7,17 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from benchmarks.quality_depth_supervised import BANDS, DENSE, DenseDepthTask, band_abs_rel, dense_target
-from depth.config import DepthConfig
+from benchmarks.quality_depth_supervised import BANDS, DenseDepthTask, band_abs_rel, dense_config, dense_target
 from depth.data import DepthSample
 from depth.evaluate import interpolation_predictor
 from depth.metrics import MAX_DEPTH_M
 from tests.depth.conftest import TINY
-
-
-def _dense_config() -> DepthConfig:
-    loss = TINY.loss.model_copy(update={"photometric": DENSE["loss.photometric"], "smoothness": DENSE["loss.smoothness"]})
-    return TINY.model_copy(update={"loss": loss, "train": TINY.train.model_copy(update={"flip": False})})
 
 
 def test_dense_target_is_the_renderer_depth_at_network_resolution_up_to_80_m(tiny_samples: list[DepthSample]) -> None:
@@ -41,8 +35,11 @@ def test_band_abs_rel_is_zero_for_the_truth_and_positive_for_interpolation(tiny_
 
 
 def test_dense_supervision_fits_a_batch(tiny_samples: list[DepthSample]) -> None:
+    config = dense_config(TINY)
+    assert (config.loss.photometric, config.loss.smoothness, config.train.flip, config.pose.method) == (0.0, 0.0, False, "oracle")
+    assert config.network == TINY.network and config.loss.lidar == TINY.loss.lidar
     torch.manual_seed(0)
-    task = DenseDepthTask(_dense_config(), tiny_samples)
+    task = DenseDepthTask(config, tiny_samples)
     model = task.build_model()
     batch = task.make_batch(np.array([0, 1]), 0, torch.device("cpu"))
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
