@@ -126,6 +126,9 @@ class TrainConfig(StrictConfig):
     laser_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
     point_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
     min_interior_points: Annotated[int, Field(ge=0)] = 1
+    # Share of samples that keep only their current sweep (past sweeps' points dropped, pasted objects' too): the
+    # detector also runs on single sweeps (the real samples, KITTI object frames), which it must have seen in training.
+    single_sweep_probability: Annotated[float, Field(ge=0, le=1)] = 0.0
     # Ground-truth sampling (`gt_sampling`): how many banked objects of each class to paste into every sample, turned
     # about the sensor into free space, and how many objects of each class the bank holds.
     paste_objects: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)

@@ -25,7 +25,7 @@ from perception.detection.ground import estimate_ground
 from perception.detection.gt_sampling import ObjectBank
 from perception.detection.losses import centerpoint_loss
 from perception.detection.model import CenterPointNet, PillarBatch, make_pillar_batch
-from perception.detection.sweeps import accumulate_sweeps
+from perception.detection.sweeps import POINT_FEATURES, accumulate_sweeps
 from perception.detection.targets import TaskTargets, build_targets
 from scenes.adapters.base import Dataset
 from scenes.errors import InputError
@@ -154,10 +154,12 @@ def prepare(
     sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None, bank: ObjectBank | None = None
 ) -> tuple[np.ndarray, list[TaskTargets]]:
     """Multi-sweep points and targets of one sample, augmented when `rng` is given (with objects of `bank` pasted in
-    when it is given too)."""
+    when it is given too, and only the current sweep kept with probability `single_sweep_probability`)."""
     points, boxes = network_input(sample, cfg, rng)
     if rng is not None and bank is not None:
         points, boxes = bank.paste(points, boxes, cfg.train.paste_objects, rng)
+    if rng is not None and cfg.train.single_sweep_probability > 0 and rng.random() < cfg.train.single_sweep_probability:
+        points = points[points[:, POINT_FEATURES.index("time_lag_s")] == 0.0]
     targets = build_targets(
         boxes,
         cfg.model,

@@ -19,9 +19,9 @@ from perception.detection.decode import decode
 from perception.detection.detector import Detector
 from perception.detection.losses import focal_loss, regression_loss
 from perception.detection.model import PillarFeatureNet, make_pillar_batch, sweep_index
-from perception.detection.sweeps import accumulate_sweeps
+from perception.detection.sweeps import POINT_FEATURES, accumulate_sweeps
 from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
-from perception.detection.train import DetectionTask, Sample, fit, synth_samples
+from perception.detection.train import DetectionTask, Sample, fit, prepare, synth_samples
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, load_config
 from scenes.geometry import SE3
@@ -316,6 +316,33 @@ def test_training_pastes_banked_objects_into_each_sample() -> None:
     pedestrians = [int(sample_targets[1].mask.sum()) for sample_targets in targets]
     assert all(p > a for p, a in zip(pedestrians, annotated, strict=True))
     assert DetectionTask(_tiny_cfg(1, paste_objects={"PEDESTRIAN": 2}), samples).bank is None
+
+
+def test_single_sweep_samples_keep_only_the_current_sweep_and_pasted_objects_too() -> None:
+    """With `single_sweep_probability` 1 every augmented two-sweep sample keeps the current sweep's points alone (its
+    own and the pasted objects'); with 0 none does; with 0.5 about half of them do; without augmentation none does."""
+    samples = [Sample(_scene(seed, 200_000_000), (_scene(seed + 10, 100_000_000),)) for seed in (4, 5, 6)]
+    lag = POINT_FEATURES.index("time_lag_s")
+
+    def single_shares(probability: float, augment: bool = True) -> list[bool]:
+        cfg = _tiny_cfg(1, augment=augment, paste_objects={"PEDESTRIAN": 2}, single_sweep_probability=probability)
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"num_sweeps": 2})})
+        bank = DetectionTask(cfg, samples).bank
+        shares = []
+        for draw in range(40):
+            sample = samples[draw % len(samples)]
+            points, targets = prepare(sample, cfg, np.random.default_rng(draw) if augment else None, bank)
+            current = points[:, lag] == 0.0
+            assert current.any()
+            if augment:  # banked pedestrians were pasted in either case
+                assert int(targets[1].mask.sum()) > int((sample.frame.annotations.category == PED).sum())  # type: ignore[union-attr]
+            shares.append(bool(current.all()))
+        return shares
+
+    assert all(single_shares(1.0))
+    assert not any(single_shares(0.0))
+    assert 10 <= sum(single_shares(0.5)) <= 30
+    assert not any(single_shares(1.0, augment=False))
 
 
 class _Interrupted(Exception):
