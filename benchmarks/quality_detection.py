@@ -291,13 +291,14 @@ def main(argv: list[str] | None = None) -> int:
 
     all_frames = [frame for frames in frames_by_log.values() for frame in frames]
     dts = detections_table((f.log_id, f.timestamp_ns, d) for f, d in zip(all_frames, (d for ds in detections.values() for d in ds), strict=True))
-    detection = evaluate_av2_detection(dts, ground_truth_table(all_frames), CLASSES, max_range_m=float(args.max_range_m))
+    truth = ground_truth_table(all_frames)
+    detection = evaluate_av2_detection(dts, truth, CLASSES, max_range_m=float(args.max_range_m))
     single_dts = detections_table((f.log_id, f.timestamp_ns, d) for f, d in zip(all_frames, single_sweep, strict=True))
-    single_ap = evaluate_av2_detection(single_dts, ground_truth_table(all_frames), CLASSES, max_range_m=float(args.max_range_m)).per_category["AP"]
+    single_ap = evaluate_av2_detection(single_dts, truth, CLASSES, max_range_m=float(args.max_range_m)).per_category["AP"]
     static_classes = [name for name in STATIC_CLASSES if name in detector.cfg.model.class_names]
     static = None
     if static_classes:
-        static = evaluate_av2_detection(dts, ground_truth_table(all_frames), static_classes, max_range_m=float(args.max_range_m))
+        static = evaluate_av2_detection(dts, truth, static_classes, max_range_m=float(args.max_range_m))
 
     motion = motion_scores(all_frames, [d for ds in detections.values() for d in ds])
     labels = labels_from_frames(all_frames)
