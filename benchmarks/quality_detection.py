@@ -32,7 +32,8 @@ KITTI): the ablation of the canonical ego frame. Its last rows run the same netw
 `perception/detection/ground.py` switched over (`ModelConfig.ground_relative`): off for a ground-relative checkpoint,
 on for one trained on absolute heights; for a network whose height range reaches above 3 m, a row with the points above
 3 m dropped (tree crowns, awnings and signs over the sidewalk: the same network, its height range cut). The checkpoints
-trained on every dataset rig, on two city styles, with a static-object head and on single sweeps too:
+trained on every dataset rig, on two city styles, with a static-object head, on single sweeps too, with a random
+intensity response and with pasted objects placed beside structure:
 
     drivestack train detection --config configs/detection/centerpoint_synth_rigs.yaml --data synth --out runs/detection_rigs
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_rigs/detector.pt --rig av2 \
@@ -47,6 +48,14 @@ trained on every dataset rig, on two city styles, with a static-object head and 
         --out runs/detection_single_sweep
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_single_sweep/detector.pt \
         --out benchmarks/results/quality_detection_single_sweep.json
+    drivestack train detection --config configs/detection/centerpoint_synth_intensity.yaml --data synth \
+        --out runs/detection_intensity
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_intensity/detector.pt \
+        --out benchmarks/results/quality_detection_intensity.json
+    drivestack train detection --config configs/detection/centerpoint_synth_near_structure.yaml --data synth \
+        --out runs/detection_near_structure
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_near_structure/detector.pt \
+        --out benchmarks/results/quality_detection_near_structure.json
 """
 
 from __future__ import annotations

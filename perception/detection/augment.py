@@ -1,11 +1,13 @@
 """Augmentation of a sample.
 
 Global (points and boxes together): flip about the x axis, rotation about z, scaling. Sensor variation (what differs
-between the synthetic city and real rigs): a shift of the ground height, a random intensity response
-`gain * intensity ** gamma`, fewer lasers (whole scanlines dropped, the same in every sweep of the sample) and fewer
-points. Terrain: the synthetic roads are flat, real ones are not (on the real AV2 sweep in `shared/data` half of the
-vehicles stand 0.2-0.4 m below the road under the ego vehicle), so heights can follow a random ground surface, a
-slope plus one long undulation, that moves every point and box by the surface's height at its position.
+between the synthetic city and real rigs): a shift of the ground height, fewer lasers (whole scanlines dropped, the
+same in every sweep of the sample) and fewer points. Intensity response: each dataset scales intensity its own way
+(`scenes.synth.lidar`: AV2's is dim and spread out, KITTI's compressed), so a random response
+`gain * intensity ** gamma` maps every point of a sample, pasted objects included. Terrain: the synthetic roads are
+flat, real ones are not (on the real AV2 sweep in `shared/data` half of the vehicles stand 0.2-0.4 m below the road
+under the ego vehicle), so heights can follow a random ground surface, a slope plus one long undulation, that moves
+every point and box by the surface's height at its position.
 """
 
 from __future__ import annotations
@@ -109,22 +111,16 @@ def vary_sensor(
     rng: np.random.Generator,
     *,
     ground_shift_m: float,
-    intensity_gain_range: tuple[float, float],
-    intensity_gamma_range: tuple[float, float],
     point_keep_range: tuple[float, float],
     max_slope: float = 0.0,
     max_undulation_m: float = 0.0,
 ) -> tuple[np.ndarray, Boxes3D]:
-    """`(N, >= 4)` points (x, y, z, intensity, ...) and their boxes under one random sensor variation: heights shifted
-    by a uniform draw in +-`ground_shift_m`, intensity mapped by a log-uniform gain and gamma (clipped to [0, 1]), a
-    uniform share of `point_keep_range` of the points kept, and, when `max_slope` or `max_undulation_m` is positive,
-    on a random ground surface (`random_terrain`)."""
+    """`(N, >= 3)` points (x, y, z, ...) and their boxes under one random sensor variation: heights shifted by a uniform
+    draw in +-`ground_shift_m`, a uniform share of `point_keep_range` of the points kept, and, when `max_slope` or
+    `max_undulation_m` is positive, on a random ground surface (`random_terrain`)."""
     varied = points.copy()
     shift = float(rng.uniform(-ground_shift_m, ground_shift_m)) if ground_shift_m > 0 else 0.0
     varied[:, 2] += np.float32(shift)
-    gain = float(np.exp(rng.uniform(*np.log(intensity_gain_range))))
-    gamma = float(np.exp(rng.uniform(*np.log(intensity_gamma_range))))
-    varied[:, 3] = np.clip(gain * np.maximum(varied[:, 3], 0.0) ** gamma, 0.0, 1.0)
     keep = float(rng.uniform(*point_keep_range))
     if keep < 1.0:
         varied = varied[rng.random(len(varied)) < keep]
@@ -134,3 +130,13 @@ def vary_sensor(
     if max_slope > 0 or max_undulation_m > 0:
         varied, boxes = random_terrain(varied, boxes, rng, max_slope=max_slope, max_undulation_m=max_undulation_m)
     return varied, boxes
+
+
+def vary_intensity(points: np.ndarray, rng: np.random.Generator, *, gain_range: tuple[float, float], gamma_range: tuple[float, float]) -> np.ndarray:
+    """`(N, >= 4)` points (x, y, z, intensity, ...) with intensity mapped by one random response `gain * intensity **
+    gamma` (gain and gamma log-uniform in their ranges), clipped to [0, 1]."""
+    gain = float(np.exp(rng.uniform(*np.log(gain_range))))
+    gamma = float(np.exp(rng.uniform(*np.log(gamma_range))))
+    mapped = points.copy()
+    mapped[:, 3] = np.clip(gain * np.maximum(points[:, 3], 0.0) ** gamma, 0.0, 1.0)
+    return mapped

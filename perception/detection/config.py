@@ -91,9 +91,7 @@ class ModelConfig(StrictConfig):
         return BoxCoder(origin_m=(self.range_m[0], self.range_m[1]), cell_m=self.out_cell_m)
 
 
-_VARY_SENSOR_FIELDS = (
-    "ground_shift_m", "intensity_gain_range", "intensity_gamma_range", "point_keep_range", "max_ground_slope", "max_ground_undulation_m",
-)  # fmt: skip
+_VARY_SENSOR_FIELDS = ("ground_shift_m", "point_keep_range", "max_ground_slope", "max_ground_undulation_m")
 
 
 class TrainConfig(StrictConfig):
@@ -121,6 +119,7 @@ class TrainConfig(StrictConfig):
     # Terrain (`augment.random_terrain`): the steepest slope (dz per m) and the largest undulation amplitude.
     max_ground_slope: Annotated[float, Field(ge=0, le=0.2)] = 0.0
     max_ground_undulation_m: Annotated[float, Field(ge=0, le=2.0)] = 0.0
+    # Intensity response (`augment.vary_intensity`), drawn per sample after pasting, so pasted objects share it.
     intensity_gain_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
     intensity_gamma_range: tuple[PositiveFloat, PositiveFloat] = (1.0, 1.0)
     laser_keep_range: tuple[Annotated[float, Field(gt=0, le=1)], Annotated[float, Field(gt=0, le=1)]] = (1.0, 1.0)
@@ -133,15 +132,23 @@ class TrainConfig(StrictConfig):
     # about the sensor into free space, and how many objects of each class the bank holds.
     paste_objects: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     paste_bank_size: Annotated[int, Field(ge=1)] = 1000
+    # Share of the pasted objects placed beside walls, parked cars and trees rather than anywhere free
+    # (`gt_sampling`, "placement beside structure").
+    paste_near_structure: Annotated[float, Field(ge=0, le=1)] = 0.0
     num_threads: Annotated[int, Field(ge=1)] | None = None
     # Warm start: weights of a detector checkpoint with the same model config (fine-tuning); ignored when resuming.
     init_checkpoint: str | None = None
 
     @property
     def varies_sensor(self) -> bool:
-        """Whether any setting of `augment.vary_sensor` (ground shift, intensity, point share, terrain) differs from its
-        default, the one that changes nothing."""
+        """Whether any setting of `augment.vary_sensor` (ground shift, point share, terrain) differs from its default,
+        the one that changes nothing."""
         return any(getattr(self, name) != type(self).model_fields[name].default for name in _VARY_SENSOR_FIELDS)
+
+    @property
+    def varies_intensity(self) -> bool:
+        """Whether `augment.vary_intensity` changes anything (a gain or gamma range other than 1)."""
+        return self.intensity_gain_range != (1.0, 1.0) or self.intensity_gamma_range != (1.0, 1.0)
 
     @field_validator("code_weights")
     @classmethod

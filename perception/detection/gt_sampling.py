@@ -13,6 +13,13 @@ sensor by a random angle, so that the LiDAR sees it exactly as in its own sweep 
 facing the sensor). It lands only where it overlaps no box, the sample has no returns in its footprint and none
 between it and the sensor (both counted from `FREE_SPACE_FLOOR_M` above its bottom up to its top: the city's
 interiors are empty only because facades hide them); the sample's own returns inside the pasted box are removed.
+
+Placement beside structure (`near_structure_share`): the city's pedestrians keep to the middle of the sidewalk, 2 m or
+more from any facade, while real ones stand next to walls, parked cars and trees (on the real AV2 sweep of
+`shared/data` the five pedestrians stand 0.4-1 m from a facade or under a tree, and a synthetic pedestrian pasted
+there scores far lower than 3 m from the facade). A share of the pasted objects therefore tries `NEAR_ATTEMPTS`
+angles and takes, among those that fit, the one with the most returns of the sample within `NEAR_M` of its footprint
+(beside or behind it: returns between it and the sensor already rule a place out).
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ FREE_SPACE_MAX_POINTS: Final = 2
 BOX_MARGIN_M: Final = 0.3
 # Angles tried for each object to paste before giving up on it.
 ATTEMPTS: Final = 4
+# Placement beside structure: angles tried, and how far from a box's footprint (m) the sample's returns count as its
+# surroundings (at the box's heights, as for free space).
+NEAR_ATTEMPTS: Final = 32
+NEAR_M: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -112,9 +123,12 @@ class ObjectBank:
                     objects[name].append(BankedObject(points[mask].copy(), boxes.select([row])))
         return cls(objects)
 
-    def paste(self, points: np.ndarray, boxes: Boxes3D, counts: Mapping[str, int], rng: np.random.Generator) -> tuple[np.ndarray, Boxes3D]:
+    def paste(
+        self, points: np.ndarray, boxes: Boxes3D, counts: Mapping[str, int], rng: np.random.Generator, near_structure_share: float = 0.0
+    ) -> tuple[np.ndarray, Boxes3D]:
         """The sample's points `(N, C)` and boxes with up to `counts[name]` banked objects of each class pasted into
-        free space (`ObjectBank` docstring); the objects that find no place after `ATTEMPTS` angles are left out."""
+        free space (`ObjectBank` docstring); the objects that find no place after `ATTEMPTS` angles are left out. A
+        share `near_structure_share` of them is placed beside structure instead (module docstring)."""
         placed: list[BankedObject] = []
         occupied = _bare(boxes)
         blockers = _AzimuthIndex(points)
@@ -123,12 +137,17 @@ class ObjectBank:
             if not bank or count <= 0:
                 continue
             for pick in rng.integers(0, len(bank), size=count):
-                for angle in rng.uniform(0.0, 2.0 * np.pi, ATTEMPTS):
-                    candidate = _turned(bank[int(pick)], float(angle))
-                    if _fits(candidate.box, occupied, blockers):
-                        placed.append(candidate)
-                        occupied = Boxes3D.concatenate([occupied, candidate.box])
-                        break
+                if near_structure_share > 0 and rng.random() < near_structure_share:
+                    candidates = [_turned(bank[int(pick)], float(angle)) for angle in rng.uniform(0.0, 2.0 * np.pi, NEAR_ATTEMPTS)]
+                    surroundings = [_surroundings(candidate.box, occupied, blockers) for candidate in candidates]
+                    best = int(np.argmax(surroundings))
+                    chosen = candidates[best] if surroundings[best] >= 0 else None
+                else:
+                    turned = (_turned(bank[int(pick)], float(angle)) for angle in rng.uniform(0.0, 2.0 * np.pi, ATTEMPTS))
+                    chosen = next((candidate for candidate in turned if _fits(candidate.box, occupied, blockers)), None)
+                if chosen is not None:
+                    placed.append(chosen)
+                    occupied = Boxes3D.concatenate([occupied, chosen.box])
         if not placed:
             return points, boxes
         pasted = occupied.select(slice(len(boxes), None))
@@ -157,14 +176,20 @@ class _AzimuthIndex:
 def _fits(box: Boxes3D, occupied: Boxes3D, index: _AzimuthIndex) -> bool:
     """Whether `box` keeps `BOX_MARGIN_M` from every occupied box, stands in free space of the sample's returns and is
     not hidden from the sensor by them (`_blocking_counts`)."""
+    return _surroundings(box, occupied, index, near_m=0.0) >= 0
+
+
+def _surroundings(box: Boxes3D, occupied: Boxes3D, index: _AzimuthIndex, near_m: float = NEAR_M) -> int:
+    """-1 where `box` does not fit (`_fits`); else how many of the sample's returns lie within `near_m` of its
+    footprint, outside the free-space margin (`_blocking_counts`)."""
     if len(occupied):
         grown = box.size_lwh_m + np.array([2 * BOX_MARGIN_M, 2 * BOX_MARGIN_M, 0.0])
         if bev_iou(box.center_m[:, :2], grown[:, :2], box.yaw_rad, occupied.center_m[:, :2], occupied.size_lwh_m[:, :2], occupied.yaw_rad).max() > 0:
-            return False
+            return -1
     heading = float(np.arctan2(box.center_m[0, 1], box.center_m[0, 0]))
     corners = box.corners()[0, :, :2]
     spread = wrap_angle(np.arctan2(corners[:, 1], corners[:, 0]) - heading)
-    grown_corners = box_corners(box.center_m, box.size_lwh_m + 2 * FREE_SPACE_MARGIN_M, box.yaw_rad)[0, :, :2]
+    grown_corners = box_corners(box.center_m, box.size_lwh_m + 2 * max(FREE_SPACE_MARGIN_M, near_m), box.yaw_rad)[0, :, :2]
     reach = wrap_angle(np.arctan2(grown_corners[:, 1], grown_corners[:, 0]) - heading)
     to_bin = AZIMUTH_BINS / (2.0 * np.pi)
     first, last = int(np.floor((heading + reach.min() + np.pi) * to_bin)), int(np.floor((heading + reach.max() + np.pi) * to_bin))
@@ -172,24 +197,38 @@ def _fits(box: Boxes3D, occupied: Boxes3D, index: _AzimuthIndex) -> bool:
         first, last = 0, AZIMUTH_BINS - 1
     packed = np.concatenate([box.center_m[0], box.size_lwh_m[0], box.yaw_rad])
     nearest = float(np.hypot(corners[:, 0], corners[:, 1]).min())
-    inside, between = _blocking_counts(index.points, index.starts, first, last, packed, heading, float(spread.min()), float(spread.max()), nearest)
-    return inside <= FREE_SPACE_MAX_POINTS and between <= FREE_SPACE_MAX_POINTS
+    inside, between, near = _blocking_counts(
+        index.points, index.starts, first, last, packed, heading, float(spread.min()), float(spread.max()), nearest, near_m
+    )
+    return near if inside <= FREE_SPACE_MAX_POINTS and between <= FREE_SPACE_MAX_POINTS else -1
 
 
 @numba.njit(cache=True, nogil=True)
 def _blocking_counts(
-    points: np.ndarray, starts: np.ndarray, first: int, last: int, box: np.ndarray, heading: float, low: float, high: float, nearest: float
-) -> tuple[int, int]:
+    points: np.ndarray,
+    starts: np.ndarray,
+    first: int,
+    last: int,
+    box: np.ndarray,
+    heading: float,
+    low: float,
+    high: float,
+    nearest: float,
+    near_m: float,
+) -> tuple[int, int, int]:
     """Returns of azimuth bins `first..last` (modulo the bin count; `points` sorted by bin, bin `b` at
     `starts[b]:starts[b+1]`) at the heights of `box` (x y z l w h yaw), from `FREE_SPACE_FLOOR_M` above its bottom to
-    its top: how many lie in its footprint grown by `FREE_SPACE_MARGIN_M`, and how many stand between the sensor (the
-    ego origin) and it, nearer than its `nearest` corner with an azimuth, relative to `heading`, in [`low`, `high`]."""
+    its top: how many lie in its footprint grown by `FREE_SPACE_MARGIN_M`, how many stand between the sensor (the
+    ego origin) and it, nearer than its `nearest` corner with an azimuth, relative to `heading`, in [`low`, `high`],
+    and how many of the others lie in its footprint grown by `near_m`."""
     cos_yaw, sin_yaw = np.cos(box[6]), np.sin(box[6])
     half_l, half_w = box[3] / 2 + FREE_SPACE_MARGIN_M, box[4] / 2 + FREE_SPACE_MARGIN_M
+    near_l, near_w = box[3] / 2 + near_m, box[4] / 2 + near_m
     bottom, top = box[2] - box[5] / 2 + FREE_SPACE_FLOOR_M, box[2] + box[5] / 2
     bins = starts.shape[0] - 1
     inside = 0
     between = 0
+    near = 0
     for step in range(last - first + 1):
         b = (first + step) % bins
         for i in range(starts[b], starts[b + 1]):
@@ -197,11 +236,16 @@ def _blocking_counts(
             if z < bottom or z > top:
                 continue
             dx, dy = points[i, 0] - box[0], points[i, 1] - box[1]
-            if abs(dx * cos_yaw + dy * sin_yaw) <= half_l and abs(-dx * sin_yaw + dy * cos_yaw) <= half_w:
+            along, across = abs(dx * cos_yaw + dy * sin_yaw), abs(-dx * sin_yaw + dy * cos_yaw)
+            if along <= half_l and across <= half_w:
                 inside += 1
-            elif points[i, 0] * points[i, 0] + points[i, 1] * points[i, 1] < nearest * nearest:
+                continue
+            if points[i, 0] * points[i, 0] + points[i, 1] * points[i, 1] < nearest * nearest:
                 offset = np.arctan2(points[i, 1], points[i, 0]) - heading
                 offset = (offset + np.pi) % (2 * np.pi) - np.pi
                 if low <= offset <= high:
                     between += 1
-    return inside, between
+                    continue
+            if along <= near_l and across <= near_w:
+                near += 1
+    return inside, between, near

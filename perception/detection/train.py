@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from perception.detection.augment import augment, keep_lasers, vary_sensor
+from perception.detection.augment import augment, keep_lasers, vary_intensity, vary_sensor
 from perception.detection.box_coder import LAYOUT
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.detector import STAGE
@@ -117,8 +117,6 @@ def network_input(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator
             boxes,
             rng,
             ground_shift_m=train.ground_shift_m,
-            intensity_gain_range=train.intensity_gain_range,
-            intensity_gamma_range=train.intensity_gamma_range,
             point_keep_range=train.point_keep_range,
             max_slope=train.max_ground_slope,
             max_undulation_m=train.max_ground_undulation_m,
@@ -154,18 +152,22 @@ def prepare(
     sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None, bank: ObjectBank | None = None
 ) -> tuple[np.ndarray, list[TaskTargets]]:
     """Multi-sweep points and targets of one sample, augmented when `rng` is given (with objects of `bank` pasted in
-    when it is given too, and only the current sweep kept with probability `single_sweep_probability`)."""
+    when it is given too, then one intensity response for all, and only the current sweep kept with probability
+    `single_sweep_probability`)."""
+    train = cfg.train
     points, boxes = network_input(sample, cfg, rng)
     if rng is not None and bank is not None:
-        points, boxes = bank.paste(points, boxes, cfg.train.paste_objects, rng)
-    if rng is not None and cfg.train.single_sweep_probability > 0 and rng.random() < cfg.train.single_sweep_probability:
+        points, boxes = bank.paste(points, boxes, train.paste_objects, rng, train.paste_near_structure)
+    if rng is not None and train.varies_intensity:
+        points = vary_intensity(points, rng, gain_range=train.intensity_gain_range, gamma_range=train.intensity_gamma_range)
+    if rng is not None and train.single_sweep_probability > 0 and rng.random() < train.single_sweep_probability:
         points = points[points[:, POINT_FEATURES.index("time_lag_s")] == 0.0]
     targets = build_targets(
         boxes,
         cfg.model,
-        gaussian_overlap=cfg.train.gaussian_overlap,
-        min_radius=cfg.train.min_gaussian_radius,
-        max_objects=cfg.train.max_objects,
+        gaussian_overlap=train.gaussian_overlap,
+        min_radius=train.min_gaussian_radius,
+        max_objects=train.max_objects,
     )
     return points, targets
 

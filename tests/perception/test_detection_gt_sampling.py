@@ -103,6 +103,29 @@ def test_pasting_keeps_clear_of_boxes_and_replaces_the_returns_inside() -> None:
     assert len(boxes) == 1 and boxes.category[0] == RV and len(points) == 3
 
 
+def test_placement_beside_structure_picks_the_places_next_to_a_wall() -> None:
+    """A wall 0.8 m behind the pasted pedestrian's range (10 m), over a quarter turn of azimuth: with
+    `near_structure_share` 1 the pedestrian lands beside it (`NEAR_ATTEMPTS` angles, a quarter of them there); with 0, at a
+    random angle (1 in 4). The wall stands outside its free-space margin (0.5 m from its centre), so both may land
+    there; a place in front of the wall keeps its returns out of the box."""
+    bank = ObjectBank({"PEDESTRIAN": [_pedestrian(10.0)]})
+    rng = np.random.default_rng(2)
+    angle = rng.uniform(0.0, np.pi / 2, 4000)
+    wall = np.column_stack([10.8 * np.cos(angle), 10.8 * np.sin(angle), rng.uniform(0.5, 2.0, 4000), np.zeros((4000, 2))]).astype(np.float32)
+
+    def beside(share: float) -> int:
+        landed = 0
+        for seed in range(20):
+            points, boxes = bank.paste(wall, Boxes3D.empty(), {"PEDESTRIAN": 1}, np.random.default_rng(seed), share)
+            assert len(boxes) == 1 and len(points) == len(wall) + 40
+            azimuth = np.arctan2(boxes.center_m[0, 1], boxes.center_m[0, 0])
+            landed += bool(0.0 < azimuth < np.pi / 2)
+        return landed
+
+    assert beside(1.0) >= 18
+    assert beside(0.0) <= 10
+
+
 def test_pasting_is_seeded() -> None:
     bank = ObjectBank({"PEDESTRIAN": [_pedestrian(10.0), _pedestrian(6.0, 3.0)], "REGULAR_VEHICLE": []})
     scene = _ring(30.0, (0.5, 2.0), 2000)

@@ -11,12 +11,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from perception.detection.augment import flip_y, ground_height_m, keep_lasers, random_terrain, rotate_scale, vary_sensor
+from perception.detection.augment import flip_y, ground_height_m, keep_lasers, random_terrain, rotate_scale, vary_intensity, vary_sensor
 from perception.detection.box_coder import LAYOUT
 from perception.detection.box_ops import count_points_in_boxes
 from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.decode import decode
 from perception.detection.detector import Detector
+from perception.detection.gt_sampling import MIN_POINTS
 from perception.detection.losses import focal_loss, regression_loss
 from perception.detection.model import PillarFeatureNet, make_pillar_batch, sweep_index
 from perception.detection.sweeps import POINT_FEATURES, accumulate_sweeps
@@ -181,19 +182,18 @@ def test_augmentation_keeps_points_in_their_boxes() -> None:
 def test_sensor_variation_by_hand() -> None:
     boxes = Boxes3D(np.array([[10.0, 0.0, 0.8]]), np.array([[4.0, 2.0, 1.5]]), np.zeros(1), np.array([CATEGORY_ID["REGULAR_VEHICLE"]]))
     points = np.array([[10.0, 0.0, 0.5, 0.25, 0.0], [5.0, 1.0, 0.0, 1.0, 0.1]], dtype=np.float32)
-    # Degenerate ranges pin each draw: +-0 m shift, gain 2, gamma 0.5, every point kept.
-    same, same_boxes = vary_sensor(
-        points, boxes, np.random.default_rng(0), ground_shift_m=0.0, intensity_gain_range=(2.0, 2.0), intensity_gamma_range=(0.5, 0.5),
-        point_keep_range=(1.0, 1.0),
-    )  # fmt: skip
-    np.testing.assert_allclose(same[:, 3], [2.0 * 0.5, 1.0])  # 2 * 0.25 ** 0.5 = 1, 2 * 1 ** 0.5 = 2 -> clipped to 1
-    np.testing.assert_allclose(same[:, [0, 1, 2, 4]], points[:, [0, 1, 2, 4]])
+    # Degenerate ranges pin each draw: gain 2, gamma 0.5; then gain 0.5, gamma 2.
+    bright = vary_intensity(points, np.random.default_rng(0), gain_range=(2.0, 2.0), gamma_range=(0.5, 0.5))
+    np.testing.assert_allclose(bright[:, 3], [2.0 * 0.5, 1.0])  # 2 * 0.25 ** 0.5 = 1, 2 * 1 ** 0.5 = 2 -> clipped to 1
+    dim = vary_intensity(points, np.random.default_rng(0), gain_range=(0.5, 0.5), gamma_range=(2.0, 2.0))
+    np.testing.assert_allclose(dim[:, 3], [0.5 * 0.0625, 0.5])
+    np.testing.assert_allclose(dim[:, [0, 1, 2, 4]], points[:, [0, 1, 2, 4]])
+    # +-0 m shift, every point kept: nothing moves.
+    same, same_boxes = vary_sensor(points, boxes, np.random.default_rng(0), ground_shift_m=0.0, point_keep_range=(1.0, 1.0))
+    np.testing.assert_array_equal(same, points)
     np.testing.assert_allclose(same_boxes.center_m, boxes.center_m)
     # A ground shift moves points and boxes together.
-    moved, moved_boxes = vary_sensor(
-        points, boxes, np.random.default_rng(1), ground_shift_m=0.3, intensity_gain_range=(1.0, 1.0), intensity_gamma_range=(1.0, 1.0),
-        point_keep_range=(1.0, 1.0),
-    )  # fmt: skip
+    moved, moved_boxes = vary_sensor(points, boxes, np.random.default_rng(1), ground_shift_m=0.3, point_keep_range=(1.0, 1.0))
     shift = moved[0, 2] - points[0, 2]
     assert 0.0 < abs(shift) <= 0.3
     np.testing.assert_allclose(moved[:, 2] - points[:, 2], shift, atol=1e-6)
@@ -229,7 +229,7 @@ def test_random_terrain_moves_a_box_with_its_points() -> None:
     assert 0.0 < np.abs(lift).max() <= 0.03 * 36.0 + 0.8  # slope times distance plus twice the amplitude
     assert lift[0] != lift[1]
     # Switched off, the sensor variation draws nothing for terrain: the same stream gives the same sample.
-    kwargs = {"ground_shift_m": 0.2, "intensity_gain_range": (1.0, 1.0), "intensity_gamma_range": (1.0, 1.0), "point_keep_range": (1.0, 1.0)}
+    kwargs = {"ground_shift_m": 0.2, "point_keep_range": (1.0, 1.0)}
     flat, _ = vary_sensor(points, boxes, np.random.default_rng(4), **kwargs)  # type: ignore[arg-type]
     flat_again, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.0, max_undulation_m=0.0, **kwargs)  # type: ignore[arg-type]
     np.testing.assert_array_equal(flat, flat_again)
@@ -343,6 +343,25 @@ def test_single_sweep_samples_keep_only_the_current_sweep_and_pasted_objects_too
     assert not any(single_shares(0.0))
     assert 10 <= sum(single_shares(0.5)) <= 30
     assert not any(single_shares(1.0, augment=False))
+
+
+def test_pasted_objects_take_the_samples_intensity_response() -> None:
+    """The intensity response is drawn once per sample after pasting: scene returns of intensity 1 and pasted ones of
+    0.25 both go through `0.5 * intensity ** 2` (0.5 and 0.03125); without a response they keep their intensities."""
+
+    def dimmed(frame: Frame, intensity: float) -> Frame:
+        assert frame.lidar is not None
+        return replace(frame, lidar=replace(frame.lidar, intensity=np.full(len(frame.lidar), intensity, np.float32)))
+
+    bank_samples = [Sample(dimmed(_scene(seed), 0.25), ()) for seed in (4, 5, 6)]
+    sample = Sample(_scene(7), ())
+    for response, expected in (({"intensity_gain_range": (0.5, 0.5), "intensity_gamma_range": (2.0, 2.0)}, (0.03125, 0.5)), ({}, (0.25, 1.0))):
+        cfg = _tiny_cfg(1, augment=True, paste_objects={"PEDESTRIAN": 2}, **response)
+        bank = DetectionTask(cfg, bank_samples).bank
+        points, _ = prepare(sample, cfg, np.random.default_rng(0), bank)
+        values, counts = np.unique(points[:, 3], return_counts=True)
+        np.testing.assert_allclose(values, expected)
+        assert counts.min() >= 2 * MIN_POINTS  # two pedestrians pasted
 
 
 class _Interrupted(Exception):
