@@ -92,6 +92,7 @@ class ModelConfig(StrictConfig):
 
 
 _VARY_SENSOR_FIELDS = ("ground_shift_m", "point_keep_range", "max_ground_slope", "max_ground_undulation_m")
+_VARY_INTENSITY_FIELDS = ("intensity_gain_range", "intensity_gamma_range")
 
 
 class TrainConfig(StrictConfig):
@@ -143,12 +144,16 @@ class TrainConfig(StrictConfig):
     def varies_sensor(self) -> bool:
         """Whether any setting of `augment.vary_sensor` (ground shift, point share, terrain) differs from its default,
         the one that changes nothing."""
-        return any(getattr(self, name) != type(self).model_fields[name].default for name in _VARY_SENSOR_FIELDS)
+        return self._differs_from_default(_VARY_SENSOR_FIELDS)
 
     @property
     def varies_intensity(self) -> bool:
-        """Whether `augment.vary_intensity` changes anything (a gain or gamma range other than 1)."""
-        return self.intensity_gain_range != (1.0, 1.0) or self.intensity_gamma_range != (1.0, 1.0)
+        """Whether the gain or gamma range of `augment.vary_intensity` differs from its default, the one that changes
+        nothing."""
+        return self._differs_from_default(_VARY_INTENSITY_FIELDS)
+
+    def _differs_from_default(self, names: tuple[str, ...]) -> bool:
+        return any(getattr(self, name) != type(self).model_fields[name].default for name in names)
 
     @field_validator("code_weights")
     @classmethod
