@@ -1,13 +1,20 @@
 """CenterPoint's box coder: the layout of the regression code and the box <-> code conversion at heatmap cells.
 
 A box is coded at the output cell holding its centre: `offset` of the centre inside that cell (cells), `z` of the
-centre (m), `size` as log length, width, height (m), `rotation` as sin yaw, cos yaw and `velocity` vx, vy (m/s).
+centre (m), `size` as log length, width, height (m), `rotation` as sin yaw, cos yaw and `velocity` vx, vy (m/s), in
+the ego frame or, with `velocity_frame="box"`, along and across the box's heading.
+
+Why the box frame: a LiDAR shows a moving car's speed by how far its trail reaches, the same on both ends, but its
+direction only by which end holds the newest points. Coded in the ego frame, a velocity is wrong in sign as long as the
+network cannot yet tell front from back, so its mean over that ambiguity is 0 and the head learns nothing; coded along
+the heading (cars and pedestrians move forwards), it is the speed, which the trail's length gives directly. Decoding
+turns it back with the decoded heading, so a flipped heading flips the velocity with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 
@@ -78,6 +85,7 @@ class BoxCoder:
 
     origin_m: tuple[float, float]
     cell_m: tuple[float, float]
+    velocity_frame: Literal["ego", "box"] = "ego"
 
     def encode(self, boxes: Boxes3D) -> CellCodes:
         """The centre cell of every box and its code (zero velocity where `boxes` have none); cells may lie off-grid."""
@@ -89,7 +97,7 @@ class BoxCoder:
         code[:, LAYOUT.z] = boxes.center_m[:, 2:3]
         code[:, LAYOUT.size] = np.log(boxes.size_lwh_m)
         code[:, LAYOUT.rotation] = np.column_stack([np.sin(boxes.yaw_rad), np.cos(boxes.yaw_rad)])
-        code[:, LAYOUT.velocity] = velocity
+        code[:, LAYOUT.velocity] = velocity if self.velocity_frame == "ego" else _turned(velocity, -boxes.yaw_rad)
         return CellCodes(cells[:, 0], cells[:, 1], code.astype(np.float32))
 
     def decode(self, regression: np.ndarray, row: np.ndarray, column: np.ndarray) -> DecodedBoxes:
@@ -99,9 +107,17 @@ class BoxCoder:
         cells = np.column_stack([column, row])
         center_xy = (cells + code[:, LAYOUT.offset]) * np.array(self.cell_m) + np.array(self.origin_m)
         rotation = code[:, LAYOUT.rotation]
+        yaw = np.arctan2(rotation[:, 0], rotation[:, 1])
+        velocity = code[:, LAYOUT.velocity]
         return DecodedBoxes(
             center_m=np.column_stack([center_xy, code[:, LAYOUT.z]]),
             size_lwh_m=np.exp(np.clip(code[:, LAYOUT.size], -LOG_SIZE_CLIP, LOG_SIZE_CLIP)),
-            yaw_rad=np.arctan2(rotation[:, 0], rotation[:, 1]),
-            velocity_m_per_s=code[:, LAYOUT.velocity].copy(),
+            yaw_rad=yaw,
+            velocity_m_per_s=velocity.copy() if self.velocity_frame == "ego" else _turned(velocity, yaw),
         )
+
+
+def _turned(vectors: np.ndarray, angle_rad: np.ndarray) -> np.ndarray:
+    """`(N, 2)` vectors each turned by its own `(N,)` angle about z."""
+    c, s = np.cos(angle_rad), np.sin(angle_rad)
+    return np.column_stack([c * vectors[:, 0] - s * vectors[:, 1], s * vectors[:, 0] + c * vectors[:, 1]])

@@ -54,6 +54,47 @@ def points_in_boxes(
     return _points_in_boxes_kernel(points, _packed_boxes(center_m, size_lwh_m, yaw_rad, 3))
 
 
+@numba.njit(cache=True, nogil=True)
+def _points_in_each_box_kernel(points: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR lists of the points inside each box (boundary included, a point in several boxes listed in each):
+    `(M + 1,)` offsets and the point indices, box after box."""
+    n = points.shape[0]
+    m = boxes.shape[0]
+    cos_yaw = np.cos(boxes[:, 6])
+    sin_yaw = np.sin(boxes[:, 6])
+    radius2 = 0.25 * (boxes[:, 3] ** 2 + boxes[:, 4] ** 2)
+    counts = np.zeros(m + 1, dtype=np.int64)
+    hits = np.empty(0, dtype=np.int64)
+    for fill in range(2):
+        if fill:
+            offsets = np.cumsum(counts)
+            hits = np.empty(offsets[-1], dtype=np.int64)
+            counts[:] = 0
+        for i in range(n):
+            for j in range(m):
+                dx = points[i, 0] - boxes[j, 0]
+                dy = points[i, 1] - boxes[j, 1]
+                if dx * dx + dy * dy > radius2[j] or abs(points[i, 2] - boxes[j, 2]) > 0.5 * boxes[j, 5]:
+                    continue
+                local_x = cos_yaw[j] * dx + sin_yaw[j] * dy
+                local_y = -sin_yaw[j] * dx + cos_yaw[j] * dy
+                if abs(local_x) <= 0.5 * boxes[j, 3] and abs(local_y) <= 0.5 * boxes[j, 4]:
+                    if fill:
+                        hits[offsets[j] + counts[j + 1]] = i
+                    counts[j + 1] += 1
+    offsets = np.cumsum(counts)
+    return offsets, hits
+
+
+def points_in_each_box(
+    points_xyz_m: npt.ArrayLike, center_m: npt.ArrayLike, size_lwh_m: npt.ArrayLike, yaw_rad: npt.ArrayLike
+) -> list[np.ndarray]:
+    """Indices of the points inside each box, one array per box (a point inside overlapping boxes is in each)."""
+    points = np.ascontiguousarray(np.asarray(points_xyz_m, dtype=np.float64).reshape(-1, 3))
+    offsets, hits = _points_in_each_box_kernel(points, _packed_boxes(center_m, size_lwh_m, yaw_rad, 3))
+    return [hits[offsets[j] : offsets[j + 1]] for j in range(len(offsets) - 1)]
+
+
 def count_points_in_boxes(
     points_xyz_m: npt.ArrayLike, center_m: npt.ArrayLike, size_lwh_m: npt.ArrayLike, yaw_rad: npt.ArrayLike
 ) -> np.ndarray:

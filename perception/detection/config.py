@@ -34,6 +34,12 @@ class ModelConfig(StrictConfig):
     head_channels: Annotated[int, Field(ge=4)] = 32
     # Heads run at this stride of the pillar grid: 2 (CenterPoint's pillar setting) or 1 (finer, for small objects).
     out_stride: Literal[1, 2] = 2
+    # Frame of the velocity channels of the box code: the ego frame (CenterPoint) or along/across the box's heading
+    # (`box_coder`: learnable before the network tells front from back).
+    velocity_frame: Literal["ego", "box"] = "ego"
+    # Decoding: boxes moving at least this fast (m/s, by their velocity) take, of their heading and its opposite, the
+    # one whose motion carries their past sweeps onto the current one (`motion_heading`); None keeps the heads' heading.
+    motion_heading_min_speed_m_per_s: Annotated[float, Field(ge=0)] | None = 1.0
     # Decoding: peaks kept per task, minimum score per class name (default for unnamed classes), rotated NMS.
     max_detections_per_task: Annotated[int, Field(ge=1)] = 100
     score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.1
@@ -88,7 +94,7 @@ class ModelConfig(StrictConfig):
     @property
     def box_coder(self) -> BoxCoder:
         """The coder of boxes at the heads' output cells."""
-        return BoxCoder(origin_m=(self.range_m[0], self.range_m[1]), cell_m=self.out_cell_m)
+        return BoxCoder(origin_m=(self.range_m[0], self.range_m[1]), cell_m=self.out_cell_m, velocity_frame=self.velocity_frame)
 
 
 _VARY_SENSOR_FIELDS = ("ground_shift_m", "point_keep_range", "max_ground_slope", "max_ground_undulation_m")

@@ -13,6 +13,7 @@ from perception.detection.config import DetectionConfig, ModelConfig
 from perception.detection.decode import decode
 from perception.detection.ground import estimate_ground
 from perception.detection.model import CenterPointNet, make_pillar_batch
+from perception.detection.motion_heading import resolve_headings
 from perception.detection.sweeps import accumulate_sweeps
 from scenes.records import Boxes3D, Frame
 from scenes.training.checkpoint import load_stage
@@ -38,7 +39,8 @@ class Detector:
 
     def with_model(self, **changes: Any) -> Detector:
         """The same network with `ModelConfig` settings that do not change its weights replaced, whichever way it was
-        trained: the ablations of one checkpoint (`ground_relative`, the height range in `range_m`)."""
+        trained: the ablations of one checkpoint (`ground_relative`, the height range in `range_m`, the heading from
+        motion)."""
         model = ModelConfig.model_validate({**self.cfg.model.model_dump(), **changes})
         return Detector(self.cfg.model_copy(update={"model": model}), self.net, self.device)
 
@@ -56,6 +58,11 @@ class Detector:
             clouds = [ground.relative(cloud) for ground, cloud in zip(grounds, clouds, strict=True)]
         outputs = self.net(make_pillar_batch(clouds, model).to(self.device))
         boxes = decode([(heatmap.cpu(), regression.cpu()) for heatmap, regression in outputs], model)
+        if model.motion_heading_min_speed_m_per_s is not None and model.num_sweeps > 1:
+            boxes = [
+                resolve_headings(cloud, found, min_speed_m_per_s=model.motion_heading_min_speed_m_per_s)
+                for cloud, found in zip(clouds, boxes, strict=True)
+            ]
         return [ground.boxes_absolute(found) for ground, found in zip(grounds, boxes, strict=True)] if grounds else boxes
 
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -74,8 +75,26 @@ def test_decode_two_cells_by_hand() -> None:
     np.testing.assert_allclose(decoded.velocity_m_per_s, [[2.0, -4.0], [0.0, 0.0]])
 
 
+def test_box_frame_velocity_is_along_and_across_the_heading() -> None:
+    # Heading 90 degrees (facing +y): a velocity of (0, 3) m/s in the ego frame is 3 m/s along it; (-1, 0) is 1 m/s to
+    # its left (+across).
+    coder = BoxCoder(origin_m=(-4.0, -2.0), cell_m=(0.5, 0.25), velocity_frame="box")
+    forward = coder.encode(_box([0.0, 0.0, 0.0], [4.0, 2.0, 1.5], math.pi / 2, [0.0, 3.0]))
+    np.testing.assert_allclose(forward.code[0, LAYOUT.velocity], [3.0, 0.0], atol=1e-6)
+    left = coder.encode(_box([0.0, 0.0, 0.0], [4.0, 2.0, 1.5], math.pi / 2, [-1.0, 0.0]))
+    np.testing.assert_allclose(left.code[0, LAYOUT.velocity], [0.0, 1.0], atol=1e-6)
+    # Decoding turns it back with the decoded heading: a heading decoded flipped flips the velocity too.
+    code = np.zeros((1, LAYOUT.width), dtype=np.float32)
+    code[0, LAYOUT.rotation] = [-1.0, 0.0]  # heading -90 degrees
+    code[0, LAYOUT.velocity] = [3.0, 0.0]
+    rows, columns = np.array([2]), np.array([4])
+    decoded = coder.decode(_map_with(code, rows, columns, height=5, width=8), rows, columns)
+    np.testing.assert_allclose(decoded.velocity_m_per_s, [[0.0, -3.0]], atol=1e-6)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
+    frame=st.sampled_from(["ego", "box"]),
     origin=st.tuples(st.floats(-60, 0), st.floats(-60, 0)),
     cell=st.tuples(st.floats(0.1, 2.0), st.floats(0.1, 2.0)),
     uv=st.tuples(st.floats(0, 40, exclude_max=True), st.floats(0, 40, exclude_max=True)),
@@ -85,6 +104,7 @@ def test_decode_two_cells_by_hand() -> None:
     velocity=st.tuples(st.floats(-30, 30), st.floats(-30, 30)),
 )
 def test_encode_decode_round_trip(
+    frame: Literal["ego", "box"],
     origin: tuple[float, float],
     cell: tuple[float, float],
     uv: tuple[float, float],
@@ -93,7 +113,7 @@ def test_encode_decode_round_trip(
     yaw: float,
     velocity: tuple[float, float],
 ) -> None:
-    coder = BoxCoder(origin_m=origin, cell_m=cell)
+    coder = BoxCoder(origin_m=origin, cell_m=cell, velocity_frame=frame)
     center = [origin[0] + uv[0] * cell[0], origin[1] + uv[1] * cell[1], z]
     box = _box(center, list(size), yaw, list(velocity))
     coded = coder.encode(box)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-from perception.detection.box_ops import bev_iou, count_points_in_boxes, points_in_boxes, rotated_nms
+from perception.detection.box_ops import bev_iou, count_points_in_boxes, points_in_boxes, points_in_each_box, rotated_nms
 from perception.detection.voxelize import VoxelGrid, voxelize_dynamic, voxelize_hard
 from scenes.geometry import bev_box_corners, points_in_box_mask
 
@@ -113,6 +113,25 @@ def test_points_in_boxes_matches_geometry_mask(seed: int, m: int) -> None:
         expected[points_in_box_mask(points, center[j], size[j], yaw[j])] = j
     assert np.array_equal(index, expected)
     assert count_points_in_boxes(points, center, size, yaw).sum() == np.count_nonzero(expected >= 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, m=boxes_strategy)
+def test_points_in_each_box_lists_every_box_of_overlapping_ones(seed: int, m: int) -> None:
+    points = _cloud(seed + 1, 300)[:, :3]
+    center, size, yaw = _boxes(seed, m)
+    inside = points_in_each_box(points, center, size, yaw)
+    assert len(inside) == m
+    for j in range(m):
+        assert np.array_equal(inside[j], np.flatnonzero(points_in_box_mask(points, center[j], size[j], yaw[j])))
+
+
+def test_points_in_each_box_by_hand() -> None:
+    # Boxes on x in [-1, 1] and [0.5, 1.5]: the point at x = 0.7 is in both, x = -0.5 in the first, x = 1.8 and the
+    # point 2 m up in none.
+    points = np.array([[0.7, 0.0, 0.0], [-0.5, 0.0, 0.0], [1.8, 0.0, 0.0], [0.7, 0.0, 2.0]])
+    inside = points_in_each_box(points, [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]], [[2.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [0.0, 0.0])
+    assert [part.tolist() for part in inside] == [[0, 1], [0]]
 
 
 def _shapely_iou(a: np.ndarray, b: np.ndarray) -> float:
