@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from perception.detection import detector as detector_module
+from perception.detection.config import DetectionConfig
+from perception.detection.detector import Detector
 from perception.detection.motion_heading import resolve_headings
 from scenes.categories import CATEGORY_ID
-from scenes.records import Boxes3D
+from scenes.geometry import SE3
+from scenes.records import Boxes3D, Frame, LidarSweep
 
 CAR = CATEGORY_ID["REGULAR_VEHICLE"]
 LAGS_S = (0.0, 0.1, 0.2)
@@ -73,3 +78,26 @@ def test_slow_boxes_single_sweeps_and_boxes_without_velocity_are_kept() -> None:
     assert resolve_headings(single, fast, min_speed_m_per_s=1.0).yaw_rad[0] == math.pi
     unknown = Boxes3D(fast.center_m, fast.size_lwh_m, fast.yaw_rad, fast.category, fast.score)
     assert resolve_headings(points, unknown, min_speed_m_per_s=1.0) is unknown
+
+
+def test_the_detector_turns_a_moving_box_its_heads_decode_backwards(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A car driving +x at 8 m/s, seen in 3 sweeps 0.1 s apart; the heads (stubbed) decode it facing -x.
+    center = np.array([10.0, 4.0])
+    points = _car_sweeps(center, 0.0, 8.0)
+    frames = []
+    for lag_s in LAGS_S[::-1]:
+        sweep = points[points[:, 4] == lag_s]
+        timestamp_ns = int(round((0.2 - lag_s) * 1e9))
+        frames.append(
+            Frame("log", timestamp_ns, SE3.identity(), LidarSweep(timestamp_ns, sweep[:, :3].copy(), sweep[:, 3].copy(), np.zeros(len(sweep), np.int16)))
+        )
+    backwards = _box(center, math.pi, np.array([-8.0, 0.0]))
+    monkeypatch.setattr(detector_module, "decode", lambda outputs, model: [backwards])
+    cfg = DetectionConfig.model_validate({"model": {"range_m": (-16.0, -16.0, -3.0, 16.0, 16.0, 3.0), "num_sweeps": 3}})
+    detector = Detector(cfg)
+    turned = detector.run(frames[-1], frames[:-1])
+    assert abs(math.remainder(float(turned.yaw_rad[0]), 2 * math.pi)) < 1e-9
+    assert turned.velocity_m_per_s is not None
+    np.testing.assert_allclose(turned.velocity_m_per_s[0], [8.0, 0.0], atol=1e-9)
+    assert detector.with_model(motion_heading_min_speed_m_per_s=None).run(frames[-1], frames[:-1]).yaw_rad[0] == math.pi
+    assert detector.run(frames[-1]).yaw_rad[0] == math.pi  # one sweep: nothing tells
