@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 import numpy as np
 
+from scenes.geometry import yaw_to_matrix
 from scenes.records import Boxes3D
 
 # Decoded log sizes are clipped to +-this before `exp` (an untrained head must not overflow).
@@ -119,5 +120,4 @@ class BoxCoder:
 
 def _turned(vectors: np.ndarray, angle_rad: np.ndarray) -> np.ndarray:
     """`(N, 2)` vectors each turned by its own `(N,)` angle about z."""
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    return np.column_stack([c * vectors[:, 0] - s * vectors[:, 1], s * vectors[:, 0] + c * vectors[:, 1]])
+    return np.einsum("nij,nj->ni", yaw_to_matrix(angle_rad)[:, :2, :2], vectors)

@@ -10,6 +10,19 @@ import numpy as np
 import numpy.typing as npt
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _inside(points: np.ndarray, i: int, boxes: np.ndarray, j: int, cos_yaw: np.ndarray, sin_yaw: np.ndarray, radius2: np.ndarray) -> bool:
+    """Whether point `i` lies in box `j` (boundary included); `cos_yaw`, `sin_yaw`, `radius2` (squared half BEV
+    diagonal) precomputed per box."""
+    dx = points[i, 0] - boxes[j, 0]
+    dy = points[i, 1] - boxes[j, 1]
+    if dx * dx + dy * dy > radius2[j] or abs(points[i, 2] - boxes[j, 2]) > 0.5 * boxes[j, 5]:
+        return False
+    local_x = cos_yaw[j] * dx + sin_yaw[j] * dy
+    local_y = -sin_yaw[j] * dx + cos_yaw[j] * dy
+    return abs(local_x) <= 0.5 * boxes[j, 3] and abs(local_y) <= 0.5 * boxes[j, 4]
+
+
 @numba.njit(cache=True, nogil=True)
 def _points_in_boxes_kernel(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """`(N,)` index of the first box containing each point (boundary included), -1 for none."""
@@ -21,16 +34,7 @@ def _points_in_boxes_kernel(points: np.ndarray, boxes: np.ndarray) -> np.ndarray
     radius2 = 0.25 * (boxes[:, 3] ** 2 + boxes[:, 4] ** 2)
     for i in range(n):
         for j in range(m):
-            dx = points[i, 0] - boxes[j, 0]
-            dy = points[i, 1] - boxes[j, 1]
-            if dx * dx + dy * dy > radius2[j]:
-                continue
-            dz = points[i, 2] - boxes[j, 2]
-            if abs(dz) > 0.5 * boxes[j, 5]:
-                continue
-            local_x = cos_yaw[j] * dx + sin_yaw[j] * dy
-            local_y = -sin_yaw[j] * dx + cos_yaw[j] * dy
-            if abs(local_x) <= 0.5 * boxes[j, 3] and abs(local_y) <= 0.5 * boxes[j, 4]:
+            if _inside(points, i, boxes, j, cos_yaw, sin_yaw, radius2):
                 result[i] = j
                 break
     return result
@@ -64,25 +68,18 @@ def _points_in_each_box_kernel(points: np.ndarray, boxes: np.ndarray) -> tuple[n
     sin_yaw = np.sin(boxes[:, 6])
     radius2 = 0.25 * (boxes[:, 3] ** 2 + boxes[:, 4] ** 2)
     counts = np.zeros(m + 1, dtype=np.int64)
-    hits = np.empty(0, dtype=np.int64)
-    for fill in range(2):
-        if fill:
-            offsets = np.cumsum(counts)
-            hits = np.empty(offsets[-1], dtype=np.int64)
-            counts[:] = 0
-        for i in range(n):
-            for j in range(m):
-                dx = points[i, 0] - boxes[j, 0]
-                dy = points[i, 1] - boxes[j, 1]
-                if dx * dx + dy * dy > radius2[j] or abs(points[i, 2] - boxes[j, 2]) > 0.5 * boxes[j, 5]:
-                    continue
-                local_x = cos_yaw[j] * dx + sin_yaw[j] * dy
-                local_y = -sin_yaw[j] * dx + cos_yaw[j] * dy
-                if abs(local_x) <= 0.5 * boxes[j, 3] and abs(local_y) <= 0.5 * boxes[j, 4]:
-                    if fill:
-                        hits[offsets[j] + counts[j + 1]] = i
-                    counts[j + 1] += 1
+    for i in range(n):
+        for j in range(m):
+            if _inside(points, i, boxes, j, cos_yaw, sin_yaw, radius2):
+                counts[j + 1] += 1
     offsets = np.cumsum(counts)
+    hits = np.empty(offsets[-1], dtype=np.int64)
+    cursor = offsets[:-1].copy()
+    for i in range(n):
+        for j in range(m):
+            if _inside(points, i, boxes, j, cos_yaw, sin_yaw, radius2):
+                hits[cursor[j]] = i
+                cursor[j] += 1
     return offsets, hits
 
 

@@ -58,7 +58,7 @@ class Detector:
             clouds = [ground.relative(cloud) for ground, cloud in zip(grounds, clouds, strict=True)]
         outputs = self.net(make_pillar_batch(clouds, model).to(self.device))
         boxes = decode([(heatmap.cpu(), regression.cpu()) for heatmap, regression in outputs], model)
-        if model.motion_heading_min_speed_m_per_s is not None and model.num_sweeps > 1:
+        if model.motion_heading_min_speed_m_per_s is not None:
             boxes = [
                 resolve_headings(cloud, found, min_speed_m_per_s=model.motion_heading_min_speed_m_per_s)
                 for cloud, found in zip(clouds, boxes, strict=True)
