@@ -33,9 +33,11 @@ Its `dataset ego frames` rows move the records back into each dataset's own fram
 KITTI): the ablation of the canonical ego frame. Its last rows run the same network with the ground estimate of
 `perception/detection/ground.py` switched over (`ModelConfig.ground_relative`): off for a ground-relative checkpoint,
 on for one trained on absolute heights; for a network whose height range reaches above 3 m, a row with the points above
-3 m dropped (tree crowns, awnings and signs over the sidewalk: the same network, its height range cut). The checkpoints
+3 m dropped (tree crowns, awnings and signs over the sidewalk: the same network, its height range cut); for a network
+that reads intensity, a row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints
 trained on every dataset rig, on two city styles, with a static-object head, on single sweeps too, with a random
-intensity response, with pasted objects placed beside structure and with the velocity coded along the heading:
+intensity response, with pasted objects placed beside structure, with the velocity coded along the heading and
+without point intensities:
 
     drivestack train detection --config configs/detection/centerpoint_synth_rigs.yaml --data synth --out runs/detection_rigs
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_rigs/detector.pt --rig av2 \
@@ -62,6 +64,10 @@ intensity response, with pasted objects placed beside structure and with the vel
         --out runs/detection_box_velocity
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_box_velocity/detector.pt \
         --out benchmarks/results/quality_detection_box_velocity.json
+    drivestack train detection --config configs/detection/centerpoint_synth_no_intensity.yaml --data synth \
+        --out runs/detection_no_intensity
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_no_intensity/detector.pt \
+        --out benchmarks/results/quality_detection_no_intensity.json
 """
 
 from __future__ import annotations
@@ -391,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     overhead_ablation = f"canonical, points up to {OVERHEAD_CUT_M:g} m"
     if model.range_m[5] > OVERHEAD_CUT_M:
         real_variants.append((overhead_ablation, overhead_cut(detector)))
+    intensity_ablation = "canonical, intensity read as 0"
+    if model.use_intensity:
+        real_variants.append((intensity_ablation, detector.with_model(use_intensity=False)))
     real = {
         records: real_sample_scores(variant, args.real_data, max_range_m=args.max_range_m, dataset_frame=records == "dataset ego frames")
         for records, variant in real_variants
@@ -410,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             f"'{heights_ablation}' the same network with the ground estimate (perception/detection/ground.py) "
             f"{'off' if model.ground_relative else 'on'}"
             + (f", '{overhead_ablation}' the same network with its height range cut at {OVERHEAD_CUT_M:g} m" if model.range_m[5] > OVERHEAD_CUT_M else "")
+            + (f", '{intensity_ablation}' the same network blind to each dataset's intensity scale" if model.use_intensity else "")
         )
         console.print(real_table)
     payload = {

@@ -40,7 +40,7 @@ class Detector:
     def with_model(self, **changes: Any) -> Detector:
         """The same network with `ModelConfig` settings that do not change its weights replaced, whichever way it was
         trained: the ablations of one checkpoint (`ground_relative`, the height range in `range_m`, the heading from
-        motion)."""
+        motion, `use_intensity`)."""
         model = ModelConfig.model_validate({**self.cfg.model.model_dump(), **changes})
         return Detector(self.cfg.model_copy(update={"model": model}), self.net, self.device)
 

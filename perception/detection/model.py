@@ -48,7 +48,8 @@ def sweep_index(time_lag_s: np.ndarray) -> np.ndarray:
 
 
 def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> PillarBatch:
-    """Voxelizes each `(N, 5)` point cloud into pillars of `cfg.grid` and stacks them into one batch."""
+    """Voxelizes each `(N, 5)` point cloud into pillars of `cfg.grid` and stacks them into one batch (every intensity
+    read as 0 without `cfg.use_intensity`)."""
     grid = cfg.grid
     points, point_pillar, coords, sweeps = [], [], [], []
     offset = 0
@@ -57,7 +58,10 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
             raise ValueError(f"make_pillar_batch: expected (N, {len(POINT_FEATURES)}) points, got {cloud.shape}")
         voxels = voxelize_dynamic(cloud, grid)
         inside = voxels.point_voxel >= 0
-        points.append(cloud[inside])
+        kept = cloud[inside]
+        if not cfg.use_intensity:
+            kept[:, POINT_FEATURES.index("intensity")] = 0.0
+        points.append(kept)
         sweeps.append(sweep_index(cloud[inside, 4]))
         point_pillar.append(voxels.point_voxel[inside].astype(np.int64) + offset)
         pillar = np.empty((len(voxels.coords_zyx), 3), dtype=np.int64)

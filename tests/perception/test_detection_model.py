@@ -152,6 +152,23 @@ def test_sweep_occupancy_channels_count_each_sweeps_points() -> None:
     assert float(occupancy.sum()) == pytest.approx(float(np.log1p(3) + np.log1p(1) + np.log1p(2)), rel=1e-6)
 
 
+@pytest.mark.parametrize("use_intensity", [True, False])
+def test_pillar_encoder_reads_intensity_only_when_asked(use_intensity: bool) -> None:
+    cfg = ModelConfig.model_validate({**TINY_MODEL, "use_intensity": use_intensity})
+    rng = np.random.default_rng(0)
+    cloud = np.column_stack([rng.uniform(-2, 2, (40, 2)), rng.uniform(0, 2, 40), rng.uniform(0, 1, 40), np.zeros(40)]).astype(np.float32)
+    dark = cloud.copy()
+    dark[:, 3] = 0.0
+    torch.manual_seed(0)
+    net = PillarFeatureNet(cfg).eval()
+    with torch.no_grad():
+        bright_canvas, dark_canvas = net(make_pillar_batch([cloud], cfg)), net(make_pillar_batch([dark], cfg))
+    # Without intensity the encoder sees the cloud exactly as if every return were dark; with it, it does not.
+    assert torch.equal(bright_canvas, dark_canvas) is not use_intensity
+    assert torch.equal(make_pillar_batch([cloud], cfg).points[:, 3] == 0, torch.full((40,), not use_intensity))
+    assert cloud[:, 3].min() > 0  # the caller's cloud is left as it was
+
+
 def test_multi_sweep_motion_compensation() -> None:
     # The ego moves +2 m in x between sweeps; a static point at city x = 10 must land on the same ego-now coordinates.
     def frame(t_ns: int, ego_x: float) -> Frame:
