@@ -23,9 +23,9 @@ class ModelConfig(StrictConfig):
     # Adds one BEV channel per sweep, log(1 + points of that sweep in the pillar): a mover shows as occupancy that
     # shifts from one sweep's channel to the next, which the 2D backbone sees directly (the velocity head's cue).
     sweep_occupancy: bool = False
-    # Whether the pillar encoder reads each point's intensity. Each dataset scales intensity its own way and the
-    # simulator's materials do not rank like real ones, so a network that ignores it (False: read as 0) transfers
-    # across rigs without a per-dataset calibration.
+    # Whether the pillar encoder reads each point's intensity (False: read as 0). Each dataset scales intensity its own
+    # way; a network that ignores it scores the same on every rig's scale, but loses the cue that tells the city's
+    # pedestrians from its street furniture.
     use_intensity: bool = True
     # Point heights and box centres relative to the ground estimated from the sweep (`ground`), not to the ego frame:
     # the network sees a car on a slope, below a kerb or in a lower parking lane as it sees one on the road.
