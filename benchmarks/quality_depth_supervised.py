@@ -84,6 +84,19 @@ class DenseDepthTask(DepthTask):
         return total_loss(inverse_depths, inputs.target, inputs.sources, dense, inputs.intrinsics, inputs.source_T_target, inputs.pose_valid, self.config.loss)
 
 
+def predicted_once(predict: Predictor) -> Predictor:
+    """`predict`, run at most once per sample (the metrics and the row bands score the same predictions)."""
+    memo: dict[int, np.ndarray] = {}
+
+    def run(samples: Sequence[DepthSample]) -> list[np.ndarray]:
+        missing = [sample for sample in samples if id(sample) not in memo]
+        if missing:
+            memo.update(zip(map(id, missing), predict(missing), strict=True))
+        return [memo[id(sample)] for sample in samples]
+
+    return run
+
+
 def band_abs_rel(samples: Sequence[DepthSample], predictors: Mapping[str, Predictor]) -> dict[str, list[float]]:
     """Mean AbsRel over images in each quarter of the Garg crop's rows (top first), per predictor."""
     result = {}
@@ -136,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"settings": {"train_logs": args.logs, "epochs": args.epochs, "eval_logs": args.eval_logs}}
     for name, samples in sets.items():
         title = f"{name} ({len(samples)} images)"
-        result[name] = {"metrics": evaluate_depth(samples, predictors), "abs_rel_by_row_band": band_abs_rel(samples, predictors)}
+        once = {predictor: predicted_once(predict) for predictor, predict in predictors.items()}
+        result[name] = {"metrics": evaluate_depth(samples, once), "abs_rel_by_row_band": band_abs_rel(samples, once)}
         console.print(depth_table(result[name]["metrics"], title))
         console.print(band_table(result[name]["abs_rel_by_row_band"], f"{title}: AbsRel by quarter of the crop's rows, top first"))
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")

@@ -62,7 +62,7 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
         if not cfg.use_intensity:
             kept[:, POINT_FEATURES.index("intensity")] = 0.0
         points.append(kept)
-        sweeps.append(sweep_index(kept[:, 4]))
+        sweeps.append(sweep_index(kept[:, POINT_FEATURES.index("time_lag_s")]))
         point_pillar.append(voxels.point_voxel[inside].astype(np.int64) + offset)
         pillar = np.empty((len(voxels.coords_zyx), 3), dtype=np.int64)
         pillar[:, 0] = batch_index
