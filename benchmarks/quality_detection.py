@@ -19,9 +19,10 @@ Tracker variants: the shipped perception/tracking/checkpoints/ab3dmot_synth.pt (
 --config configs/tracking/ab3dmot.yaml`) and its ablations (with the detector's velocity as a
 measurement, constant turn rate), and the shipped tracker on ground-truth boxes (an upper
 bound that isolates the detector's share of the error). Settings are chosen on validation logs (`--seed 500`).
-A third table gives the velocity error, predicted and true speed and heading flips of detections of moving objects, as
-decoded and, for a detector that takes moving boxes' heading from their sweeps' motion
-(`ModelConfig.motion_heading_min_speed_m_per_s`, perception/detection/motion_heading.py), with its heads' heading alone.
+A third table gives the velocity error, predicted and true speed and heading flips of detections of moving objects, and
+the share of detections of still objects that come out moving (>= 1 m/s): as decoded (the velocity searched from the
+sweeps, `ModelConfig.velocity_from_sweeps`, perception/detection/sweep_velocity.py, and moving boxes turned to face their
+motion, `ModelConfig.motion_heading_min_speed_m_per_s`), with the heads' heading, and with the velocity head's output.
 `--rig` simulates the held-out logs with a dataset's LiDAR rig (`single`, the e2e job's default; `av2`, `kitti`,
 `nuscenes`: `scenes.synth.lidar`).
 
@@ -77,7 +78,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from rich.console import Console
@@ -167,13 +168,16 @@ def _matches(truth_xy: np.ndarray, detected_xy: np.ndarray, scores: np.ndarray, 
 
 
 MOVING_M_PER_S = 1.0
+STILL_M_PER_S = 0.1
 
 
 def motion_scores(frames: list[Frame], detections: list[Boxes3D]) -> dict[str, dict[str, float]]:
     """Velocity and heading of the detections (score >= `REAL_SCORE_THRESHOLD`) matched to moving annotated boxes
     (faster than `MOVING_M_PER_S`; each to its nearest detection within `REAL_MATCH_M` in BEV), per group: median velocity error
-    (m/s), median predicted and true speed, and the share of headings off by more than 90 degrees (a flipped box)."""
+    (m/s), median predicted and true speed, the share of headings off by more than 90 degrees (a flipped box), and of
+    the detections matched to still boxes (slower than `STILL_M_PER_S`), the share predicted faster than `MOVING_M_PER_S`."""
     errors: dict[str, list[tuple[float, float, float, float]]] = {"vehicle": [], "pedestrian": []}
+    still: dict[str, list[float]] = {"vehicle": [], "pedestrian": []}
     for frame, boxes in zip(frames, detections, strict=True):
         truth = frame.annotations
         if truth is None or truth.velocity_m_per_s is None or boxes.velocity_m_per_s is None:
@@ -184,14 +188,17 @@ def motion_scores(frames: list[Frame], detections: list[Boxes3D]) -> dict[str, d
         speed = np.linalg.norm(truth.velocity_m_per_s, axis=1)
         for group, rows in errors.items():
             candidates = np.flatnonzero(detected_groups == group)
-            for index in np.flatnonzero((truth_groups == group) & (speed > MOVING_M_PER_S)):
-                if not len(candidates):
-                    break
+            if not len(candidates):
+                continue
+            for index in np.flatnonzero((truth_groups == group) & ((speed > MOVING_M_PER_S) | (speed < STILL_M_PER_S))):
                 distance = np.linalg.norm(confident.center_m[candidates, :2] - truth.center_m[index, :2], axis=1)
                 if distance.min() > REAL_MATCH_M:
                     continue
                 match = candidates[int(np.argmin(distance))]
                 velocity = confident.velocity_m_per_s[match]
+                if speed[index] < STILL_M_PER_S:
+                    still[group].append(float(np.linalg.norm(velocity) > MOVING_M_PER_S))
+                    continue
                 turn = wrap_angle(confident.yaw_rad[match] - truth.yaw_rad[index])
                 error = float(np.linalg.norm(velocity - truth.velocity_m_per_s[index]))
                 rows.append((error, float(np.linalg.norm(velocity)), float(speed[index]), float(abs(turn) > np.pi / 2)))
@@ -205,6 +212,8 @@ def motion_scores(frames: list[Frame], detections: list[Boxes3D]) -> dict[str, d
             "predicted_speed_m_per_s": float(medians[1]),
             "true_speed_m_per_s": float(medians[2]),
             "heading_flips": float(values[:, 3].mean()) if len(values) else float("nan"),
+            "still_matched": float(len(still[group])),
+            "still_predicted_moving": float(np.mean(still[group])) if still[group] else float("nan"),
         }
     return scores
 
@@ -322,9 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         static = evaluate_av2_detection(dts, truth, static_classes, max_range_m=float(args.max_range_m))
 
     motion = {"as decoded": motion_scores(all_frames, [d for ds in detections.values() for d in ds])}
-    if detector.cfg.model.motion_heading_min_speed_m_per_s is not None:
-        heads_only = detector.with_model(motion_heading_min_speed_m_per_s=None)
-        motion["heads' heading"] = motion_scores(all_frames, [d for frames in frames_by_log.values() for d in heads_only.run_log(frames)])
+    motion_ablations: dict[str, dict[str, Any]] = {
+        "heads' heading": {"motion_heading_min_speed_m_per_s": None},
+        "heads' velocity": {"velocity_from_sweeps": False},
+    }
+    for name, changes in motion_ablations.items():
+        if all(getattr(detector.cfg.model, key) != value for key, value in changes.items()):
+            ablated = detector.with_model(**changes)
+            motion[name] = motion_scores(all_frames, [d for frames in frames_by_log.values() for d in ablated.run_log(frames)])
     labels = labels_from_frames(all_frames)
     tracking: dict[str, dict[str, float]] = {}
     city_detections = {
@@ -375,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             static_table.add_row(metric, *(f"{static.per_category.loc[name, metric]:.3f}" for name in static_classes))
         console.print(static_table)
     motion_table = Table(title=f"moving objects (> {MOVING_M_PER_S:g} m/s), detections matched within {REAL_MATCH_M:g} m, same logs")
-    for column in ("group", "heading", "matched", "median velocity error (m/s)", "median predicted / true speed (m/s)", "heading flips"):
+    columns = ("group", "heading", "matched", "median velocity error (m/s)", "median predicted / true speed (m/s)", "heading flips")
+    for column in (*columns, f"still objects predicted > {MOVING_M_PER_S:g} m/s"):
         motion_table.add_column(column)
     for group in ("vehicle", "pedestrian"):
         for heading, groups in motion.items():
@@ -383,11 +398,13 @@ def main(argv: list[str] | None = None) -> int:
             motion_table.add_row(
                 group, heading, f"{row['matched']:.0f}", f"{row['velocity_error_m_per_s']:.2f}",
                 f"{row['predicted_speed_m_per_s']:.2f} / {row['true_speed_m_per_s']:.2f}", f"{row['heading_flips']:.2f}",
+                f"{row['still_predicted_moving']:.2f} of {row['still_matched']:.0f}",
             )  # fmt: skip
     if len(motion) > 1:
         motion_table.caption = (
-            f"'as decoded': boxes moving >= {detector.cfg.model.motion_heading_min_speed_m_per_s:g} m/s take the heading their sweeps' "
-            "motion explains (perception/detection/motion_heading.py); 'heads' heading': the same network without it"
+            "'as decoded': velocity searched from the sweeps (perception/detection/sweep_velocity.py) and boxes moving >= "
+            f"{detector.cfg.model.motion_heading_min_speed_m_per_s} m/s turned to face their motion; 'heads' heading': the same "
+            "without turning; 'heads' velocity': the velocity head's output (perception/detection/motion_heading.py turns boxes)"
         )
     console.print(motion_table)
     model = detector.cfg.model

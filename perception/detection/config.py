@@ -41,8 +41,12 @@ class ModelConfig(StrictConfig):
     # Frame of the velocity channels of the box code: the ego frame (CenterPoint) or along/across the box's heading
     # (`box_coder`: learnable before the network tells front from back).
     velocity_frame: Literal["ego", "box"] = "ego"
-    # Decoding: boxes moving at least this fast (m/s, by their velocity) take, of their heading and its opposite, the
-    # one whose motion carries their past sweeps onto the current one (`motion_heading`); None keeps the heads' heading.
+    # Decoding: each box's velocity searched from its sweeps (`sweep_velocity`: the motion that carries its past points
+    # onto its current ones) instead of the velocity head's.
+    velocity_from_sweeps: bool = True
+    # Decoding: boxes moving at least this fast (m/s, by their velocity) face the way they move; with the heads'
+    # velocity, of their heading and its opposite, the one whose motion carries their past sweeps onto the current one
+    # (`motion_heading`). None keeps the heads' heading.
     motion_heading_min_speed_m_per_s: Annotated[float, Field(ge=0)] | None = 1.0
     # Decoding: peaks kept per task, minimum score per class name (default for unnamed classes), rotated NMS.
     max_detections_per_task: Annotated[int, Field(ge=1)] = 100

@@ -14,6 +14,7 @@ from perception.detection.decode import decode
 from perception.detection.ground import estimate_ground
 from perception.detection.model import CenterPointNet, make_pillar_batch
 from perception.detection.motion_heading import resolve_headings
+from perception.detection.sweep_velocity import velocity_from_sweeps
 from perception.detection.sweeps import accumulate_sweeps
 from scenes.records import Boxes3D, Frame
 from scenes.training.checkpoint import load_stage
@@ -39,8 +40,8 @@ class Detector:
 
     def with_model(self, **changes: Any) -> Detector:
         """The same network with `ModelConfig` settings that do not change its weights replaced, whichever way it was
-        trained: the ablations of one checkpoint (`ground_relative`, the height range in `range_m`, the heading from
-        motion, `use_intensity`)."""
+        trained: the ablations of one checkpoint (`ground_relative`, the height range in `range_m`, the velocity from the
+        sweeps, the heading from motion, `use_intensity`)."""
         model = ModelConfig.model_validate({**self.cfg.model.model_dump(), **changes})
         return Detector(self.cfg.model_copy(update={"model": model}), self.net, self.device)
 
@@ -58,7 +59,12 @@ class Detector:
             clouds = [ground.relative(cloud) for ground, cloud in zip(grounds, clouds, strict=True)]
         outputs = self.net(make_pillar_batch(clouds, model).to(self.device))
         boxes = decode([(heatmap.cpu(), regression.cpu()) for heatmap, regression in outputs], model)
-        if model.motion_heading_min_speed_m_per_s is not None:
+        if model.velocity_from_sweeps:
+            boxes = [
+                velocity_from_sweeps(cloud, found, turn_min_speed_m_per_s=model.motion_heading_min_speed_m_per_s)
+                for cloud, found in zip(clouds, boxes, strict=True)
+            ]
+        elif model.motion_heading_min_speed_m_per_s is not None:
             boxes = [
                 resolve_headings(cloud, found, min_speed_m_per_s=model.motion_heading_min_speed_m_per_s)
                 for cloud, found in zip(clouds, boxes, strict=True)

@@ -157,14 +157,20 @@ def test_motion_scores_by_hand() -> None:
         np.array([0.0, 0.0, np.pi / 2]), np.array([RV, RV, PED]), velocity_m_per_s=np.array([[10.0, 0.0], [0.0, 0.0], [0.0, 1.5]]),
     )  # fmt: skip
     frame = Frame("log", 0, SE3.identity(), annotations=truth)
-    # Detections: the moving car 0.5 m off with velocity (7, 0) and a flipped heading; the parked car (not moving, left
-    # out); a detection near the pedestrian but below the score threshold, so the pedestrian is unmatched.
+    # Detections: the moving car 0.5 m off with velocity (7, 0) and a flipped heading; the parked car coming out at
+    # 1.5 m/s (a still object predicted moving); a detection near the pedestrian but below the score threshold, so the
+    # pedestrian is unmatched.
     detected = Boxes3D(
         np.array([[10.5, 0.0, 0.8], [20.0, 5.0, 0.8], [5.0, -5.0, 0.9]]), truth.size_lwh_m, np.array([np.pi - 0.1, 0.0, np.pi / 2]),
-        np.array([RV, RV, PED]), score=np.array([0.9, 0.9, 0.2]), velocity_m_per_s=np.array([[7.0, 0.0], [0.0, 0.0], [0.0, 1.5]]),
+        np.array([RV, RV, PED]), score=np.array([0.9, 0.9, 0.2]), velocity_m_per_s=np.array([[7.0, 0.0], [1.5, 0.0], [0.0, 1.5]]),
     )  # fmt: skip
     scores = motion_scores([frame], [detected])
     assert scores["vehicle"] == {
         "matched": 1.0, "velocity_error_m_per_s": 3.0, "predicted_speed_m_per_s": 7.0, "true_speed_m_per_s": 10.0, "heading_flips": 1.0,
+        "still_matched": 1.0, "still_predicted_moving": 1.0,
     }  # fmt: skip
     assert scores["pedestrian"]["matched"] == 0.0 and np.isnan(scores["pedestrian"]["velocity_error_m_per_s"])
+    assert scores["pedestrian"]["still_matched"] == 0.0 and np.isnan(scores["pedestrian"]["still_predicted_moving"])
+    # The parked car at 0.5 m/s is still, as predicted.
+    slower = replace(detected, velocity_m_per_s=np.array([[7.0, 0.0], [0.5, 0.0], [0.0, 1.5]]))
+    assert motion_scores([frame], [slower])["vehicle"]["still_predicted_moving"] == 0.0
