@@ -36,10 +36,14 @@ KITTI): the ablation of the canonical ego frame. Its last rows run the same netw
 on for one trained on absolute heights; for a network whose height range reaches above 3 m, a row with the points above
 3 m dropped (tree crowns, awnings and signs over the sidewalk: the same network, its height range cut); for a network
 that reads intensity, a row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints
-trained on every dataset rig, on two city styles, with a static-object head, on single sweeps too, with a random
-intensity response, with pasted objects placed beside structure, with the velocity coded along the heading and
-without point intensities:
+trained with a static-object head (0.4 m and 0.8 m pillars), on every dataset rig, on two city styles, on single
+sweeps too, with a random intensity response, with pasted objects placed beside structure, with the velocity coded
+along the heading and without point intensities:
 
+    drivestack train detection --config configs/detection/centerpoint_synth_static_fine_pillars.yaml --data synth \
+        --out runs/detection_static_fine_pillars
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_static_fine_pillars/detector.pt \
+        --out benchmarks/results/quality_detection_static_fine_pillars.json  # and --rig av2
     drivestack train detection --config configs/detection/centerpoint_synth_rigs.yaml --data synth --out runs/detection_rigs
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_rigs/detector.pt --rig av2 \
         --out benchmarks/results/quality_detection_rigs_av2.json
