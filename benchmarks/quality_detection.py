@@ -94,6 +94,7 @@ from perception.detection.evaluate import evaluate_av2_detection
 from perception.tracking.config import TrackerConfig
 from perception.tracking.evaluate import evaluate_av2_tracking
 from perception.tracking.tracker import Tracker, load_tracker_config
+from scenes.categories import VEHICLE_CATEGORIES
 from scenes.ego_frame import EgoConvention
 from scenes.geometry import wrap_angle
 from scenes.io import atomic_write_text
@@ -134,9 +135,6 @@ def _ground_truth_detections(frame: Frame) -> Boxes3D:
     return visible.transformed(frame.city_SE3_ego, "city")
 
 
-VEHICLES: Final = frozenset(
-    {"REGULAR_VEHICLE", "LARGE_VEHICLE", "BOX_TRUCK", "BUS", "TRUCK", "TRUCK_CAB", "VEHICULAR_TRAILER", "SCHOOL_BUS", "ARTICULATED_BUS"}
-)
 REAL_SAMPLES: Final = {"AV2 sweep": ("av2", "av2/sensor"), "KITTI frames": ("kitti-object", "kitti/object")}
 REAL_SCORE_THRESHOLD = 0.3
 REAL_MATCH_M = 2.0
@@ -153,7 +151,7 @@ def overhead_cut(detector: Detector) -> Detector:
 
 def _groups(boxes: Boxes3D) -> np.ndarray:
     names = boxes.category_names
-    return np.array(["vehicle" if name in VEHICLES else "pedestrian" if name == "PEDESTRIAN" else "other" for name in names], dtype=object)
+    return np.array(["vehicle" if name in VEHICLE_CATEGORIES else "pedestrian" if name == "PEDESTRIAN" else "other" for name in names], dtype=object)
 
 
 def _matches(truth_xy: np.ndarray, detected_xy: np.ndarray, scores: np.ndarray, radius_m: float) -> int:

@@ -27,20 +27,14 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from forecasting.config import LaneGoalConfig
-from scenes.categories import CATEGORY_ID
+from scenes.categories import CATEGORY_ID, VEHICLE_CATEGORIES
 from scenes.geometry import points_at_arc, polyline_arc_m, yaw_to_matrix
 from scenes.records import LaneGraph
 
 __all__ = ["LANE_FOLLOWING_CATEGORY_IDS", "LanePaths", "path_points", "reach_m", "agent_paths", "select_modes"]
 
 # Agents that drive on lanes; every other category moves freely (rays around it).
-LANE_FOLLOWING_CATEGORY_IDS: Final = frozenset(
-    CATEGORY_ID[name]
-    for name in (
-        "REGULAR_VEHICLE", "LARGE_VEHICLE", "BUS", "BOX_TRUCK", "TRUCK", "TRUCK_CAB", "VEHICULAR_TRAILER", "SCHOOL_BUS",
-        "ARTICULATED_BUS", "MOTORCYCLIST", "BICYCLIST",
-    )
-)  # fmt: skip
+LANE_FOLLOWING_CATEGORY_IDS: Final = frozenset(CATEGORY_ID[name] for name in VEHICLE_CATEGORIES | {"MOTORCYCLIST", "BICYCLIST"})
 _INDEX_SPACING_M: Final = 1.0  # resolution of the lane-point index (where an agent enters its lanes)
 _MAX_BRANCHES: Final = 64  # branches explored per agent before the closest `max_paths - 1` are kept
 

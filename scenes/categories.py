@@ -59,6 +59,11 @@ STATIC_CATEGORIES: Final[frozenset[str]] = frozenset(
     }
 )
 
+# Motor vehicles: cars, vans, trucks, buses and their trailers.
+VEHICLE_CATEGORIES: Final[frozenset[str]] = frozenset(
+    {"REGULAR_VEHICLE", "LARGE_VEHICLE", "BUS", "BOX_TRUCK", "TRUCK", "TRUCK_CAB", "VEHICULAR_TRAILER", "SCHOOL_BUS", "ARTICULATED_BUS"}
+)
+
 NUSCENES_DETECTION_NAMES: Final[tuple[str, ...]] = (
     "car",
     "truck",

@@ -26,23 +26,22 @@ import numba
 import numpy as np
 
 from perception.detection.sweeps import POINT_FEATURES
-from scenes.categories import CATEGORY_ID
+from scenes.categories import CATEGORIES, CATEGORY_ID, VEHICLE_CATEGORIES
 from scenes.geometry import wrap_angle
 from scenes.records import Boxes3D
 
 LAG: Final = POINT_FEATURES.index("time_lag_s")
-_VEHICLES: Final = ("REGULAR_VEHICLE", "LARGE_VEHICLE", "BUS", "BOX_TRUCK", "TRUCK", "VEHICULAR_TRAILER", "TRUCK_CAB", "SCHOOL_BUS", "ARTICULATED_BUS")
 _RIDERS: Final = ("BICYCLIST", "WHEELED_RIDER", "BICYCLE", "WHEELED_DEVICE")
 _MOTORCYCLES: Final = ("MOTORCYCLIST", "MOTORCYCLE")
 _WALKERS: Final = ("PEDESTRIAN", "WHEELCHAIR", "STROLLER", "DOG")
 # Top speed (m/s) searched along and across a box's heading, per category; other categories keep their velocity.
 TOP_SPEED_M_PER_S: Final[dict[str, tuple[float, float]]] = {
-    **{name: (25.0, 1.0) for name in _VEHICLES},
+    **{name: (25.0, 1.0) for name in VEHICLE_CATEGORIES},
     **{name: (25.0, 1.0) for name in _MOTORCYCLES},
     **{name: (10.0, 1.0) for name in _RIDERS},
     **{name: (3.0, 3.0) for name in _WALKERS},
 }
-_TOP_BY_ID: Final = np.full((max(CATEGORY_ID.values()) + 1, 2), np.nan)
+_TOP_BY_ID: Final = np.full((len(CATEGORIES), 2), np.nan)
 for _name, _top in TOP_SPEED_M_PER_S.items():
     _TOP_BY_ID[CATEGORY_ID[_name]] = _top
 _WALKER_ID: Final = np.isin(np.arange(len(_TOP_BY_ID)), [CATEGORY_ID[name] for name in _WALKERS])
@@ -123,31 +122,27 @@ def _capped_distance_raster(uw: np.ndarray, half_uw: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _mean_lookup(raster: np.ndarray, uw: np.ndarray, shift_uw: np.ndarray, half_uw: np.ndarray) -> float:
-    """Mean of the `raster`'s values where the points `uw` moved by `shift_uw` land (`CAP_M` outside it)."""
+def _mean_carried(raster: np.ndarray, uw: np.ndarray, lag: np.ndarray, velocity: np.ndarray, half_uw: np.ndarray) -> float:
+    """Mean of the `raster`'s values where the points `uw`, carried by `velocity` over their `lag`, land (`CAP_M`
+    outside it)."""
     total = 0.0
     for i in range(uw.shape[0]):
-        a = int(np.floor((uw[i, 0] + shift_uw[0] + half_uw[0]) / CELL_M))
-        b = int(np.floor((uw[i, 1] + shift_uw[1] + half_uw[1]) / CELL_M))
+        a = int(np.floor((uw[i, 0] + lag[i] * velocity[0] + half_uw[0]) / CELL_M))
+        b = int(np.floor((uw[i, 1] + lag[i] * velocity[1] + half_uw[1]) / CELL_M))
         total += raster[a, b] if 0 <= a < raster.shape[0] and 0 <= b < raster.shape[1] else CAP_M
     return total / uw.shape[0]
 
 
 @numba.njit(cache=True, nogil=True)
 def _cost(
-    velocity: np.ndarray, current_uw: np.ndarray, past_uw: np.ndarray, past_lag: np.ndarray,
-    lags: np.ndarray, forward: np.ndarray, backward: np.ndarray, half_uw: np.ndarray,
+    velocity: np.ndarray, current_uw: np.ndarray, back_lag: np.ndarray, past_uw: np.ndarray, past_lag: np.ndarray,
+    forward: np.ndarray, backward: np.ndarray, half_uw: np.ndarray,
 ) -> float:  # fmt: skip
     """How badly `velocity` (along, across) carries the past points onto the current ones (`forward`: their distance
-    raster) and the current points back onto each past sweep's (`backward[l]`, of the sweep `lags[l]` ago)."""
-    total = 0.0
-    for i in range(past_uw.shape[0]):
-        a = int(np.floor((past_uw[i, 0] + past_lag[i] * velocity[0] + half_uw[0]) / CELL_M))
-        b = int(np.floor((past_uw[i, 1] + past_lag[i] * velocity[1] + half_uw[1]) / CELL_M))
-        total += forward[a, b] if 0 <= a < forward.shape[0] and 0 <= b < forward.shape[1] else CAP_M
-    cost = total / past_uw.shape[0]
-    for k in range(lags.shape[0]):
-        cost += _mean_lookup(backward[k], current_uw, -lags[k] * velocity, half_uw) / lags.shape[0]
+    raster) and the current points back onto each past sweep's (`backward[l]`, over the negative lag `back_lag[l]`)."""
+    cost = _mean_carried(forward, past_uw, past_lag, velocity, half_uw)
+    for k in range(backward.shape[0]):
+        cost += _mean_carried(backward[k], current_uw, back_lag[k], velocity, half_uw) / backward.shape[0]
     return cost
 
 
@@ -159,18 +154,20 @@ def _search(current_uw: np.ndarray, past_uw: np.ndarray, past_lag: np.ndarray, h
     forward = _capped_distance_raster(current_uw, half_uw)
     lags = np.unique(past_lag)
     backward = np.empty((lags.shape[0], forward.shape[0], forward.shape[1]))
+    back_lag = np.empty((lags.shape[0], current_uw.shape[0]))
     for k in range(lags.shape[0]):
         backward[k] = _capped_distance_raster(past_uw[past_lag == lags[k]], half_uw)
+        back_lag[k] = -lags[k]
     steps = np.floor(top / COARSE_STEP_M_PER_S + 1e-9).astype(np.int64)
-    coarse = _best_on_grid(np.zeros(2), COARSE_STEP_M_PER_S, steps, top, current_uw, past_uw, past_lag, lags, forward, backward, half_uw)
+    coarse = _best_on_grid(np.zeros(2), COARSE_STEP_M_PER_S, steps, top, current_uw, back_lag, past_uw, past_lag, forward, backward, half_uw)
     fine_steps = np.array([4, 4 if top[1] > 0 else 0])
-    return _best_on_grid(coarse, COARSE_STEP_M_PER_S / 4, fine_steps, top, current_uw, past_uw, past_lag, lags, forward, backward, half_uw)
+    return _best_on_grid(coarse, COARSE_STEP_M_PER_S / 4, fine_steps, top, current_uw, back_lag, past_uw, past_lag, forward, backward, half_uw)
 
 
 @numba.njit(cache=True, nogil=True)
 def _best_on_grid(
     center: np.ndarray, step: float, steps: np.ndarray, top: np.ndarray,
-    current_uw: np.ndarray, past_uw: np.ndarray, past_lag: np.ndarray, lags: np.ndarray, forward: np.ndarray, backward: np.ndarray, half_uw: np.ndarray,
+    current_uw: np.ndarray, back_lag: np.ndarray, past_uw: np.ndarray, past_lag: np.ndarray, forward: np.ndarray, backward: np.ndarray, half_uw: np.ndarray,
 ) -> np.ndarray:  # fmt: skip
     """Of the velocities `center + (i, j) * step` (`|i|, |j| <= steps`, within `top`), the one of lowest `_cost`."""
     best = center.copy()
@@ -182,7 +179,7 @@ def _best_on_grid(
             velocity[1] = center[1] + j * step
             if abs(velocity[0]) > top[0] + 1e-9 or abs(velocity[1]) > top[1] + 1e-9:
                 continue
-            cost = _cost(velocity, current_uw, past_uw, past_lag, lags, forward, backward, half_uw)
+            cost = _cost(velocity, current_uw, back_lag, past_uw, past_lag, forward, backward, half_uw)
             if cost < lowest:
                 lowest = cost
                 best[:] = velocity
