@@ -27,19 +27,24 @@ motion, `ModelConfig.motion_heading_min_speed_m_per_s`), with the heads' heading
 `nuscenes`: `scenes.synth.lidar`).
 
 Real sensors: with the real samples beside the repository (`--real-data`, default `../shared/data`), the detector also
-runs on the real AV2 sweep and the three KITTI object frames (no training on real data, single sweeps: the samples hold
-no past sweeps), and a second table gives BEV recall / precision at 2 m (score >= 0.3) for vehicles and pedestrians and
-the AV2 evaluator's AP, within `--max-range-m`, KITTI detections kept only inside image_2 (KITTI labels nothing else).
-Its `dataset ego frames` rows move the records back into each dataset's own frame (road at -0.33 m on AV2, -1.73 m on
-KITTI): the ablation of the canonical ego frame. Its last rows run the same network with the ground estimate of
-`perception/detection/ground.py` switched over (`ModelConfig.ground_relative`): off for a ground-relative checkpoint,
-on for one trained on absolute heights; for a network whose height range reaches above 3 m, a row with the points above
-3 m dropped (tree crowns, awnings and signs over the sidewalk: the same network, its height range cut); for a network
-that reads intensity, a row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints
-trained with a static-object head (0.4 m and 0.8 m pillars), on every dataset rig, on two city styles, on single
-sweeps too, with a random intensity response, with pasted objects placed beside structure, with the velocity coded
-along the heading and without point intensities:
+runs on the real AV2 sweep and the three KITTI object frames (no training on real data, single sweeps: the samples
+hold no past sweeps), and a second table gives BEV recall / precision at 2 m (score >= 0.3) for vehicles and
+pedestrians and the AV2 evaluator's AP (of the static classes too when the detector has a head for them), within
+`--max-range-m`, KITTI detections kept only inside image_2 (KITTI labels nothing else). Its `dataset ego frames` rows
+move the records back into each dataset's own frame (road at -0.33 m on AV2, -1.73 m on KITTI): the ablation of the
+canonical ego frame. Its last rows run the same network with the ground estimate of `perception/detection/ground.py`
+switched over (`ModelConfig.ground_relative`): off for a ground-relative checkpoint, on for one trained on absolute
+heights; for a network whose height range reaches above 3 m, a row with the points above 3 m dropped (tree crowns,
+awnings and signs over the sidewalk: the same network, its height range cut); for a network that reads intensity, a
+row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints trained with a static-object head
+(on the frozen shipped network, and whole with 0.4 m and 0.8 m pillars), on every dataset rig, on two city styles, on
+single sweeps too, with a random intensity response, with pasted objects placed beside structure, with the velocity
+coded along the heading and without point intensities:
 
+    drivestack train detection --config configs/detection/centerpoint_synth_static_head.yaml --data synth \
+        --out runs/detection/centerpoint_synth_static_head  # a static head on the frozen network of runs/detection/centerpoint_synth
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection/centerpoint_synth_static_head/detector.pt \
+        --logs 6 --out benchmarks/results/quality_detection_static_head.json  # and --rig av2
     drivestack train detection --config configs/detection/centerpoint_synth_static_fine_pillars.yaml --data synth \
         --out runs/detection_static_fine_pillars
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_static_fine_pillars/detector.pt \
@@ -237,9 +242,15 @@ def _in_dataset_frame(frame: Frame, convention: EgoConvention) -> Frame:
     return replace(frame, lidar=replace(lidar, points_xyz_m=convention.points_from_ego(lidar.points_xyz_m)), annotations=annotations)
 
 
+def scored_classes(detector: Detector) -> tuple[str, ...]:
+    """The classes whose AP the real-sample rows report: vehicles, pedestrians and the static classes the detector has
+    a head for."""
+    return (*CLASSES, *(name for name in STATIC_CLASSES if name in detector.cfg.model.class_names))
+
+
 def real_sample_scores(detector: Detector, data_root: Path, *, max_range_m: float, dataset_frame: bool = False) -> dict[str, dict[str, float]]:
     """BEV recall / precision at `REAL_MATCH_M` (score >= `REAL_SCORE_THRESHOLD`) of vehicles and pedestrians, and the
-    AV2 evaluator's AP, on each real sample under `data_root` (single sweeps: no past sweeps exist on disk). KITTI
+    AV2 evaluator's AP (of `scored_classes`), on each real sample under `data_root` (single sweeps: no past sweeps exist on disk). KITTI
     labels cover only the camera's view, so KITTI detections outside it are left out. With `dataset_frame`, records
     are moved back into each dataset's own ego frame (the road at -0.33 m on AV2, -1.73 m on KITTI): the ablation of
     the canonical ego frame."""
@@ -283,7 +294,7 @@ def real_sample_scores(detector: Detector, data_root: Path, *, max_range_m: floa
             row[f"{group}/recall"] = matched / truths if truths else float("nan")
             row[f"{group}/precision"] = matched / detected if detected else float("nan")
             row[f"{group}/truths"] = float(truths)
-        present = [c for c in CLASSES if any(c in f.annotations.category_names for f in frames if f.annotations is not None)]
+        present = [c for c in scored_classes(detector) if any(c in f.annotations.category_names for f in frames if f.annotations is not None)]
         if present:
             ap = evaluate_av2_detection(detections_table(items), ground_truth_table(frames), present, max_range_m=max_range_m)
             row.update({f"{category}/AP": float(ap.per_category.loc[category, "AP"]) for category in present})
@@ -425,12 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if any(real.values()):
         real_table = Table(title=f"real samples in {args.real_data} (score >= {REAL_SCORE_THRESHOLD}, BEV match {REAL_MATCH_M:g} m, {args.max_range_m} m)")
-        for column in ("sample", "records", "vehicle recall", "vehicle precision", "pedestrian recall", "pedestrian precision", *(f"{c} AP" for c in CLASSES)):
+        real_classes = scored_classes(detector)
+        recall_columns = ("vehicle recall", "vehicle precision", "pedestrian recall", "pedestrian precision")
+        for column in ("sample", "records", *recall_columns, *(f"{c} AP" for c in real_classes)):
             real_table.add_column(column)
         for records, samples in real.items():
             for sample, row in samples.items():
                 cells = [row.get(key, float("nan")) for key in ("vehicle/recall", "vehicle/precision", "pedestrian/recall", "pedestrian/precision")]
-                cells += [row.get(f"{c}/AP", float("nan")) for c in CLASSES]
+                cells += [row.get(f"{c}/AP", float("nan")) for c in real_classes]
                 real_table.add_row(sample, records, *(f"{value:.3f}" for value in cells))
         real_table.caption = (
             "targets: vehicle recall >= 0.8 at precision >= 0.6, pedestrian recall >= 0.5; "

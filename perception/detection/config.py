@@ -36,6 +36,10 @@ class ModelConfig(StrictConfig):
     backbone_channels: tuple[int, int] = (32, 64)
     backbone_layers: tuple[int, int] = (3, 3)
     head_channels: Annotated[int, Field(ge=4)] = 32
+    # The last this many tasks' heads read the backbone's features (their own 3x3 conv over all its channels) instead
+    # of the conv that the other heads share: heads added to a trained, frozen network, whose shared conv keeps only
+    # what its own tasks need.
+    backbone_fed_tasks: Annotated[int, Field(ge=0)] = 0
     # Heads run at this stride of the pillar grid: 2 (CenterPoint's pillar setting) or 1 (finer, for small objects).
     out_stride: Literal[1, 2] = 2
     # Frame of the velocity channels of the box code: the ego frame (CenterPoint) or along/across the box's heading
@@ -71,6 +75,8 @@ class ModelConfig(StrictConfig):
         _, ny, nx = grid.shape_zyx
         if nx % 4 or ny % 4:
             raise ValueError(f"the BEV grid ({nx} x {ny} pillars) must be divisible by 4 (backbone strides)")
+        if self.backbone_fed_tasks >= len(self.tasks):
+            raise ValueError(f"backbone_fed_tasks ({self.backbone_fed_tasks}) must leave at least one of the {len(self.tasks)} tasks on the shared conv")
         unknown = sorted(set(self.class_score_thresholds) - set(self.class_names))
         if unknown:
             raise ValueError(f"class_score_thresholds names classes outside tasks: {unknown}")
@@ -98,6 +104,10 @@ class ModelConfig(StrictConfig):
     def out_shape_hw(self) -> tuple[int, int]:
         _, ny, nx = self.grid.shape_zyx
         return ny // self.out_stride, nx // self.out_stride
+
+    def backbone_fed(self, task_index: int) -> bool:
+        """Whether the head of task `task_index` reads the backbone's features rather than the shared conv's."""
+        return task_index >= len(self.tasks) - self.backbone_fed_tasks
 
     @property
     def box_coder(self) -> BoxCoder:
@@ -151,8 +161,13 @@ class TrainConfig(StrictConfig):
     # (`gt_sampling`, "placement beside structure").
     paste_near_structure: Annotated[float, Field(ge=0, le=1)] = 0.0
     num_threads: Annotated[int, Field(ge=1)] | None = None
-    # Warm start: weights of a detector checkpoint with the same model config (fine-tuning); ignored when resuming.
+    # Warm start: weights of a detector checkpoint whose model config is this run's or this run's less some tasks
+    # (fine-tuning, or heads added to a trained network); a relative path is read from the working directory; ignored
+    # when resuming.
     init_checkpoint: str | None = None
+    # Train only the heads of tasks the init checkpoint lacks: everything it holds keeps its weights and BatchNorm
+    # statistics, so the detections of its tasks stay exactly as they were.
+    freeze_initialised: bool = False
 
     @property
     def varies_sensor(self) -> bool:
@@ -165,6 +180,12 @@ class TrainConfig(StrictConfig):
         """Whether the gain or gamma range of `augment.vary_intensity` differs from its default, the one that changes
         nothing."""
         return self._differs_from_default(_VARY_INTENSITY_FIELDS)
+
+    @model_validator(mode="after")
+    def _frozen_needs_init(self) -> TrainConfig:
+        if self.freeze_initialised and self.init_checkpoint is None:
+            raise ValueError("train.freeze_initialised needs train.init_checkpoint")
+        return self
 
     def _differs_from_default(self, names: tuple[str, ...]) -> bool:
         return any(getattr(self, name) != type(self).model_fields[name].default for name in names)

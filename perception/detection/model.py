@@ -4,12 +4,14 @@ Pillar feature net (PointPillars): each point is decorated with its offset to th
 pillar centre, passed through Linear-BN-ReLU and max-pooled per pillar (dynamic pillars, no point limit).
 Backbone: two strided conv stages (stride 2 and 4 of the pillar grid) upsampled to the output stride (2, as CenterPoint's
 pillar model, or 1) and concatenated.
-Heads (CenterPoint): per class group a shared 3x3 conv, one heatmap (one channel per class) and a shared regression of
+Heads (CenterPoint): a 3x3 conv shared by all heads (or, for heads added to a trained network, the backbone's features
+directly), then per class group a 3x3 conv, one heatmap (one channel per class) and a shared regression of
 the box code (`perception.detection.box_coder`) at every output cell.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,8 +183,28 @@ class CenterPointNet(nn.Module):
         self.pillars = PillarFeatureNet(cfg)
         self.backbone = BEVBackbone(self.pillars.out_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.out_stride)
         self.shared = _conv(self.backbone.out_channels, cfg.head_channels)
-        self.heads = nn.ModuleList(CenterHead(cfg.head_channels, cfg.head_channels, len(task)) for task in cfg.tasks)
+        self.heads = nn.ModuleList(
+            CenterHead(self.backbone.out_channels if cfg.backbone_fed(index) else cfg.head_channels, cfg.head_channels, len(task))
+            for index, task in enumerate(cfg.tasks)
+        )
+        self.frozen: list[nn.Module] = []
+
+    def freeze_all_but(self, trainable_heads: Sequence[int]) -> None:
+        """Freezes everything but the heads at `trainable_heads`: no gradients, and BatchNorm statistics kept in
+        training too (the frozen modules stay in eval mode), so the frozen heads' outputs do not change."""
+        trainable = set(trainable_heads)
+        self.frozen = [self.pillars, self.backbone, self.shared, *(head for index, head in enumerate(self.heads) if index not in trainable)]
+        for module in self.frozen:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> CenterPointNet:
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()
+        return self
 
     def forward(self, batch: PillarBatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        features = self.shared(self.backbone(self.pillars(batch)))
-        return [head(features) for head in self.heads]
+        backbone = self.backbone(self.pillars(batch))
+        shared = self.shared(backbone)
+        return [head(backbone if self.cfg.backbone_fed(index) else shared) for index, head in enumerate(self.heads)]

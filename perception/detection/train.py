@@ -8,7 +8,7 @@ at the end, both in the one checkpoint format.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -31,7 +31,7 @@ from scenes.adapters.base import Dataset
 from scenes.errors import InputError
 from scenes.records import Boxes3D, Frame
 from scenes.training.checkpoint import CheckpointError, load_checkpoint
-from scenes.training.harness import LoopSettings, OnCheckpoint, TrainingTask
+from scenes.training.harness import LoopSettings, OnCheckpoint, ParameterGroup, TrainingTask
 from scenes.training.harness import fit as harness_fit
 
 FINAL: Final = "detector.pt"
@@ -191,16 +191,18 @@ class DetectionTask(TrainingTask):
         return len(self.samples)
 
     def build_model(self) -> CenterPointNet:
-        return CenterPointNet(self.config.model)
+        """The network, warm-started from `train.init_checkpoint` when given (all but the added heads frozen with
+        `train.freeze_initialised`)."""
+        model = CenterPointNet(self.config.model)
+        train = self.config.train
+        if train.init_checkpoint is not None:
+            loaded = warm_start(model, train.init_checkpoint)
+            if train.freeze_initialised:
+                model.freeze_all_but([index for index in range(len(model.heads)) if index not in loaded])
+        return model
 
-    def initial_state(self) -> Mapping[str, torch.Tensor] | None:
-        init = self.config.train.init_checkpoint
-        if init is None:
-            return None
-        initial = load_checkpoint(init, STAGE)
-        if initial["config"]["model"] != self.config.model.model_dump(mode="json"):
-            raise CheckpointError(f"{init}: train.init_checkpoint has another model config than this run")
-        return initial["state_dict"]
+    def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:
+        return [ParameterGroup([parameter for parameter in model.parameters() if parameter.requires_grad])]
 
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> tuple[PillarBatch, list[list[TaskTargets]]]:
         train = self.config.train
@@ -220,6 +222,31 @@ class DetectionTask(TrainingTask):
             squared = torch.zeros(LAYOUT.width, dtype=torch.bool, device=device)
             squared[LAYOUT.velocity] = True
         return centerpoint_loss(model(pillars), targets, code_weights, self.config.train.regression_weight, squared)
+
+
+def warm_start(model: CenterPointNet, path: str) -> set[int]:
+    """Loads a detector checkpoint into `model`, whose config must be the checkpoint's with, at most, tasks added;
+    returns the indices of `model`'s heads that were loaded (the others keep their fresh initialisation)."""
+    initial = load_checkpoint(path, STAGE)
+    saved = ModelConfig.model_validate(initial["config"]["model"]).model_dump(mode="json")  # later settings at their defaults
+    wanted = model.cfg.model_dump(mode="json")
+    saved_tasks, tasks = saved.pop("tasks"), wanted.pop("tasks")
+    saved_fed, fed = saved.pop("backbone_fed_tasks"), wanted.pop("backbone_fed_tasks")
+    head_of = {index: tasks.index(task) for index, task in enumerate(saved_tasks) if task in tasks}
+    same_inputs = all((i >= len(saved_tasks) - saved_fed) == (j >= len(tasks) - fed) for i, j in head_of.items())
+    if saved != wanted or len(head_of) < len(saved_tasks) or not same_inputs:
+        raise CheckpointError(f"{path}: train.init_checkpoint has another model config than this run (only added tasks may differ)")
+    state = {}
+    for key, value in initial["state_dict"].items():
+        if key.startswith("heads."):
+            _, index, rest = key.split(".", 2)
+            key = f"heads.{head_of[int(index)]}.{rest}"
+        state[key] = value
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    added = {f"heads.{index}." for index in range(len(tasks)) if index not in head_of.values()}
+    if unexpected or any(not key.startswith(tuple(added)) for key in missing):
+        raise CheckpointError(f"{path}: weights do not fit the model config it holds ({(unexpected or missing)[0]})")
+    return set(head_of.values())
 
 
 def fit(

@@ -19,7 +19,7 @@ from perception.detection.decode import decode
 from perception.detection.detector import Detector
 from perception.detection.gt_sampling import MIN_POINTS
 from perception.detection.losses import focal_loss, regression_loss
-from perception.detection.model import PillarFeatureNet, make_pillar_batch, sweep_index
+from perception.detection.model import CenterPointNet, PillarFeatureNet, make_pillar_batch, sweep_index
 from perception.detection.sweeps import POINT_FEATURES, accumulate_sweeps
 from perception.detection.targets import build_targets, draw_gaussian, gaussian_radius
 from perception.detection.train import DetectionTask, Sample, fit, prepare, synth_samples
@@ -501,3 +501,49 @@ def test_warm_start_from_a_checkpoint(tmp_path: Path) -> None:
     other = DetectionConfig.model_validate({**warm_cfg.model_dump(), "model": {**warm_cfg.model.model_dump(), "head_channels": 8}})
     with pytest.raises(CheckpointError, match="first/detector.pt: train.init_checkpoint has another model config"):
         fit(other, samples, tmp_path / "other", show_progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("added_index", [1, 2])
+def test_a_head_added_to_a_frozen_network_leaves_its_detections_alone(tmp_path: Path, added_index: int) -> None:
+    samples = [Sample(_scene(6), ()), Sample(_scene(7), ())]
+    base_cfg = _tiny_cfg(3)
+    base = fit(base_cfg, samples, tmp_path / "base", show_progress=False)
+    tasks = [list(task) for task in base_cfg.model.tasks]
+    tasks.insert(added_index, ["CONSTRUCTION_CONE", "BOLLARD"])
+    fed = int(added_index == len(tasks) - 1)  # appended last: its head reads the backbone (its own wider conv)
+    cfg = _tiny_cfg(3, init_checkpoint=str(base), freeze_initialised=True)
+    cfg = DetectionConfig.model_validate({**cfg.model_dump(), "model": {**cfg.model.model_dump(), "tasks": tasks, "backbone_fed_tasks": fed}})
+    added = fit(cfg, samples, tmp_path / "added", show_progress=False)
+    before, after = load_checkpoint(base)["state_dict"], load_checkpoint(added)["state_dict"]
+    moved = {"heads.1.": "heads.2."} if added_index == 1 else {}  # inserted before the pedestrians: theirs is the third head
+    for key, value in before.items():
+        renamed = next((key.replace(old, new, 1) for old, new in moved.items() if key.startswith(old)), key)
+        assert torch.equal(after[renamed], value), key  # weights and BatchNorm statistics alike
+    fresh = CenterPointNet(cfg.model).state_dict()
+    new_head = f"heads.{added_index}."
+    # Input channels: the backbone's (twice its first stage's 16) or the shared conv's (head_channels, 16).
+    assert fresh[new_head + "conv.0.weight"].shape[1] == (32 if fed else 16)
+    assert not torch.equal(after[new_head + "heatmap.weight"], fresh[new_head + "heatmap.weight"])
+    frame = _scene(8)
+    old, new = Detector.from_checkpoint(base).run(frame), Detector.from_checkpoint(added).run(frame)
+    kept = np.isin(new.category, old.category)
+    np.testing.assert_array_equal(new.category[kept], old.category)
+    np.testing.assert_allclose(new.center_m[kept], old.center_m, atol=1e-5)
+    np.testing.assert_allclose(new.score[kept], old.score, atol=1e-6)
+
+
+def test_warm_start_with_tasks_removed_or_frozen_without_init_is_refused(tmp_path: Path) -> None:
+    samples = [Sample(_scene(6), ())]
+    base = fit(_tiny_cfg(1), samples, tmp_path / "base", show_progress=False)
+    cfg = _tiny_cfg(1, init_checkpoint=str(base))
+    fewer = DetectionConfig.model_validate({**cfg.model_dump(), "model": {**cfg.model.model_dump(), "tasks": [["REGULAR_VEHICLE"]]}})
+    with pytest.raises(CheckpointError, match="base/detector.pt: .*only added tasks may differ"):
+        fit(fewer, samples, tmp_path / "fewer", show_progress=False)
+    rewired = DetectionConfig.model_validate({**cfg.model_dump(), "model": {**cfg.model.model_dump(), "backbone_fed_tasks": 1}})
+    with pytest.raises(CheckpointError, match="only added tasks may differ"):  # a trained head would read other features
+        fit(rewired, samples, tmp_path / "rewired", show_progress=False)
+    with pytest.raises(ValidationError, match="freeze_initialised needs train.init_checkpoint"):
+        _tiny_cfg(1, freeze_initialised=True)
+    with pytest.raises(ValidationError, match="backbone_fed_tasks .2. must leave at least one of the 2 tasks"):
+        ModelConfig.model_validate({**TINY_MODEL, "backbone_fed_tasks": 2})

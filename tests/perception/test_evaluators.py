@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.quality_detection import motion_scores
+from benchmarks.quality_detection import motion_scores, scored_classes
+from perception.detection.config import DetectionConfig
+from perception.detection.detector import Detector
 from perception.detection.evaluate import evaluate_av2_detection, evaluate_nuscenes_detection
 from perception.tracking.evaluate import evaluate_av2_tracking, evaluate_nuscenes_tracking
 from scenes.categories import CATEGORY_ID
@@ -174,3 +176,10 @@ def test_motion_scores_by_hand() -> None:
     # The parked car at 0.5 m/s is still, as predicted.
     slower = replace(detected, velocity_m_per_s=np.array([[7.0, 0.0], [0.5, 0.0], [0.0, 1.5]]))
     assert motion_scores([frame], [slower])["vehicle"]["still_predicted_moving"] == 0.0
+
+
+def test_real_rows_score_the_static_classes_the_detector_has_a_head_for() -> None:
+    plain = Detector(DetectionConfig.model_validate({"model": {"tasks": [["REGULAR_VEHICLE"], ["PEDESTRIAN"]]}}))
+    static = Detector(DetectionConfig.model_validate({"model": {"tasks": [["REGULAR_VEHICLE"], ["PEDESTRIAN"], ["SIGN", "BOLLARD"]]}}))
+    assert scored_classes(plain) == ("REGULAR_VEHICLE", "PEDESTRIAN")
+    assert scored_classes(static) == ("REGULAR_VEHICLE", "PEDESTRIAN", "BOLLARD", "SIGN")
