@@ -198,7 +198,10 @@ class DetectionTask(TrainingTask):
         if train.init_checkpoint is not None:
             loaded = warm_start(model, train.init_checkpoint)
             if train.freeze_initialised:
-                model.freeze_all_but([index for index in range(len(model.heads)) if index not in loaded])
+                added = [index for index in range(len(model.heads)) if index not in loaded]
+                if not added:
+                    raise InputError(f"{train.init_checkpoint}: train.freeze_initialised leaves nothing to train (the checkpoint holds every task)")
+                model.freeze_all_but(added)
         return model
 
     def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:

@@ -25,6 +25,7 @@ from perception.detection.targets import build_targets, draw_gaussian, gaussian_
 from perception.detection.train import DetectionTask, Sample, fit, prepare, synth_samples
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, load_config
+from scenes.errors import InputError
 from scenes.geometry import SE3
 from scenes.records import Boxes3D, Frame, LidarSweep
 from scenes.training.checkpoint import CheckpointError, load_checkpoint
@@ -540,6 +541,8 @@ def test_warm_start_with_tasks_removed_or_frozen_without_init_is_refused(tmp_pat
     fewer = DetectionConfig.model_validate({**cfg.model_dump(), "model": {**cfg.model.model_dump(), "tasks": [["REGULAR_VEHICLE"]]}})
     with pytest.raises(CheckpointError, match="base/detector.pt: .*only added tasks may differ"):
         fit(fewer, samples, tmp_path / "fewer", show_progress=False)
+    with pytest.raises(InputError, match="base/detector.pt: train.freeze_initialised leaves nothing to train"):
+        fit(_tiny_cfg(1, init_checkpoint=str(base), freeze_initialised=True), samples, tmp_path / "same", show_progress=False)
     rewired = DetectionConfig.model_validate({**cfg.model_dump(), "model": {**cfg.model.model_dump(), "backbone_fed_tasks": 1}})
     with pytest.raises(CheckpointError, match="only added tasks may differ"):  # a trained head would read other features
         fit(rewired, samples, tmp_path / "rewired", show_progress=False)
