@@ -231,12 +231,12 @@ def warm_start(model: CenterPointNet, path: str) -> set[int]:
     """Loads a detector checkpoint into `model`, whose config must be the checkpoint's with, at most, tasks added;
     returns the indices of `model`'s heads that were loaded (the others keep their fresh initialisation)."""
     initial = load_checkpoint(path, STAGE)
-    saved = ModelConfig.model_validate(initial["config"]["model"]).model_dump(mode="json")  # later settings at their defaults
-    wanted = model.cfg.model_dump(mode="json")
+    saved_cfg = ModelConfig.model_validate(initial["config"]["model"])  # later settings at their defaults
+    saved, wanted = saved_cfg.model_dump(mode="json"), model.cfg.model_dump(mode="json")
     saved_tasks, tasks = saved.pop("tasks"), wanted.pop("tasks")
-    saved_fed, fed = saved.pop("backbone_fed_tasks"), wanted.pop("backbone_fed_tasks")
+    del saved["backbone_fed_tasks"], wanted["backbone_fed_tasks"]
     head_of = {index: tasks.index(task) for index, task in enumerate(saved_tasks) if task in tasks}
-    same_inputs = all((i >= len(saved_tasks) - saved_fed) == (j >= len(tasks) - fed) for i, j in head_of.items())
+    same_inputs = all(saved_cfg.backbone_fed(i) == model.cfg.backbone_fed(j) for i, j in head_of.items())
     if saved != wanted or len(head_of) < len(saved_tasks) or not same_inputs:
         raise CheckpointError(f"{path}: train.init_checkpoint has another model config than this run (only added tasks may differ)")
     state = {}
