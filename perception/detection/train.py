@@ -31,7 +31,7 @@ from scenes.adapters.base import Dataset
 from scenes.errors import InputError
 from scenes.records import Boxes3D, Frame
 from scenes.training.checkpoint import CheckpointError, load_checkpoint
-from scenes.training.harness import LoopSettings, OnCheckpoint, ParameterGroup, TrainingTask
+from scenes.training.harness import LoopSettings, OnCheckpoint, TrainingTask
 from scenes.training.harness import fit as harness_fit
 
 FINAL: Final = "detector.pt"
@@ -203,9 +203,6 @@ class DetectionTask(TrainingTask):
                     raise InputError(f"{train.init_checkpoint}: train.freeze_initialised leaves nothing to train (the checkpoint holds every task)")
                 model.freeze_all_but(added)
         return model
-
-    def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:
-        return [ParameterGroup([parameter for parameter in model.parameters() if parameter.requires_grad])]
 
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> tuple[PillarBatch, list[list[TaskTargets]]]:
         train = self.config.train

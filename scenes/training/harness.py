@@ -124,7 +124,8 @@ class TrainingTask(ABC):
         """A freshly initialised model (called right after the seed is set)."""
 
     def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:
-        """The parameters in groups, each with its factor on the learning rate; None: one group, factor 1."""
+        """The parameters in groups, each with its factor on the learning rate; None: one group of the parameters that
+        require gradients, factor 1."""
         return None
 
     def resume_relevant(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -181,9 +182,10 @@ def _scheduler(optimizer: torch.optim.Optimizer, loop: LoopSettings, steps_per_e
 
 
 def _optimizer(task: TrainingTask, network: torch.nn.Module) -> torch.optim.AdamW:
-    """AdamW over the task's parameter groups (one group by default); each group keeps its peak learning rate."""
+    """AdamW over the task's parameter groups (by default one group of the parameters left trainable, so a stage that
+    freezes part of its model hands the optimizer only the rest); each group keeps its peak learning rate."""
     loop = task.loop
-    groups = task.parameter_groups(network) or [ParameterGroup(list(network.parameters()))]
+    groups = task.parameter_groups(network) or [ParameterGroup([parameter for parameter in network.parameters() if parameter.requires_grad])]
     return torch.optim.AdamW(
         [{"params": group.parameters, "lr": loop.learning_rate * group.lr_factor, "initial_lr_max": loop.learning_rate * group.lr_factor} for group in groups],
         lr=loop.learning_rate,

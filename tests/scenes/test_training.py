@@ -171,6 +171,23 @@ def test_fit_learns_writes_metrics_plot_and_checkpoints(tmp_path: Path) -> None:
     assert last["epoch"] == 9 and len(last["history"]) == 10 and "optimizer" in last
 
 
+class _FrozenBias(RegressionTask):
+    def build_model(self) -> torch.nn.Module:
+        model = torch.nn.Linear(4, 1)
+        model.bias.requires_grad_(False)
+        return model
+
+
+def test_the_default_optimizer_group_holds_only_trainable_parameters(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    initial_bias = float(torch.nn.Linear(4, 1).bias)  # build_model runs right after the seed (0) is set
+    final = fit(_FrozenBias(RegressionConfig(epochs=10), regression_dataset()), tmp_path, show_progress=False)
+    weights = final_weights(final)
+    assert weights[4] == initial_bias and np.abs(weights[:4] - WEIGHTS).max() < 0.5
+    (group,) = load_checkpoint(tmp_path / "last.pt", "regression")["optimizer"]["param_groups"]
+    assert len(group["params"]) == 1  # the weight alone: the frozen bias never reaches AdamW
+
+
 class _Interrupted(Exception):
     pass
 
