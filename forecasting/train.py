@@ -3,7 +3,7 @@
 Parameters are initialised from `cfg.seed`, epoch `e` visits the samples in the permutation drawn from
 `(cfg.seed, e)`, the learning rate follows a per-epoch cosine; `out_dir/last.pt` after every epoch and
 `out_dir/forecaster.pt` at the end, in the one checkpoint format. The same task finetunes a pretrained forecaster
-(`initial_state`, see `forecasting.finetune`).
+(from the weights handed as `initial_state`, see `forecasting.finetune`).
 """
 
 from __future__ import annotations
@@ -75,10 +75,10 @@ class ForecastingTask(TrainingTask):
         return len(self.samples)
 
     def build_model(self) -> ForecastNet:
-        return build_network(self.config)
-
-    def initial_state(self) -> Mapping[str, torch.Tensor] | None:
-        return self._initial_state
+        network = build_network(self.config)
+        if self._initial_state is not None:
+            network.load_state_dict(self._initial_state)
+        return network
 
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> dict[str, torch.Tensor]:
         """The samples at `indices`, with tracker-like input noise drawn from (seed, epoch, first index) when configured."""

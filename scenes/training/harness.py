@@ -121,7 +121,8 @@ class TrainingTask(ABC):
 
     @abstractmethod
     def build_model(self) -> torch.nn.Module:
-        """A freshly initialised model (called right after the seed is set)."""
+        """The model to train, called right after the seed is set: freshly initialised, or with the weights a warm start
+        or finetuning begins from loaded into it."""
 
     def parameter_groups(self, model: torch.nn.Module) -> list[ParameterGroup] | None:
         """The parameters in groups, each with its factor on the learning rate; None: one group of the parameters that
@@ -132,10 +133,6 @@ class TrainingTask(ABC):
         """The part of a dumped config that must match for `last.pt` to be resumed (default: all of it); a stage trained
         in phases drops the other phases' settings."""
         return config
-
-    def initial_state(self) -> Mapping[str, torch.Tensor] | None:
-        """Weights to start from (warm start, finetuning) instead of the fresh initialisation; None: none."""
-        return None
 
     @abstractmethod
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> Any:
@@ -217,9 +214,6 @@ def fit(task: TrainingTask, out_dir: str | Path, *, on_checkpoint: OnCheckpoint 
     device = worker_device()
     torch.manual_seed(loop.seed)
     network = task.build_model()
-    initial = task.initial_state()
-    if initial is not None:
-        network.load_state_dict(initial)
     network.to(device)
     optimizer = _optimizer(task, network)
     steps_per_epoch = math.ceil(len(task) / loop.batch_size)
