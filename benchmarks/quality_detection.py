@@ -38,8 +38,8 @@ heights; for a network whose height range reaches above 3 m, a row with the poin
 awnings and signs over the sidewalk: the same network, its height range cut); for a network that reads intensity, a
 row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints trained with a static-object head
 (on the frozen shipped network, and whole with 0.4 m and 0.8 m pillars), on every dataset rig, on two city styles, on
-single sweeps too, with a random intensity response, with pasted objects placed beside structure, with the velocity
-coded along the heading and without point intensities:
+single sweeps too, with a random intensity response, with pasted objects placed beside structure (0.8 m and 0.4 m
+pillars), with the velocity coded along the heading and without point intensities:
 
     drivestack train detection --config configs/detection/centerpoint_synth_static_head.yaml --data synth \
         --out runs/detection/centerpoint_synth_static_head  # a static head on the frozen network of runs/detection/centerpoint_synth
@@ -70,6 +70,10 @@ coded along the heading and without point intensities:
         --out runs/detection_near_structure
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_near_structure/detector.pt \
         --out benchmarks/results/quality_detection_near_structure.json
+    drivestack train detection --config configs/detection/centerpoint_synth_fine_near_structure.yaml --data synth \
+        --out runs/detection_fine_near_structure  # the second seed: train.seed 1 in a copy of the config
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_fine_near_structure/detector.pt \
+        --out benchmarks/results/quality_detection_fine_near_structure.json  # and --rig av2, --seed 500
     drivestack train detection --config configs/detection/centerpoint_synth_box_velocity.yaml --data synth \
         --out runs/detection_box_velocity
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_box_velocity/detector.pt \
