@@ -57,7 +57,7 @@ class Source:
 def discover(root: Path, packages: tuple[str, ...]) -> tuple[list[Source], frozenset[str]]:
     """The `.py` files under `packages` as modules, and every module name (namespace-package folders included)."""
     sources = []
-    names = set()
+    names: set[str] = set()
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
             parts = path.relative_to(root).with_suffix("").parts
@@ -104,6 +104,8 @@ def collect_imports(source: Source, modules: Set[str], packages: tuple[str, ...]
     enclosing = {".".join(parts[:end]) for end in range(1, len(parts) + (1 if source.is_package else 0))}
     found = []
     for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom, ast.Call)):
+            continue
         for name in _imported_names(source, node, modules):
             if name.partition(".")[0] not in packages:
                 continue

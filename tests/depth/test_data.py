@@ -79,6 +79,7 @@ def test_flip_mirrors_images_intrinsics_and_poses_consistently(tiny_samples: lis
     from kornia.geometry.depth import warp_frame_depth
 
     sample = tiny_samples[1]
+    assert sample.gt_depth_m is not None
     gt = torch.from_numpy(sample.gt_depth_m[::2, ::2].copy())
     gt[gt <= 0] = 1000.0
 

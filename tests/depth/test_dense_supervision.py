@@ -27,7 +27,11 @@ def test_dense_target_is_the_renderer_depth_at_network_resolution_up_to_80_m(tin
 
 def test_band_abs_rel_is_zero_for_the_truth_and_positive_for_interpolation(tiny_samples: list[DepthSample]) -> None:
     def truth(samples: Sequence[DepthSample]) -> list[np.ndarray]:
-        return [np.where(s.gt_depth_m > 0, s.gt_depth_m, 1000.0) for s in samples]  # no depth: the sky
+        depths = []
+        for s in samples:
+            assert s.gt_depth_m is not None
+            depths.append(np.where(s.gt_depth_m > 0, s.gt_depth_m, 1000.0))  # no depth: the sky
+        return depths
 
     bands = band_abs_rel(tiny_samples, {"truth": truth, "interpolation": interpolation_predictor})
     assert len(bands["truth"]) == BANDS and max(bands["truth"]) < 1e-6

@@ -10,7 +10,7 @@ import torch
 from forecasting.cab import objective_loss, training_logits
 from forecasting.config import ForecastingConfig, ObjectiveConfig
 from forecasting.losses import categorical_kl, mixture_nll, mutual_information
-from forecasting.model import ForecastNet
+from forecasting.model import ForecastNet, Prediction
 from forecasting.train import build_network
 
 from .conftest import tiny_config, tiny_samples
@@ -122,7 +122,7 @@ def test_reweight_and_rubiz_follow_the_paper_equations() -> None:
     clip = objective.logit_clip
     logits, blind_logits = training_logits(full.logits, clip), training_logits(blind.logits, clip)
 
-    def nll(prediction: torch.Tensor, prior_logits: torch.Tensor) -> torch.Tensor:
+    def nll(prediction: Prediction, prior_logits: torch.Tensor) -> torch.Tensor:
         # Equation 2: the modes weighted by q(z | X, C, Y) in the likelihood, plus KL[q || p].
         assert prediction.posterior_logits is not None
         posterior = training_logits(prediction.posterior_logits, clip)

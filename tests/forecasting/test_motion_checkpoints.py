@@ -30,6 +30,7 @@ def test_motion_forecasting_checkpoints_are_the_av2_setting(name: str, lane_goal
     forecasts = forecaster.run(tracks, crossing_lane_graph(), index=-1)
     assert forecasts.trajectories_m.shape == (3, 6, 60, 2)
     last = tracks.boxes[-1]
+    assert last.velocity_m_per_s is not None
     truth = last.center_m[:, None, :2] + 0.1 * np.arange(1, 61)[None, :, None] * last.velocity_m_per_s[:, None, :2]
     order = [forecasts.agent_ids.tolist().index(f"car{i}") for i in range(3)]
     trajectories = forecasts.trajectories_m[order]

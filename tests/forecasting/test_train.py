@@ -101,6 +101,7 @@ def test_run_on_short_noisy_tracks(forecaster_kind: str) -> None:
     assert np.all(np.diff(forecasts.mode_scores, axis=1) <= 0)
     np.testing.assert_allclose(forecasts.mode_scores.sum(axis=1), 1.0)
     row = forecasts.agent_ids.tolist().index("car2")
+    assert tracks.boxes[-1].score is not None
     np.testing.assert_allclose(forecasts.detection_score[row], tracks.boxes[-1].score[2], rtol=1e-6)
     np.testing.assert_allclose(forecasts.current_xy_m[row], tracks.boxes[-1].center_m[2, :2])
 
@@ -108,6 +109,7 @@ def test_run_on_short_noisy_tracks(forecaster_kind: str) -> None:
 def test_constant_velocity_by_hand() -> None:
     tracks = straight_tracks(num_agents=2, seconds=3.0)
     forecasts = ConstantVelocityForecaster(horizon_steps=6, step_s=0.5, num_modes=1).run(tracks, None, index=-1)
+    assert tracks.boxes[-1].velocity_m_per_s is not None
     for agent, path in zip(forecasts.agent_ids.tolist(), forecasts.trajectories_m[:, 0], strict=True):
         column = int(agent[-1])
         speed = tracks.boxes[-1].velocity_m_per_s[column, 0]
@@ -168,6 +170,7 @@ def test_shipped_checkpoints_are_the_av2_end_to_end_setting(name: str, method: s
     tracks = straight_tracks(num_agents=3, seconds=3.0)
     forecasts = forecaster.run(tracks, crossing_lane_graph(), index=-1)
     assert forecasts.trajectories_m.shape == (3, 5, 6, 2)
+    assert tracks.boxes[-1].velocity_m_per_s is not None
     truth = np.stack([tracks.boxes[-1].center_m[:, :2] + np.outer(0.5 * (k + 1), [1.0, 0.0]) * tracks.boxes[-1].velocity_m_per_s[:, :1]
                       for k in range(6)], axis=1)  # fmt: skip
     order = [forecasts.agent_ids.tolist().index(f"car{i}") for i in range(3)]

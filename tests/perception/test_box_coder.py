@@ -123,4 +123,5 @@ def test_encode_decode_round_trip(
     np.testing.assert_allclose(decoded.center_m, box.center_m, atol=1e-5)
     np.testing.assert_allclose(decoded.size_lwh_m, box.size_lwh_m, rtol=1e-6)
     assert abs(math.remainder(float(decoded.yaw_rad[0]) - yaw, 2 * math.pi)) < 1e-6
-    np.testing.assert_allclose(decoded.velocity_m_per_s, box.velocity_m_per_s, atol=1e-5)  # type: ignore[arg-type]
+    assert decoded.velocity_m_per_s is not None and box.velocity_m_per_s is not None
+    np.testing.assert_allclose(decoded.velocity_m_per_s, box.velocity_m_per_s, atol=1e-5)

@@ -154,7 +154,7 @@ def test_bev_iou_matches_shapely(seed: int, n: int, m: int) -> None:
 
 def test_bev_iou_hand_cases() -> None:
     # Identical boxes: 1; half-overlapping unit squares: 1/3; the same square rotated 90 degrees: 1.
-    iou = bev_iou([[0, 0]], [[2, 1]], [0.0], [[0, 0], [0.5, 0], [0, 0]], [[2, 1], [1, 1], [1, 2]], [0.0, 0.0, np.pi / 2])
+    iou = bev_iou([[0, 0]], [[2, 1]], [0.0], [[0.0, 0.0], [0.5, 0.0], [0.0, 0.0]], [[2, 1], [1, 1], [1, 2]], [0.0, 0.0, np.pi / 2])
     np.testing.assert_allclose(iou, [[1.0, 0.5, 1.0]], atol=1e-12)
     unit = bev_iou([[0, 0]], [[1, 1]], [0.0], [[0.5, 0]], [[1, 1]], [0.0])
     np.testing.assert_allclose(unit, [[1 / 3]], atol=1e-12)

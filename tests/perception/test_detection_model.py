@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,6 +42,11 @@ TINY_MODEL = {
     "backbone_layers": (2, 2),
     "head_channels": 16,
 }
+
+
+def _annotated_pedestrians(frame: Frame) -> int:
+    assert frame.annotations is not None
+    return int((frame.annotations.category == PED).sum())
 
 
 def _scene(seed: int, timestamp_ns: int = 1_000) -> Frame:
@@ -103,6 +109,7 @@ def test_encode_decode_round_trip(out_stride: int) -> None:
     np.testing.assert_allclose(matched.center_m, truth.center_m, atol=1e-5)
     np.testing.assert_allclose(matched.size_lwh_m, truth.size_lwh_m, rtol=1e-5)
     np.testing.assert_allclose(np.cos(matched.yaw_rad - truth.yaw_rad), 1.0, atol=1e-6)
+    assert matched.velocity_m_per_s is not None and truth.velocity_m_per_s is not None
     np.testing.assert_allclose(matched.velocity_m_per_s, truth.velocity_m_per_s, atol=1e-5)
     assert np.array_equal(matched.category, truth.category)
 
@@ -194,7 +201,8 @@ def test_augmentation_keeps_points_in_their_boxes() -> None:
         after = count_points_in_boxes(moved[:, :3], moved_boxes.center_m, moved_boxes.size_lwh_m, moved_boxes.yaw_rad)
         assert np.abs(after - before).max() <= 2
     _, flipped = flip_y(points, boxes)
-    np.testing.assert_allclose(flipped.velocity_m_per_s[:, 1], -boxes.velocity_m_per_s[:, 1])  # type: ignore[index]
+    assert flipped.velocity_m_per_s is not None and boxes.velocity_m_per_s is not None
+    np.testing.assert_allclose(flipped.velocity_m_per_s[:, 1], -boxes.velocity_m_per_s[:, 1])
 
 
 def test_sensor_variation_by_hand() -> None:
@@ -247,11 +255,11 @@ def test_random_terrain_moves_a_box_with_its_points() -> None:
     assert 0.0 < np.abs(lift).max() <= 0.03 * 36.0 + 0.8  # slope times distance plus twice the amplitude
     assert lift[0] != lift[1]
     # Switched off, the sensor variation draws nothing for terrain: the same stream gives the same sample.
-    kwargs = {"ground_shift_m": 0.2, "point_keep_range": (1.0, 1.0)}
-    flat, _ = vary_sensor(points, boxes, np.random.default_rng(4), **kwargs)  # type: ignore[arg-type]
-    flat_again, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.0, max_undulation_m=0.0, **kwargs)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {"ground_shift_m": 0.2, "point_keep_range": (1.0, 1.0)}
+    flat, _ = vary_sensor(points, boxes, np.random.default_rng(4), **kwargs)
+    flat_again, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.0, max_undulation_m=0.0, **kwargs)
     np.testing.assert_array_equal(flat, flat_again)
-    hilly, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.03, max_undulation_m=0.4, **kwargs)  # type: ignore[arg-type]
+    hilly, _ = vary_sensor(points, boxes, np.random.default_rng(4), max_slope=0.03, max_undulation_m=0.4, **kwargs)
     assert not np.array_equal(hilly[:, 2], flat[:, 2])
 
 
@@ -330,7 +338,7 @@ def test_training_pastes_banked_objects_into_each_sample() -> None:
     task = DetectionTask(cfg, samples)
     assert task.bank is not None and len(task.bank.objects["PEDESTRIAN"]) == 9
     _, targets = task.make_batch(np.arange(3), 0, torch.device("cpu"))
-    annotated = [int((s.frame.annotations.category == PED).sum()) for s in samples]  # type: ignore[union-attr]
+    annotated = [_annotated_pedestrians(s.frame) for s in samples]
     pedestrians = [int(sample_targets[1].mask.sum()) for sample_targets in targets]
     assert all(p > a for p, a in zip(pedestrians, annotated, strict=True))
     assert DetectionTask(_tiny_cfg(1, paste_objects={"PEDESTRIAN": 2}), samples).bank is None
@@ -353,7 +361,7 @@ def test_single_sweep_samples_keep_only_the_current_sweep_and_pasted_objects_too
             current = points[:, lag] == 0.0
             assert current.any()
             if augment:  # banked pedestrians were pasted in either case
-                assert int(targets[1].mask.sum()) > int((sample.frame.annotations.category == PED).sum())  # type: ignore[union-attr]
+                assert int(targets[1].mask.sum()) > _annotated_pedestrians(sample.frame)
             shares.append(bool(current.all()))
         return shares
 
@@ -529,6 +537,7 @@ def test_a_head_added_to_a_frozen_network_leaves_its_detections_alone(tmp_path: 
     frame = _scene(8)
     old, new = Detector.from_checkpoint(base).run(frame), Detector.from_checkpoint(added).run(frame)
     kept = np.isin(new.category, old.category)
+    assert new.score is not None and old.score is not None
     np.testing.assert_array_equal(new.category[kept], old.category)
     np.testing.assert_allclose(new.center_m[kept], old.center_m, atol=1e-5)
     np.testing.assert_allclose(new.score[kept], old.score, atol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -21,8 +22,21 @@ from scenes.submissions.av2_tracking import labels_from_frames, predictions_from
 from scenes.submissions.nuscenes_detection import detection_submission, write_submission
 from scenes.submissions.nuscenes_tracking import tracking_submission
 
+if TYPE_CHECKING:
+    from scenes.adapters.nuscenes import NuScenesDataset
+
 RV, PED = CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]
 CLASSES = ["REGULAR_VEHICLE", "PEDESTRIAN"]
+
+
+def _annotations(frame: Frame) -> Boxes3D:
+    assert frame.annotations is not None
+    return frame.annotations
+
+
+def _with_points(boxes: Boxes3D) -> Boxes3D:
+    assert boxes.num_interior_pts is not None
+    return boxes.select(boxes.num_interior_pts > 0)
 
 
 def _log(log_id: str, seed: int, steps: int = 12) -> list[Frame]:
@@ -51,7 +65,7 @@ def _log(log_id: str, seed: int, steps: int = 12) -> list[Frame]:
 
 def test_av2_detection_perfect_and_g9(tmp_path: Path) -> None:
     frames = _log("log-a", 0) + _log("log-b", 1)
-    detections = [(f.log_id, f.timestamp_ns, replace(f.annotations, track_id=None, num_interior_pts=None)) for f in frames]  # type: ignore[type-var]
+    detections = [(f.log_id, f.timestamp_ns, replace(_annotations(f), track_id=None, num_interior_pts=None)) for f in frames]
     dts = read_table(write_table(tmp_path / "dts.feather", detections_table(detections)))
     gts = read_table(write_table(tmp_path / "gts.feather", ground_truth_table(frames)))
     metrics = evaluate_av2_detection(dts, gts, CLASSES)
@@ -71,7 +85,7 @@ def test_av2_tracking_perfect_misordered_and_swapped(tmp_path: Path) -> None:
     tracks = []
     for log_id in ("log-a", "log-b"):  # the other order than the labels': G7
         own = [f for f in frames if f.log_id == log_id]
-        observed = [f.annotations.select(f.annotations.num_interior_pts > 0) for f in own]  # type: ignore[union-attr,operator]
+        observed = [_with_points(_annotations(f)) for f in own]
         boxes = [b.transformed(f.city_SE3_ego, "city") for b, f in zip(observed, own, strict=True)]
         tracks.append(Tracks(log_id, np.array([f.timestamp_ns for f in own]), tuple(boxes)))
     predictions = read_sequences(write_sequences(tmp_path / "tracks.pkl", predictions_from_tracks(tracks)))
@@ -82,7 +96,8 @@ def test_av2_tracking_perfect_misordered_and_swapped(tmp_path: Path) -> None:
     for log in tracks:
         boxes = []
         for index, b in enumerate(log.boxes):
-            ids = b.track_id.copy()  # type: ignore[union-attr]
+            assert b.track_id is not None
+            ids = b.track_id.copy()
             if index >= len(log.boxes) // 2:
                 ids[[0, 1]] = ids[[1, 0]]
             boxes.append(replace(b, track_id=ids))
@@ -92,7 +107,7 @@ def test_av2_tracking_perfect_misordered_and_swapped(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def nuscenes_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def nuscenes_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, NuScenesDataset]:
     from scenes.adapters.nuscenes import NuScenesDataset
     from scenes.synth.world import SynthConfig, simulate_log
     from scenes.synth.writers.nuscenes import write_nuscenes
@@ -105,16 +120,16 @@ def nuscenes_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]
     return root, NuScenesDataset(root, version="v1.0-synth")
 
 
-def _perfect_results(dataset: object, with_tracks: bool) -> dict[str, Boxes3D]:
+def _perfect_results(dataset: NuScenesDataset, with_tracks: bool) -> dict[str, Boxes3D]:
     results = {}
-    for log_id in dataset.logs():  # type: ignore[attr-defined]
-        for sample, frame in zip(dataset.samples(log_id), dataset.frames(log_id), strict=True):  # type: ignore[attr-defined]
-            boxes = frame.annotations.select(frame.annotations.num_interior_pts > 0).transformed(frame.city_SE3_ego, "city")
+    for log_id in dataset.logs():
+        for sample, frame in zip(dataset.samples(log_id), dataset.frames(log_id), strict=True):
+            boxes = _with_points(_annotations(frame)).transformed(frame.city_SE3_ego, "city")
             results[sample["token"]] = boxes if with_tracks else replace(boxes, track_id=None)
     return results
 
 
-def test_nuscenes_detection_eval_on_perfect_boxes(nuscenes_db: tuple[Path, object], tmp_path: Path) -> None:
+def test_nuscenes_detection_eval_on_perfect_boxes(nuscenes_db: tuple[Path, NuScenesDataset], tmp_path: Path) -> None:
     root, dataset = nuscenes_db
     path = write_submission(tmp_path / "det.json", detection_submission(_perfect_results(dataset, False)))
     metrics = evaluate_nuscenes_detection(path, root, "v1.0-synth", "synth_val", tmp_path / "eval")
@@ -125,7 +140,7 @@ def test_nuscenes_detection_eval_on_perfect_boxes(nuscenes_db: tuple[Path, objec
     assert metrics.mean_ap == pytest.approx(len(perfect) / 10)
 
 
-def test_nuscenes_tracking_eval_on_perfect_tracks(nuscenes_db: tuple[Path, object], tmp_path: Path) -> None:
+def test_nuscenes_tracking_eval_on_perfect_tracks(nuscenes_db: tuple[Path, NuScenesDataset], tmp_path: Path) -> None:
     root, dataset = nuscenes_db
     path = write_submission(tmp_path / "trk.json", tracking_submission(_perfect_results(dataset, True)))
     metrics = evaluate_nuscenes_tracking(path, root, "v1.0-synth", "synth_val", tmp_path / "eval")
@@ -133,7 +148,7 @@ def test_nuscenes_tracking_eval_on_perfect_tracks(nuscenes_db: tuple[Path, objec
     assert metrics.amota == pytest.approx(1.0) and metrics.amotp == pytest.approx(0.0, abs=1e-4)
 
 
-def test_evaluate_tracking_cli_scores_a_nuscenes_tracking_submission(nuscenes_db: tuple[Path, object], tmp_path: Path) -> None:
+def test_evaluate_tracking_cli_scores_a_nuscenes_tracking_submission(nuscenes_db: tuple[Path, NuScenesDataset], tmp_path: Path) -> None:
     """`drivestack evaluate tracking` on nuScenes: the devkit's AMOTA, the eval set found in splits.json."""
     import json
 

@@ -112,6 +112,11 @@ def test_hungarian_is_never_worse_than_greedy(seed: int, n: int, m: int) -> None
     assert len(optimal.matches) >= len(greedy.matches)
 
 
+def _track_ids(boxes: Boxes3D) -> np.ndarray:
+    assert boxes.track_id is not None
+    return boxes.track_id
+
+
 def _boxes(xy: list[list[float]], category: list[int] | None = None, velocity: np.ndarray | None = None) -> Boxes3D:
     n = len(xy)
     return Boxes3D(
@@ -131,7 +136,7 @@ def test_birth_confirmation_and_death() -> None:
     outputs = [tracker.step(_boxes([[k * 1.0, 0.0]] if k not in (4, 5) else []), stamps[k]) for k in range(4)]
     # AB3DMOT: output while the log is younger than min_hits, then only confirmed tracks.
     assert [len(o) for o in outputs] == [1, 1, 1, 1]
-    assert len({o.track_id[0] for o in outputs}) == 1  # type: ignore[index]
+    assert len({_track_ids(o)[0] for o in outputs}) == 1
     assert len(tracker.step(_boxes([]), stamps[4])) == 0 and len(tracker) == 1  # coasting
     tracker.step(_boxes([]), stamps[5])
     assert len(tracker) == 0  # dropped after max_age missed steps
@@ -146,7 +151,7 @@ def test_crossing_objects_keep_their_ids_with_detector_velocity() -> None:
     velocity = np.array([[10.0, 0.0], [-10.0, 0.0]])
     frames = [_boxes([[-15.0 + k, 0.4], [15.0 - k, -0.4]], velocity=velocity) for k in range(30)]
     tracks = Tracker(TrackerConfig(distance_gate_m=1.5)).run("log", frames, stamps)
-    ids = [tuple(b.track_id[np.argsort(-b.center_m[:, 1])]) for b in tracks.boxes]  # type: ignore[index]
+    ids = [tuple(_track_ids(b)[np.argsort(-b.center_m[:, 1])]) for b in tracks.boxes]
     assert len(set(ids)) == 1 and len(tracks.track_ids) == 2
 
 

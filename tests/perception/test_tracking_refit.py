@@ -56,7 +56,7 @@ def _straight_log(noise_m: float, flip_rate: float, seed: int = 0, frames: int =
     rng = np.random.default_rng(seed)
     poses, detections, annotations = [], [], []
     for k in range(frames):
-        poses.append(SE3(np.eye(3), [0.5 * k, 0.0, 0.0]))
+        poses.append(SE3(np.eye(3), np.array([0.5 * k, 0.0, 0.0])))
         ego = np.array([[k * 1.0, 0.0], [k * 1.0, 4.0]]) - [0.5 * k, 0.0]
         annotations.append(_boxes([tuple(p) for p in ego], [CAR, CAR], ["a", "b"]))
         flips = rng.random(2) < flip_rate
@@ -105,10 +105,11 @@ def test_oracle_false_positives_and_noise_are_seeded() -> None:
     cfg = OracleDetectorConfig(false_positives_per_frame=5.0, size_noise_fraction=0.1, seed=1)
     first, again = OracleDetector(cfg).run(frame), OracleDetector(cfg).run(frame)
     np.testing.assert_array_equal(first.center_m, again.center_m)
-    false = np.char.startswith(first.track_id.astype(str), "false-")  # type: ignore[union-attr]
+    assert first.track_id is not None and first.score is not None
+    false = np.char.startswith(first.track_id.astype(str), "false-")
     assert false.sum() == len(first) - len(frame.annotations) > 0
     assert np.all(np.linalg.norm(first.center_m[false, :2], axis=1) <= cfg.false_positive_range_m)
-    assert np.all(first.score[false] < cfg.false_positive_max_score)  # type: ignore[index]
+    assert np.all(first.score[false] < cfg.false_positive_max_score)
     assert not np.allclose(first.size_lwh_m[~false], frame.annotations.size_lwh_m)
 
 

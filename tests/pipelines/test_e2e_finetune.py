@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ FEATURES = FeatureConfig(history_steps=3, horizon_steps=2, step_s=0.5, max_neigh
 STEP_NS = 500_000_000
 
 
-def _tracks(log_id: str, paths: dict[str, list[tuple[float, float] | None]], period_ns: int = STEP_NS) -> Tracks:
+def _tracks(log_id: str, paths: Mapping[str, Sequence[tuple[float, float] | None]], period_ns: int = STEP_NS) -> Tracks:
     """Tracks (2 Hz unless `period_ns` says otherwise) from per-id xy paths (None: not observed at that step)."""
     steps = len(next(iter(paths.values())))
     boxes = []
@@ -38,7 +40,7 @@ def _tracks(log_id: str, paths: dict[str, list[tuple[float, float] | None]], per
     return Tracks(log_id, np.arange(steps, dtype=np.int64) * period_ns + period_ns, tuple(boxes))
 
 
-def _line(x0: float, y: float, dx: float, steps: int = 6) -> list[tuple[float, float] | None]:
+def _line(x0: float, y: float, dx: float, steps: int = 6) -> list[tuple[float, float]]:
     return [(x0 + dx * i, y) for i in range(steps)]
 
 
@@ -47,7 +49,7 @@ def test_hungarian_matching_on_hand_made_tracks() -> None:
     # p1 follows A with 0.5 m error; p2 lies between A and B (1.2 m from B, 1.8 m from A); p3 is 2.5 m off C.
     predicted = _tracks(
         "log",
-        {"p1": _line(0, 0.5, 1), "p2": _line(0, 1.8, 1), "p3": _line(50, 2.5, 0), "p4": [None, None] + _line(2, 0.1, 1, 4)},
+        {"p1": _line(0, 0.5, 1), "p2": _line(0, 1.8, 1), "p3": _line(50, 2.5, 0), "p4": [None, None, *_line(2, 0.1, 1, 4)]},
     )
     index = 2
     pred_scenario = scenario_from_tracks(predicted, None, index, FEATURES)
@@ -66,6 +68,7 @@ def test_samples_take_the_tracker_past_and_the_matched_ground_truth_future() -> 
     gt = _tracks("log", {"A": _line(0, 0, 1), "B": _line(0, 40, 2)})
     predicted = _tracks("log", {"p": _line(0, 0.6, 1), "ghost": _line(20, 20, 0)})
     batch, counts = finetune_samples(predicted, gt, None, FEATURES, FinetuneConfig())
+    assert batch is not None
     # Prediction times with 3 past and 2 future steps in a 6-step log: steps 2 and 3; "ghost" is never supervised.
     assert counts == {"tracks": 4, "matched": 2, "samples": 2}
     assert len(batch) == 2
@@ -84,9 +87,11 @@ def test_prediction_times_of_a_10_hz_tracker() -> None:
     predicted = _tracks("log", {"a": _line(0, 0.2, 0.1, 31), "b": _line(0, 9.2, 0.1, 31)}, period_ns)
     # A prediction time needs 1 s of past (3 steps of 0.5 s) and 1 s of future: t in [1.1 s, 2.1 s].
     every_frame, counts = finetune_samples(predicted, gt, None, FEATURES, FinetuneConfig(sample_every_s=0.1))
+    assert every_frame is not None
     assert counts == {"tracks": 22, "matched": 22, "samples": 22}
     np.testing.assert_allclose(np.unique(every_frame.origin_xy_m[:, 0]), 0.1 * np.arange(10, 21), atol=1e-9)
     every_step, counts = finetune_samples(predicted, gt, None, FEATURES, FinetuneConfig(sample_every_s=0.5))
+    assert every_step is not None
     assert counts["samples"] == 6
     np.testing.assert_allclose(np.unique(every_step.origin_xy_m[:, 0]), [1.0, 1.5, 2.0], atol=1e-9)
     # Past from the tracker (0.2 m off), future from GT, on the 0.5 s grid whatever the tracker's rate.
@@ -109,6 +114,7 @@ def test_finetuning_starts_from_the_pretrained_weights_and_is_deterministic(tmp_
     pretrained = fit(cfg, pretrain_samples, tmp_path / "pre", progress=False)
     noisy = _tracks("log", {"a": [(x + 0.3 * (-1) ** i, y) for i, (x, y) in enumerate(_line(0, 0, 1, 12))], "b": _line(0, 5.4, 2, 12)})
     samples, counts = finetune_samples(noisy, gt, None, cfg.features, FinetuneConfig())
+    assert samples is not None
     assert counts["samples"] == len(samples) == 2 * 8
 
     losses: list[float] = []

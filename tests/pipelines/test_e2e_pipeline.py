@@ -43,6 +43,7 @@ def _annotated_frame(timestamp_ns: int, count: int = 200) -> Frame:
 def test_oracle_detector_is_exact_without_noise_and_seeded_with_it() -> None:
     frame = _annotated_frame(5)
     exact = OracleDetector().run(frame)
+    assert frame.annotations is not None and frame.annotations.num_interior_pts is not None
     visible = frame.annotations.num_interior_pts > 0
     np.testing.assert_array_equal(exact.center_m, frame.annotations.center_m[visible])
     assert np.all(exact.score == 1.0)
@@ -52,6 +53,7 @@ def test_oracle_detector_is_exact_without_noise_and_seeded_with_it() -> None:
     np.testing.assert_array_equal(first.center_m, again.center_m)
     assert not np.array_equal(first.center_m, OracleDetector(cfg.model_copy(update={"seed": 4})).run(frame).center_m)
     assert 0.6 < len(first) / visible.sum() < 0.9  # about 75% kept
+    assert frame.annotations.track_id is not None and first.track_id is not None
     kept = np.isin(frame.annotations.track_id, first.track_id)
     error = first.center_m[:, :2] - frame.annotations.center_m[kept, :2]
     assert 0.35 < error.std() < 0.65 and np.allclose(first.center_m[:, 2], frame.annotations.center_m[kept, 2])
@@ -130,9 +132,9 @@ def test_reforecast_equals_rerunning_the_stack_with_the_other_forecaster(tiny_ru
     assert "detection" not in still.timings.calls and still.timings.calls["forecasting"] == exact.timings.calls["forecasting"]
     (log_id,) = rerun.submission
     for timestamp_ns, agents in rerun.submission[log_id].items():
-        mine = still.submission[log_id][timestamp_ns]
-        assert [a["current_translation_m"].tolist() for a in mine] == [a["current_translation_m"].tolist() for a in agents]
-        for a, b in zip(mine, agents, strict=True):
+        still_agents = still.submission[log_id][timestamp_ns]
+        assert [a["current_translation_m"].tolist() for a in still_agents] == [a["current_translation_m"].tolist() for a in agents]
+        for a, b in zip(still_agents, agents, strict=True):
             np.testing.assert_array_equal(a["prediction_m"], b["prediction_m"])
             np.testing.assert_array_equal(a["prediction_m"][:, -1], np.broadcast_to(a["current_translation_m"], (5, 2)))
     assert still.evaluate(cfg).mean_mAP_F != exact.evaluate(cfg).mean_mAP_F

@@ -84,9 +84,11 @@ def _perfect_submission(frames: list[Frame], speed_m_per_s: float, scores: dict[
     for frame in frames:
         if frame.timestamp_ns not in scores:
             continue
+        assert frame.annotations is not None
         boxes = frame.annotations.transformed(frame.city_SE3_ego, "city")
         if not len(boxes):
             continue
+        assert boxes.track_id is not None
         current = boxes.center_m[:, :2]
         steps = np.arange(1, 7)[:, None] * 0.5 * np.array([speed_m_per_s, 0.0])
         trajectory = np.repeat((current[0] + steps)[None], 5, axis=0)
@@ -190,12 +192,13 @@ def test_roi_from_a_drivable_area_raster_is_dilated_by_five_metres() -> None:
         rasters={"drivable_area": MapRaster("drivable_area", drivable, Sim2(np.eye(2), np.zeros(2), 2.0))},
     )  # fmt: skip
     roi = RasterRegionOfInterest.from_lane_graph(lane_graph)
+    assert roi is not None
     queries = np.array([[15.0, 14.5], [15.0, 4.5], [23.0, 13.0], [24.0, 14.0]])  # 4.5, 5.5, 4.24, 5.66 m from the road
     assert roi.contains_xy(queries).tolist() == [True, False, True, False]
     assert RasterRegionOfInterest.from_lane_graph(replace(lane_graph, rasters={})) is None
 
 
-_CORRUPTIONS = {
+_CORRUPTIONS: dict[str, list[object]] = {
     "current_translation_m": [np.zeros(3), np.array([np.nan, 0.0]), [1.0, 2.0], None],
     "prediction_m": [np.zeros((5, 6, 3)), np.zeros((4, 6, 2)), np.full((5, 6, 2), np.inf), "traj"],
     "score": [np.zeros(4), np.zeros((5, 1)), None],

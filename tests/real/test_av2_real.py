@@ -11,6 +11,7 @@ from scenes.adapters import av2 as av2_adapter
 from scenes.adapters.registry import open_dataset
 from scenes.categories import AV2_NON_COMPETITION, CATEGORIES
 from scenes.ego_frame import AV2_EGO
+from scenes.records import LidarSweep
 
 pytestmark = pytest.mark.real
 
@@ -25,7 +26,9 @@ def split_dir(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(split_dir: Path) -> av2_adapter.AV2SensorDataset:
-    return open_dataset(f"av2:{split_dir}")
+    dataset = open_dataset(f"av2:{split_dir}")
+    assert isinstance(dataset, av2_adapter.AV2SensorDataset)
+    return dataset
 
 
 def test_logs_found_from_split_log_and_dataset_dirs(split_dir: Path) -> None:
@@ -118,7 +121,7 @@ def test_one_frame_reads_one_sweep(dataset: av2_adapter.AV2SensorDataset, monkey
     calls: list[Path] = []
     original = av2_adapter.read_lidar
 
-    def counting(path: Path):  # type: ignore[no-untyped-def]
+    def counting(path: Path) -> LidarSweep:
         calls.append(path)
         return original(path)
 

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def dataset(shared_data: Path) -> CityscapesDataset:
-    return open_dataset(f"cityscapes:{shared_data / 'cityscapes'}")
+    dataset = open_dataset(f"cityscapes:{shared_data / 'cityscapes'}")
+    assert isinstance(dataset, CityscapesDataset)
+    return dataset
 
 
 def test_image_and_masks_load(dataset: CityscapesDataset) -> None:
@@ -26,6 +28,7 @@ def test_image_and_masks_load(dataset: CityscapesDataset) -> None:
     assert item.labels is not None and item.labels.class_table == "cityscapes-trainid"
     assert item.label_ids is not None and item.label_ids.class_table == "cityscapes-labelid"
     assert item.camera.instances is not None and item.camera.instances.max() == 26002
+    assert item.camera.semantics is not None
     np.testing.assert_array_equal(item.camera.semantics, item.labels.labels)
 
 

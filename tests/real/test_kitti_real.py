@@ -18,7 +18,9 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def dataset(shared_data: Path) -> KittiObjectDataset:
-    return open_dataset(f"kitti-object:{shared_data / 'kitti' / 'object'}")
+    dataset = open_dataset(f"kitti-object:{shared_data / 'kitti' / 'object'}")
+    assert isinstance(dataset, KittiObjectDataset)
+    return dataset
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def test_frames_and_labels_load(dataset: KittiObjectDataset, frames: list, share
         labels = read_labels(shared_data / "kitti" / "object" / "training" / "label_2" / f"{frame.timestamp_ns:06d}.txt")
         kept = [label for label in labels if FROM_KITTI[label.kind] is not None]
         assert frame.annotations is not None and len(frame.annotations) == len(kept)
-        expected = [CATEGORY_ID[FROM_KITTI[label.kind]] for label in kept]  # type: ignore[index]
+        expected = [CATEGORY_ID[name] for label in kept if (name := FROM_KITTI[label.kind]) is not None]
         assert frame.annotations.category.tolist() == expected
         # h, w, l on disk -> l, w, h.
         np.testing.assert_allclose(frame.annotations.size_lwh_m, [[lab.size_hwl_m[2], lab.size_hwl_m[1], lab.size_hwl_m[0]] for lab in kept])

@@ -22,7 +22,9 @@ SCENE = "host-a101-lidar0-1240710366399037786-1240710391298976894"
 
 @pytest.fixture(scope="module")
 def dataset(shared_data: Path) -> NuScenesDataset:
-    return open_dataset(f"nuscenes:{shared_data / 'nuscenes-schema' / 'lyft'}", version=VERSION)
+    dataset = open_dataset(f"nuscenes:{shared_data / 'nuscenes-schema' / 'lyft'}", version=VERSION)
+    assert isinstance(dataset, NuScenesDataset)
+    return dataset
 
 
 def test_tables_load_with_clear_notes_for_what_is_missing(dataset: NuScenesDataset, caplog: pytest.LogCaptureFixture) -> None:
@@ -48,6 +50,7 @@ def test_boxes_match_the_devkit_in_the_ego_frame(dataset: NuScenesDataset) -> No
     pose = nusc.get("ego_pose", lidar["ego_pose_token"])
     boxes = frame.annotations
     assert boxes is not None and len(boxes) == 4
+    assert boxes.track_id is not None
     by_token = {token: i for i, token in enumerate(boxes.track_id)}
     for devkit_box in nusc.get_boxes(lidar["token"]):
         devkit_box.translate(-np.array(pose["translation"]))

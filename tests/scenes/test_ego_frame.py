@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scenes.ego_frame import AV2_EGO, KITTI_EGO, NUSCENES_EGO
+from scenes.ego_frame import AV2_EGO, KITTI_EGO, NUSCENES_EGO, EgoConvention
 from scenes.geometry import SE3
 from scenes.records import Boxes3D, LidarSweep
 
@@ -37,6 +37,7 @@ def test_records_keep_dtype_and_everything_but_height() -> None:
     boxes = Boxes3D(np.array([[1.0, 2.0, 3.0]]), np.array([[4.0, 2.0, 1.5]]), np.array([0.3]), np.array([0]), velocity_m_per_s=np.array([[1.0, 2.0]]))
     moved = AV2_EGO.boxes_to_ego(boxes)
     np.testing.assert_allclose(moved.center_m, [[1.0, 2.0, 3.33]])
+    assert moved.velocity_m_per_s is not None and boxes.velocity_m_per_s is not None
     np.testing.assert_allclose(moved.velocity_m_per_s, boxes.velocity_m_per_s)
     np.testing.assert_allclose(moved.yaw_rad, boxes.yaw_rad)
     np.testing.assert_allclose(AV2_EGO.boxes_from_ego(moved).center_m, boxes.center_m)
@@ -44,7 +45,7 @@ def test_records_keep_dtype_and_everything_but_height() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(x=finite, y=finite, z=finite, yaw=st.floats(-np.pi, np.pi), which=st.sampled_from([AV2_EGO, KITTI_EGO, NUSCENES_EGO]))
-def test_conversions_invert(x: float, y: float, z: float, yaw: float, which) -> None:  # type: ignore[no-untyped-def]
+def test_conversions_invert(x: float, y: float, z: float, yaw: float, which: EgoConvention) -> None:
     pose = SE3.from_yaw(yaw, (x, y, z))
     assert which.pose_from_ego(which.pose_to_ego(pose)).allclose(pose, atol=1e-9)
     assert which.sensor_from_ego(which.sensor_to_ego(pose)).allclose(pose, atol=1e-9)

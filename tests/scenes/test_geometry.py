@@ -178,7 +178,7 @@ def test_invalid_transforms_raise() -> None:
     with pytest.raises(ValueError, match="SE3.rotation"):
         SE3(np.ones((3, 3)), np.zeros(3))
     with pytest.raises(ValueError, match="NaN"):
-        SE3(np.eye(3), [np.nan, 0, 0])
+        SE3(np.eye(3), np.array([np.nan, 0.0, 0.0]))
     with pytest.raises(ValueError, match="zero-norm"):
         SE3.from_quat_wxyz([0, 0, 0, 0], [0, 0, 0])
     with pytest.raises(ValueError, match="Sim2.scale"):

@@ -6,6 +6,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,10 +55,10 @@ def test_umask_fallback_without_proc(tmp_path: Path, monkeypatch: pytest.MonkeyP
     os.umask(0o027)
     real_read_text = Path.read_text
 
-    def no_proc(self: Path, *args: object, **kwargs: object) -> str:
+    def no_proc(self: Path, *args: Any, **kwargs: Any) -> str:
         if str(self).startswith("/proc/"):
             raise OSError("no /proc")
-        return real_read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+        return real_read_text(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "read_text", no_proc)
     assert scenes_io._current_umask() == 0o027

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from scenes.categories import CATEGORIES
 from scenes.geometry import SE3, Sim2
 from scenes.records import (
     Boxes3D,
+    BoxFrame,
     CameraFrame,
     DepthMap,
     Forecasts,
@@ -39,7 +42,7 @@ from scenes.serialize import (
 )
 
 
-def make_boxes(n: int = 3, frame: str = "ego", seed: int = 0) -> Boxes3D:
+def make_boxes(n: int = 3, frame: BoxFrame = "ego", seed: int = 0) -> Boxes3D:
     rng = np.random.default_rng(seed)
     return Boxes3D(
         center_m=rng.normal(size=(n, 3)),
@@ -50,7 +53,7 @@ def make_boxes(n: int = 3, frame: str = "ego", seed: int = 0) -> Boxes3D:
         velocity_m_per_s=rng.normal(size=(n, 2)),
         track_id=np.array([f"track-{i}" for i in range(n)]),
         num_interior_pts=rng.integers(0, 100, size=n),
-        frame=frame,  # type: ignore[arg-type]
+        frame=frame,
     )
 
 
@@ -100,19 +103,22 @@ def make_frame() -> Frame:
 def assert_records_equal(a: object, b: object) -> None:
     assert type(a) is type(b)
     if isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and a.shape == b.shape  # type: ignore[union-attr]
-        np.testing.assert_array_equal(a, b)  # type: ignore[arg-type]
+        assert isinstance(b, np.ndarray)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
     elif isinstance(a, (SE3, Sim2)) or hasattr(a, "__dataclass_fields__"):
-        for name in a.__dataclass_fields__:  # type: ignore[attr-defined]
+        for name in a.__dataclass_fields__:
             assert_records_equal(getattr(a, name), getattr(b, name))
     elif isinstance(a, (tuple, list)):
-        assert len(a) == len(b)  # type: ignore[arg-type]
-        for x, y in zip(a, b, strict=True):  # type: ignore[call-overload]
+        assert isinstance(b, (tuple, list))
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
             assert_records_equal(x, y)
-    elif hasattr(a, "keys"):
-        assert list(a.keys()) == list(b.keys())  # type: ignore[attr-defined]
-        for key in a.keys():  # type: ignore[attr-defined]
-            assert_records_equal(a[key], b[key])  # type: ignore[index]
+    elif isinstance(a, Mapping):
+        assert isinstance(b, Mapping)
+        assert list(a.keys()) == list(b.keys())
+        for key in a.keys():
+            assert_records_equal(a[key], b[key])
     else:
         assert a == b
 
@@ -157,7 +163,7 @@ def test_validation_error_names_source_file() -> None:
         (lambda: SemanticLayout(np.full((2, 2), 5, dtype=np.uint8), num_classes=3), r"SemanticLayout\.labels"),
     ],
 )
-def test_invalid_records_raise(build, pattern: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_records_raise(build: Callable[[], object], pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         build()
 
@@ -167,11 +173,13 @@ def test_boxes_transform_and_select() -> None:
     city_SE3_ego = SE3.from_yaw(np.pi / 2, [10.0, 0.0, 0.0])
     city = boxes.transformed(city_SE3_ego, "city")
     np.testing.assert_allclose(city.center_m[:, 0], 10.0 - boxes.center_m[:, 1])
+    assert boxes.velocity_m_per_s is not None and city.velocity_m_per_s is not None
     np.testing.assert_allclose(city.velocity_m_per_s, np.stack([-boxes.velocity_m_per_s[:, 1], boxes.velocity_m_per_s[:, 0]], 1))
     back = city.transformed(city_SE3_ego.inverse(), "ego")
     np.testing.assert_allclose(back.center_m, boxes.center_m, atol=1e-12)
     np.testing.assert_allclose(np.cos(back.yaw_rad - boxes.yaw_rad), 1.0)
     picked = boxes.select(np.array([2, 0]))
+    assert picked.track_id is not None
     assert list(picked.track_id) == ["track-2", "track-0"]
     both = Boxes3D.concatenate([boxes, picked])
     assert len(both) == 5 and both.track_id is not None
@@ -200,7 +208,7 @@ def test_scenario_validation() -> None:
     xy[1, 0] = np.nan
     valid = np.ones((2, 4), dtype=bool)
     valid[1, 0] = False
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         scenario_id="s", city_name="SYN", timestamps_ns=np.arange(4), agent_ids=np.array(["a", "b"]),
         category=np.array([0, 1]), xy_m=xy, heading_rad=np.zeros((2, 4)), velocity_m_per_s=np.zeros((2, 4, 2)),
         valid=valid, current_index=2, focal_agent_ids=np.array(["a"]),
@@ -297,14 +305,14 @@ def _record_arrays(record: object, path: str = "") -> list[tuple[str, np.ndarray
     elif isinstance(record, (SE3, Sim2)):
         pass
     elif hasattr(record, "__dataclass_fields__"):
-        for name in record.__dataclass_fields__:  # type: ignore[attr-defined]
+        for name in record.__dataclass_fields__:
             found += _record_arrays(getattr(record, name), f"{path}.{name}" if path else f"{type(record).__name__}.{name}")
     elif isinstance(record, (tuple, list)):
         for index, item in enumerate(record):
             found += _record_arrays(item, f"{path}[{index}]")
-    elif hasattr(record, "keys"):
-        for key in record.keys():  # type: ignore[attr-defined]
-            found += _record_arrays(record[key], f"{path}[{key!r}]")  # type: ignore[index]
+    elif isinstance(record, Mapping):
+        for key in record.keys():
+            found += _record_arrays(record[key], f"{path}[{key!r}]")
     return found
 
 

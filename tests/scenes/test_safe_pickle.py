@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scenes.submissions.av2_e2e_forecasting import NUM_MODES, NUM_STEPS, SubmissionError, read_submission, write_submission
-from scenes.submissions.av2_tracking import TrackingFormatError, read_sequences, write_sequences
+from scenes.submissions.av2_tracking import Sequences, TrackingFormatError, read_sequences, write_sequences
 from scenes.submissions.safe_pickle import UnsafePickleError, load_pickle, loads_pickle
 
 
@@ -54,7 +54,7 @@ def test_other_globals_are_refused(payload: bytes) -> None:
         loads_pickle(payload, "submission.pkl")
 
 
-def _agent(rng: np.random.Generator) -> dict[str, object]:
+def _agent(rng: np.random.Generator) -> dict[str, Any]:
     return {
         "current_translation_m": rng.normal(size=2),
         "detection_score": 0.75,
@@ -71,7 +71,7 @@ def _agent(rng: np.random.Generator) -> dict[str, object]:
 def test_real_submission_round_trips(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     submission = {"log-a": {315_000_000_000: [_agent(rng), _agent(rng)], 315_500_000_000: []}, "log-b": {1: [_agent(rng)]}}
-    path = write_submission(tmp_path / "submission.pkl", submission)  # type: ignore[arg-type]
+    path = write_submission(tmp_path / "submission.pkl", submission)
     loaded = read_submission(path)
     assert loaded.keys() == submission.keys()
     for log_id, log in submission.items():
@@ -109,7 +109,7 @@ def test_numpy_and_builtin_values_round_trip_at_every_protocol(protocol: int) ->
 
 
 def test_tracking_sequences_round_trip(tmp_path: Path) -> None:
-    sequences = {
+    sequences: Sequences = {
         "log-a": [
             {
                 "seq_id": "log-a",

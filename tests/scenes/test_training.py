@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from scenes.config import StrictConfig
 from scenes.parallel import map_logs
 from scenes.training.checkpoint import CHECKPOINT_FORMAT, CheckpointError, first_difference, load_checkpoint, save_checkpoint
 from scenes.training.distributed import worker_context
-from scenes.training.harness import EstimationTask, LoopSettings, TrainingTask, estimate, fit
+from scenes.training.harness import EstimationTask, LoopSettings, OnCheckpoint, TrainingTask, estimate, fit
 from scenes.training.history import CURVE_FILENAME, read_history
 from scenes.training.launch import train
 
@@ -63,6 +63,7 @@ class RegressionSpec:
 class RegressionTask(TrainingTask):
     stage = "regression"
     final_name = "model.pt"
+    config: RegressionConfig
 
     def __init__(self, cfg: RegressionConfig, data: tuple[np.ndarray, np.ndarray]) -> None:
         self.config = cfg
@@ -322,7 +323,7 @@ def ray_session() -> Iterator[None]:
         os.environ[HEALTH_CHECK_ENV] = previous
 
 
-def _factory(cfg: RegressionConfig):  # type: ignore[no-untyped-def]
+def _factory(cfg: RegressionConfig) -> Callable[[tuple[np.ndarray, np.ndarray]], RegressionTask]:
     return lambda data: RegressionTask(cfg, data)
 
 
@@ -347,7 +348,7 @@ def test_two_workers_follow_the_one_worker_loss_curve_and_a_rerun_resumes(ray_se
     assert any(meta["final"] and meta["file"] == "model.pt" and meta["resume_file"] == "last.pt" for meta in reported)
 
 
-def _stop_at(epoch: int):  # type: ignore[no-untyped-def]
+def _stop_at(epoch: int) -> OnCheckpoint:
     def callback(metrics: dict[str, float], path: Path | None) -> None:
         if metrics["epoch"] == epoch:
             raise _Interrupted
@@ -386,5 +387,6 @@ def test_parallel_map_and_synth_generation_equal_the_sequential_ones(ray_session
             assert frame.timestamp_ns == twin.timestamp_ns
             np.testing.assert_array_equal(frame.city_SE3_ego.translation, twin.city_SE3_ego.translation)
             assert frame.annotations is not None and twin.annotations is not None
+            assert frame.annotations.track_id is not None and twin.annotations.track_id is not None
             np.testing.assert_array_equal(frame.annotations.center_m, twin.annotations.center_m)
             np.testing.assert_array_equal(frame.annotations.track_id, twin.annotations.track_id)

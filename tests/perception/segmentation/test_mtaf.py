@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from perception.segmentation.config import Method, SegmentationConfig
-from perception.segmentation.discriminators import SOURCE_LABEL, TARGET_LABEL, DiscriminatorPair, adversarial_bce, weighted_self_information
+from perception.segmentation.discriminators import SOURCE_LABEL, TARGET_LABEL, Discriminator, DiscriminatorPair, adversarial_bce, weighted_self_information
 from perception.segmentation.mtaf import MTAFModel, discriminator_names
 from scenes.training.frozen import frozen_call
 
@@ -18,6 +18,12 @@ TARGETS = ("night", "fog", "desert")
 def tiny_config(method: Method, targets: tuple[str, ...] = TARGETS, **loss: Any) -> SegmentationConfig:
     network = {"stem_width": 8, "stage_widths": (8, 8, 16, 16), "blocks_per_stage": (1, 1, 1, 1), "height_px": 64, "width_px": 64, "loss_stride": 1}
     return SegmentationConfig(method=method, network=network, data={"target_styles": targets}, loss=loss)
+
+
+def main_discriminator(model: MTAFModel, name: str) -> Discriminator:
+    pair = model.discriminators[name]
+    assert isinstance(pair, DiscriminatorPair)
+    return pair.main
 
 
 def tiny_batch(config: SegmentationConfig, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -151,7 +157,7 @@ def test_mtkt_distillation_reaches_the_backbone_only_when_asked(into_backbone: b
     """With every other weight at 0 the loss is the KL alone: the backbone gets its gradient iff `into_backbone`; the
     student head gets the same gradient either way, and the forward pass does not change."""
     torch.manual_seed(0)
-    zeros = {"seg_main": 0.0, "seg_aux": 0.0, "adversarial_main": 0.0, "adversarial_aux": 0.0}
+    zeros: dict[str, Any] = {"seg_main": 0.0, "seg_aux": 0.0, "adversarial_main": 0.0, "adversarial_aux": 0.0}
     config = tiny_config("mtkt", **zeros, distillation_into_backbone=into_backbone)
     model = MTAFModel(config)
     batch = tiny_batch(config)
@@ -172,7 +178,7 @@ def test_mtkt_distillation_reaches_the_backbone_only_when_asked(into_backbone: b
 def test_mtkt_teacher_cross_entropy_mean_is_the_sum_over_the_number_of_targets() -> None:
     """With only the cross-entropy on (besides the discriminators' own terms, which never reach the segmenter),
     "mean" gives the segmenter's loss and every backbone gradient of "sum" divided by T (3)."""
-    zeros = {"adversarial_main": 0.0, "adversarial_aux": 0.0, "distillation_main": 0.0}
+    zeros: dict[str, Any] = {"adversarial_main": 0.0, "adversarial_aux": 0.0, "distillation_main": 0.0}
     results = {}
     for reduction in ("sum", "mean"):
         torch.manual_seed(0)
@@ -204,10 +210,11 @@ def test_multi_dis_without_target_vs_target_drops_exactly_those_terms(targets: t
     with torch.no_grad():
         logits = full.segmenter(torch.cat([source, target_images.flatten(0, 1)]))[0].main
         per_target = weighted_self_information(upsampled(logits))[source.shape[0] :].unflatten(0, (len(targets), -1))
+        extra: torch.Tensor | int
         if len(targets) == 2:
-            pair = full.discriminators["target_vs_target"].main
+            pair = main_discriminator(full, "target_vs_target")
             extra = adversarial_bce(pair(per_target[0]), TARGET_LABEL) + adversarial_bce(pair(per_target[1]), SOURCE_LABEL)
         else:
-            extra = sum(adversarial_bce(full.discriminators[f"others_vs_{style}"].main(per_target[i]), SOURCE_LABEL) for i, style in enumerate(targets))
+            extra = sum(adversarial_bce(main_discriminator(full, f"others_vs_{style}")(per_target[i]), SOURCE_LABEL) for i, style in enumerate(targets))
     torch.testing.assert_close(ablated_parts["seg_main"], full_parts["seg_main"])
     torch.testing.assert_close(full_parts["adv_main"], ablated_parts["adv_main"] + extra)

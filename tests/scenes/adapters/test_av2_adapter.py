@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,16 +34,18 @@ def test_frames_values(tiny_av2: Path) -> None:
     # Pose row 1 is AV2's rear axle at (1, 0, 0); the records' ego origin lies 0.33 m below it, on the ground.
     np.testing.assert_allclose(first.city_SE3_ego.translation, [1.0, 0.0, -0.33])
     boxes = first.annotations
+    assert boxes is not None and boxes.track_id is not None
     # ANIMAL is not a competition category: dropped.
     assert boxes.track_id.tolist() == ["track-0", "track-1"]
     assert boxes.category.tolist() == [CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]]
     np.testing.assert_allclose(boxes.yaw_rad, [0.3, -1.0])
     np.testing.assert_allclose(boxes.center_m[:, 0], [1.0, 6.0])
     np.testing.assert_allclose(boxes.size_lwh_m[0], [4.0, 2.0, 1.5])
+    assert first.lidar is not None
     assert len(first.lidar) == 200 and first.lidar.intensity.max() <= 1.0
 
 
-def _frames(split_dir: Path, **options: object) -> list:
+def _frames(split_dir: Path, **options: Any) -> list:
     return list(AV2SensorDataset(split_dir, **options).frames(LOG_ID))
 
 

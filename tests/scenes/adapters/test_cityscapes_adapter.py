@@ -38,6 +38,7 @@ def test_train_ids_derived_from_label_ids_and_calibration_read(tmp_path: Path) -
     }
     (camera_dir / f"{STEM}_camera.json").write_text(json.dumps(calibration))
     (item,) = list(CityscapesDataset(root).items("train/aachen"))
+    assert item.labels is not None
     assert item.labels.labels[0].tolist() == [0, 0, 13, 13, 10, 255, 18, 255]
     assert item.camera.timestamp_ns == 1_000_019
     np.testing.assert_allclose(item.camera.intrinsics[0], [2262.5, 0.0, 1096.9])

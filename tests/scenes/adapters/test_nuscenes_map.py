@@ -22,7 +22,9 @@ def _straight(start: tuple[float, float], end: tuple[float, float]) -> list[dict
 
 def write_expansion(dataroot: Path) -> Path:
     nodes = [{"token": f"n{i}", "x": x, "y": y} for i, (x, y) in enumerate([(0, 0), (30, 0), (30, 4), (0, 4)])]
-    lanes = [{"token": token, "polygon_token": "p0", "left_lane_divider_segments": [], "right_lane_divider_segments": []} for token in ("lane-a", "lane-b")]
+    lanes: list[dict[str, object]] = [
+        {"token": token, "polygon_token": "p0", "left_lane_divider_segments": [], "right_lane_divider_segments": []} for token in ("lane-a", "lane-b")
+    ]
     payload = {
         "version": "1.3",
         "canvas_edge": [100.0, 100.0],

@@ -43,7 +43,9 @@ def test_synthetic_city_roi_is_its_lane_graph_roi_layer(synth: SynthDataset) -> 
     (log_id,) = synth.logs()
     roi = synth.region_of_interest(log_id)
     assert isinstance(roi, RasterRegionOfInterest)
-    layer = synth.lane_graph(log_id).rasters["roi"]
+    graph = synth.lane_graph(log_id)
+    assert graph is not None
+    layer = graph.rasters["roi"]
     points = np.random.default_rng(0).uniform(-100.0, 500.0, size=(2000, 2))
     inside = roi.contains_xy(points)
     np.testing.assert_array_equal(inside, layer.lookup(points, outside=0).astype(bool))

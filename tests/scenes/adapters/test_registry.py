@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def test_parse_spec() -> None:
         parse_spec("lyft:/data")
 
 
-def test_unknown_option_names_the_accepted_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_option_names_the_accepted_ones(tmp_path: Path) -> None:
     with pytest.raises(AdapterError, match=r"av2 takes no option\(s\) \['version'\]; its options are \['cameras', 'skip_bad', 'split', 'with_map'\]"):
         open_dataset(f"av2:{tmp_path}", version="v1.0-mini")
 
@@ -47,6 +48,7 @@ def test_synth_simulates_on_the_fly() -> None:
     truth = simulate_log(SynthConfig(**options), 3, 1)
     frames = list(dataset.frames(logs[1]))
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in truth.frames]
+    assert frames[-1].annotations is not None and truth.frames[-1].annotations is not None
     np.testing.assert_allclose(frames[-1].annotations.center_m, truth.frames[-1].annotations.center_m)
     assert dataset.lane_graph(logs[1]) is not None
     summary = dataset.summary()

@@ -101,6 +101,11 @@ def _float16(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float16).astype(np.float32)
 
 
+def _annotations(frame: Frame) -> Boxes3D:
+    assert frame.annotations is not None
+    return frame.annotations
+
+
 def test_av2_round_trip(log: SynthLog, tmp_path: Path) -> None:
     from scenes.synth.writers.av2 import av2_track_uuid, write_av2_log
 
@@ -112,12 +117,17 @@ def test_av2_round_trip(log: SynthLog, tmp_path: Path) -> None:
     for mine, truth in zip(frames, log.frames, strict=True):
         assert mine.timestamp_ns == truth.timestamp_ns
         assert mine.city_SE3_ego.allclose(truth.city_SE3_ego, atol=1e-9)
+        assert mine.lidar is not None and truth.lidar is not None
+        assert mine.lidar.offset_ns is not None and truth.lidar.offset_ns is not None
         # AV2 stores xyz as float16 in its own ego frame (0.33 m higher): the truth moved there, rounded, moved back.
         np.testing.assert_array_equal(mine.lidar.points_xyz_m, AV2_EGO.points_to_ego(_float16(AV2_EGO.points_from_ego(truth.lidar.points_xyz_m))))
         np.testing.assert_allclose(mine.lidar.intensity, truth.lidar.intensity, atol=1e-6)
         np.testing.assert_array_equal(mine.lidar.laser_number, truth.lidar.laser_number)
         np.testing.assert_array_equal(mine.lidar.offset_ns, truth.lidar.offset_ns)
         boxes, expected = mine.annotations, truth.annotations
+        assert boxes is not None and expected is not None
+        assert boxes.track_id is not None and expected.track_id is not None
+        assert boxes.num_interior_pts is not None and expected.num_interior_pts is not None
         assert boxes.track_id.tolist() == [av2_track_uuid(LOG_ID, t) for t in expected.track_id]
         np.testing.assert_allclose(boxes.center_m, expected.center_m, atol=1e-9)
         np.testing.assert_allclose(boxes.size_lwh_m, expected.size_lwh_m, atol=1e-9)
@@ -130,6 +140,7 @@ def test_av2_round_trip(log: SynthLog, tmp_path: Path) -> None:
         assert camera.ego_SE3_camera.allclose(reference.ego_SE3_camera, atol=1e-9)
         assert np.abs(camera.image.astype(int) - reference.image).mean() < 40  # JPEG of noise: lossy but close
     graph = dataset.lane_graph(LOG_ID)
+    assert graph is not None
     np.testing.assert_allclose(graph.centerlines_m, log.lane_graph.centerlines_m, atol=1e-6)
     assert graph.right_neighbor_id.tolist() == [-1, 11] and graph.city_name == "SYN"
     np.testing.assert_allclose(graph.rasters["ground_height"].values, 0.0)
@@ -160,7 +171,7 @@ def test_av2_motion_forecasting_round_trip(tmp_path: Path) -> None:
     assert scenario.xy_m.shape[1] == 110 and scenario.current_index == 49
     agents = scenario.agent_ids.tolist()
     (car,) = [i for i, agent in enumerate(agents) if agent != "AV" and scenario.category[i] == CATEGORY_ID["REGULAR_VEHICLE"]]
-    expected_xy = np.array([frame.city_SE3_ego.transform_points(frame.annotations.center_m[:1])[0, :2] for frame in frames])
+    expected_xy = np.array([frame.city_SE3_ego.transform_points(_annotations(frame).center_m[:1])[0, :2] for frame in frames])
     np.testing.assert_allclose(scenario.xy_m[car], expected_xy, atol=1e-6)
     assert scenario.valid[car].all()
     np.testing.assert_array_equal(np.diff(scenario.timestamps_ns), STEP_NS)
@@ -184,6 +195,7 @@ def test_kitti_raw_round_trip(log: SynthLog, tmp_path: Path) -> None:
         expected = lidar_pose.inverse().compose(log.frames[0].city_SE3_ego.inverse()).compose(truth.city_SE3_ego).compose(lidar_pose)
         relative = frames[0].city_SE3_ego.inverse().compose(mine.city_SE3_ego)
         assert relative.allclose(expected, atol=1e-5)
+        assert mine.lidar is not None and truth.lidar is not None
         np.testing.assert_allclose(mine.lidar.points_xyz_m, lidar_pose.inverse().transform_points(truth.lidar.points_xyz_m), atol=1e-5)
         camera = mine.cameras["image_02"]
         np.testing.assert_array_equal(camera.image, truth.cameras["ring_front_center"].image)
@@ -200,6 +212,7 @@ def test_kitti_raw_round_trip(log: SynthLog, tmp_path: Path) -> None:
     (drive_dir / "proj_depth").rename(depth_root / "val" / drive_dir.name / "proj_depth")
     assert next(iter(KittiRawDataset(tmp_path / "raw").frames(drive_dir.name))).cameras["image_02"].depth_m is None
     moved = next(iter(KittiRawDataset(tmp_path / "raw", depth_root=depth_root).frames(drive_dir.name)))
+    assert moved.cameras["image_02"].depth_m is not None and frames[0].cameras["image_02"].depth_m is not None
     np.testing.assert_array_equal(moved.cameras["image_02"].depth_m, frames[0].cameras["image_02"].depth_m)
 
 
@@ -217,6 +230,7 @@ def test_nuscenes_round_trip(log: SynthLog, tmp_path: Path) -> None:
     for mine in frames:
         truth = truth_by_time[mine.timestamp_ns]
         assert mine.city_SE3_ego.allclose(truth.city_SE3_ego, atol=1e-6)
+        assert mine.lidar is not None and truth.lidar is not None
         np.testing.assert_allclose(mine.lidar.points_xyz_m, truth.lidar.points_xyz_m, atol=1e-4)
         np.testing.assert_allclose(mine.lidar.intensity, truth.lidar.intensity, atol=1e-6)
         camera, reference = mine.cameras["CAM_FRONT"], truth.cameras["ring_front_center"]
@@ -225,11 +239,12 @@ def test_nuscenes_round_trip(log: SynthLog, tmp_path: Path) -> None:
         assert camera.ego_SE3_camera.allclose(reference.ego_SE3_camera, atol=1e-6)
         assert np.abs(camera.image.astype(int) - reference.image).mean() < 40  # JPEG of noise: lossy but close
     for mine in keyframes:
-        truth = truth_by_time[mine.timestamp_ns].annotations
-        order = [list(truth.category).index(c) for c in mine.annotations.category]
-        np.testing.assert_allclose(mine.annotations.center_m, truth.center_m[order], atol=1e-6)
-        np.testing.assert_allclose(mine.annotations.size_lwh_m, truth.size_lwh_m[order], atol=1e-6)
-        np.testing.assert_allclose(np.cos(mine.annotations.yaw_rad - truth.yaw_rad[order]), 1.0, atol=1e-9)
+        truth_boxes = truth_by_time[mine.timestamp_ns].annotations
+        assert mine.annotations is not None and truth_boxes is not None
+        order = [list(truth_boxes.category).index(c) for c in mine.annotations.category]
+        np.testing.assert_allclose(mine.annotations.center_m, truth_boxes.center_m[order], atol=1e-6)
+        np.testing.assert_allclose(mine.annotations.size_lwh_m, truth_boxes.size_lwh_m[order], atol=1e-6)
+        np.testing.assert_allclose(np.cos(mine.annotations.yaw_rad - truth_boxes.yaw_rad[order]), 1.0, atol=1e-9)
     scenario = next(iter(dataset.scenarios()))
     assert scenario.valid[:, scenario.current_index].all()
     # Prediction-challenge agents: the split file lists "<instance>_<sample>" per scene name of the official split.
@@ -260,6 +275,7 @@ def test_cityscapes_round_trip(log: SynthLog, tmp_path: Path) -> None:
     for item, truth in zip(items, log.frames, strict=True):
         reference = truth.cameras["ring_front_center"]
         np.testing.assert_array_equal(item.camera.image, reference.image)
+        assert item.label_ids is not None and item.labels is not None and item.camera.instances is not None and reference.semantics is not None
         np.testing.assert_array_equal(item.label_ids.labels, reference.semantics)
         np.testing.assert_array_equal(item.labels.labels, label_ids_to_train_ids(reference.semantics))
         assert item.camera.instances[24, 15] == 26000 and item.camera.instances[0, 0] == 23

@@ -31,7 +31,7 @@ def one_frame(rig: str) -> SynthLog:
         ("nuscenes", (25_000, 40_000), 32, None),
     ],
 )
-def test_rigs_match_the_real_sensors(rig: str, points: tuple[int, int], lasers: int, quartiles) -> None:  # type: ignore[no-untyped-def]
+def test_rigs_match_the_real_sensors(rig: str, points: tuple[int, int], lasers: int, quartiles: tuple[tuple[float, float], ...] | None) -> None:
     log = one_frame(rig)
     sweep = log.frames[0].lidar
     assert sweep is not None and points[0] <= len(sweep) <= points[1]

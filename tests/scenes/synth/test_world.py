@@ -37,6 +37,8 @@ def traffic_log() -> SynthLog:
 def _arrays(log: SynthLog) -> list[np.ndarray]:
     arrays = []
     for frame in log.frames:
+        assert frame.lidar is not None and frame.annotations is not None
+        assert frame.annotations.num_interior_pts is not None and frame.annotations.track_id is not None
         arrays += [frame.city_SE3_ego.as_matrix(), frame.lidar.points_xyz_m, frame.lidar.intensity, frame.annotations.center_m]
         arrays += [frame.annotations.num_interior_pts, frame.annotations.track_id]
         arrays += [camera.image for camera in frame.cameras.values()]
@@ -49,12 +51,14 @@ def test_same_seed_gives_identical_arrays_and_another_seed_differs() -> None:
     assert first.log_id == second.log_id != other.log_id
     for a, b in zip(_arrays(first), _arrays(second), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert first.frames[0].lidar is not None and other.frames[0].lidar is not None
     assert not np.array_equal(first.frames[0].lidar.points_xyz_m[:100], other.frames[0].lidar.points_xyz_m[:100])
     assert simulate_log(config, seed=1, index=1).log_id != first.log_id
 
 
 def test_lidar_points_lie_on_the_simulated_surfaces(clean_log: SynthLog) -> None:
     for index, frame in enumerate(clean_log.frames):
+        assert frame.lidar is not None
         points_city = frame.city_SE3_ego.transform_points(frame.lidar.points_xyz_m)
         distance = clean_log.frame_scene(index).distance_to_surfaces(points_city)
         assert len(points_city) > 1000
@@ -63,6 +67,7 @@ def test_lidar_points_lie_on_the_simulated_surfaces(clean_log: SynthLog) -> None
 
 def test_range_noise_moves_points_off_the_surface_by_its_standard_deviation() -> None:
     log = simulate_log(SynthConfig(**{**TINY, "seconds": 0.1}, lidar_range_noise_m=0.05, lidar_dropout=0.0, cameras=()), seed=5)
+    assert log.frames[0].lidar is not None
     points_city = log.frames[0].city_SE3_ego.transform_points(log.frames[0].lidar.points_xyz_m)
     distance = log.frame_scene(0).distance_to_surfaces(points_city)
     # The distance to the surface is at most the range error; most returns are hit near normal incidence.
@@ -72,7 +77,9 @@ def test_range_noise_moves_points_off_the_surface_by_its_standard_deviation() ->
 
 def test_num_interior_pts_counts_the_sweep_points_in_each_box(clean_log: SynthLog) -> None:
     for frame in clean_log.frames:
+        assert frame.annotations is not None and frame.lidar is not None
         boxes, points = frame.annotations, frame.lidar.points_xyz_m
+        assert boxes.num_interior_pts is not None
         expected = [points_in_box_mask(points, boxes.center_m[i], boxes.size_lwh_m[i], boxes.yaw_rad[i]).sum() for i in range(len(boxes))]
         np.testing.assert_array_equal(boxes.num_interior_pts, expected)
         assert (boxes.num_interior_pts > 0).sum() >= 5
@@ -82,12 +89,14 @@ def test_laser_numbers_and_beam_tables() -> None:
     assert len(beam_elevations_deg(64)) == 64 and len(beam_elevations_deg(4)) == 4
     assert beam_elevations_deg(32).min() == -25.0 and beam_elevations_deg(32).max() == 15.0
     log = simulate_log(SynthConfig(**{**TINY, "seconds": 0.1, "lidar_beams": 4}, cameras=()), seed=0)
+    assert log.frames[0].lidar is not None
     assert set(np.unique(log.frames[0].lidar.laser_number)) <= {0, 1, 2, 3}
 
 
 def test_camera_depth_agrees_with_lidar_points_projected_into_the_image(clean_log: SynthLog) -> None:
     frame = clean_log.frames[0]
     camera = frame.cameras["ring_front_center"]
+    assert frame.lidar is not None and camera.depth_m is not None
     points_camera = camera.ego_SE3_camera.inverse().transform_points(frame.lidar.points_xyz_m)
     uv, valid = project_to_image(points_camera, camera.intrinsics, camera.width_px - 1, camera.height_px - 1)
     uv, lidar_depth = uv[valid], points_camera[valid, 2]
@@ -108,6 +117,7 @@ def test_camera_depth_agrees_with_lidar_points_projected_into_the_image(clean_lo
 
 def test_camera_semantics_use_cityscapes_ids_and_instances_mark_agents(clean_log: SynthLog) -> None:
     camera = clean_log.frames[0].cameras["ring_front_center"]
+    assert camera.semantics is not None and camera.instances is not None and camera.depth_m is not None
     labels = set(np.unique(camera.semantics).tolist())
     assert {CityscapesLabel.ROAD, CityscapesLabel.SKY} <= labels
     assert labels <= {0, 4, 7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 33}
@@ -119,6 +129,7 @@ def test_camera_semantics_use_cityscapes_ids_and_instances_mark_agents(clean_log
 
 def test_vehicles_stay_on_the_drivable_area_and_follow_lanes(traffic_log: SynthLog) -> None:
     agents, network = traffic_log.agents, traffic_log.network
+    assert agents is not None and network is not None
     vehicles = np.isin(agents.kind, (AgentKind.CAR, AgentKind.VAN, AgentKind.TRUCK, AgentKind.BUS, AgentKind.CYCLIST))
     centers = agents.center_m[:, vehicles, :2].reshape(-1, 2)
     assert np.all(network.on_drivable_area(centers))
@@ -142,6 +153,7 @@ def test_vehicles_stay_on_the_drivable_area_and_follow_lanes(traffic_log: SynthL
 
 def test_vehicles_turn_both_ways_and_go_straight(traffic_log: SynthLog) -> None:
     agents = traffic_log.agents
+    assert agents is not None
     driving = np.arange(agents.num_agents) < np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)[0]
     turned = np.degrees(np.unwrap(agents.yaw_rad[:, driving], axis=0)[-1] - agents.yaw_rad[0, driving])
     moved = np.linalg.norm(agents.center_m[-1, driving, :2] - agents.center_m[0, driving, :2], axis=1) > 20.0
@@ -151,6 +163,7 @@ def test_vehicles_turn_both_ways_and_go_straight(traffic_log: SynthLog) -> None:
 
 def test_vehicles_never_overlap_other_agents(traffic_log: SynthLog) -> None:
     agents = traffic_log.agents
+    assert agents is not None
     pedestrian = agents.kind == AgentKind.PEDESTRIAN
     for t in range(0, len(traffic_log.frames), 2):
         corners = bev_box_corners(agents.center_m[t, :, :2], agents.size_lwh_m[:, :2], agents.yaw_rad[t])
@@ -165,6 +178,7 @@ def test_vehicles_never_overlap_other_agents(traffic_log: SynthLog) -> None:
 
 def test_pedestrians_keep_off_the_road_except_on_crosswalks(traffic_log: SynthLog) -> None:
     agents, network = traffic_log.agents, traffic_log.network
+    assert agents is not None and network is not None
     xy = agents.center_m[:, agents.kind == AgentKind.PEDESTRIAN, :2].reshape(-1, 2)
     on_road = network.on_drivable_area(xy)
     assert on_road.mean() < 0.3
@@ -178,10 +192,12 @@ def test_annotations_are_ego_frame_tracks_with_categories(traffic_log: SynthLog)
     assert len(tracks) == 80
     categories = set(np.concatenate([boxes.category for boxes in tracks.boxes]).tolist())
     assert {CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]} <= categories
+    assert traffic_log.agents is not None
     ego_id = traffic_log.agents.track_ids[traffic_log.agents.ego_index]
-    assert all(ego_id not in boxes.track_id for boxes in tracks.boxes)
+    assert all(boxes.track_id is not None and ego_id not in boxes.track_id for boxes in tracks.boxes)
     # A track's city-frame displacement between frames matches its annotated velocity.
     first, second = tracks.boxes[40], tracks.boxes[41]
+    assert first.track_id is not None and second.track_id is not None and first.velocity_m_per_s is not None
     common, a, b = np.intersect1d(first.track_id, second.track_id, return_indices=True)
     displacement = (second.center_m[b, :2] - first.center_m[a, :2]) / 0.1
     np.testing.assert_allclose(displacement, first.velocity_m_per_s[a], atol=1.5)
@@ -213,6 +229,7 @@ def test_lane_graph_topology_is_consistent() -> None:
                 np.testing.assert_allclose(gap, network.layout.lane_width_m, atol=1e-6)
     drivable = graph.rasters["drivable_area"]
     assert np.all(drivable.lookup(graph.centerlines_m.reshape(-1, 3)[:, :2]) == 1)
+    assert graph.left_boundaries_m is not None
     assert np.all(drivable.lookup(graph.left_boundaries_m.reshape(-1, 3)[:, :2]) == 1)
     turns = {lane.turn for lane in network.lanes if lane.is_intersection}
     assert turns == {"straight", "left", "right"}

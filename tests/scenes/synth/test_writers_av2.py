@@ -137,10 +137,12 @@ def test_round_trip_through_the_av2_adapter(log, av2_split):
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in log.frames]
     for read, written in zip(frames, log.frames, strict=True):
         assert read.city_SE3_ego.allclose(written.city_SE3_ego, atol=1e-12)
+        assert read.lidar is not None
         np.testing.assert_allclose(read.lidar.points_xyz_m, written.lidar.points_xyz_m, atol=0.02)
         np.testing.assert_allclose(read.lidar.intensity, written.lidar.intensity, atol=0.5 / 255)
         np.testing.assert_array_equal(read.lidar.laser_number, written.lidar.laser_number)
         boxes, truth = read.annotations, written.annotations
+        assert boxes is not None and boxes.track_id is not None
         np.testing.assert_allclose(boxes.center_m, truth.center_m, atol=1e-9)
         np.testing.assert_allclose(boxes.size_lwh_m, truth.size_lwh_m)
         np.testing.assert_allclose(np.cos(boxes.yaw_rad - truth.yaw_rad), 1.0)
@@ -148,6 +150,7 @@ def test_round_trip_through_the_av2_adapter(log, av2_split):
         assert boxes.track_id.tolist() == [av2_track_uuid(log.log_id, t) for t in truth.track_id]
         np.testing.assert_allclose(read.cameras["ring_front_center"].intrinsics, written.cameras["ring_front_center"].intrinsics)
     graph = dataset.lane_graph(log.log_id)
+    assert graph is not None
     order = np.argsort(graph.lane_ids)
     np.testing.assert_array_equal(graph.lane_ids[order], log.lane_graph.lane_ids)
     assert [graph.successors[i] for i in order] == list(log.lane_graph.successors)

@@ -48,6 +48,7 @@ def test_read_back_by_the_cityscapes_adapter(handmade_log, tmp_path):
     camera = handmade_log.frames[0].cameras["ring_front_center"]
     item = items[0]
     np.testing.assert_array_equal(item.camera.image, camera.image)
+    assert item.labels is not None
     np.testing.assert_array_equal(item.labels.labels, label_ids_to_train_ids(camera.semantics))
     np.testing.assert_allclose(item.camera.intrinsics, camera.intrinsics)
     np.testing.assert_allclose(item.camera.ego_SE3_camera.as_matrix(), camera.ego_SE3_camera.as_matrix(), atol=1e-9)

@@ -140,10 +140,12 @@ def test_round_trip_through_the_kitti_adapter(handmade_log, drive):
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]
     for read, written in zip(frames, handmade_log.frames, strict=True):
         assert read.city_SE3_ego.allclose(origin.compose(written.city_SE3_ego).compose(ego_SE3_velo), atol=1e-6)
+        assert read.lidar is not None and written.lidar is not None
         np.testing.assert_allclose(read.lidar.points_xyz_m, ego_SE3_velo.inverse().transform_points(written.lidar.points_xyz_m), atol=1e-5)
         for folder, name in (("image_02", "ring_front_center"), ("image_03", "stereo_front_right")):
             camera, truth = read.cameras[folder], written.cameras[name]
             np.testing.assert_array_equal(camera.image, truth.image)
             np.testing.assert_allclose(camera.intrinsics, truth.intrinsics)
             assert camera.ego_SE3_camera.allclose(ego_SE3_velo.inverse().compose(truth.ego_SE3_camera), atol=1e-9)
+            assert camera.depth_m is not None
             np.testing.assert_allclose(camera.depth_m, lidar_depth(written, truth), atol=1 / 512)

@@ -109,12 +109,14 @@ def test_round_trip_through_the_nuscenes_adapter(handmade_log, nusc):
     assert [f.timestamp_ns for f in frames] == [f.timestamp_ns for f in handmade_log.frames]
     for index, (read, written) in enumerate(zip(frames, handmade_log.frames, strict=True)):
         assert read.city_SE3_ego.allclose(written.city_SE3_ego, atol=1e-12)
+        assert read.lidar is not None and written.lidar is not None
         np.testing.assert_allclose(read.lidar.points_xyz_m, written.lidar.points_xyz_m, atol=1e-5)
         np.testing.assert_allclose(read.lidar.intensity, written.lidar.intensity, atol=1e-6)
         assert read.cameras["CAM_FRONT"].ego_SE3_camera.allclose(handmade_log.ego_SE3_sensors["ring_front_center"], atol=1e-12)
         if index % 5:
             assert read.annotations is None
             continue
+        assert read.annotations is not None and written.annotations is not None
         order = np.argsort(read.annotations.category)
         truth = written.annotations.select(np.argsort(written.annotations.category))
         np.testing.assert_allclose(read.annotations.center_m[order], truth.center_m, atol=1e-9)
