@@ -181,7 +181,7 @@ class _FrozenBias(RegressionTask):
 
 def test_the_default_optimizer_group_holds_only_trainable_parameters(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    initial_bias = float(torch.nn.Linear(4, 1).bias)  # build_model runs right after the seed (0) is set
+    initial_bias = float(torch.nn.Linear(4, 1).bias.detach())  # build_model runs right after the seed (0) is set
     final = fit(_FrozenBias(RegressionConfig(epochs=10), regression_dataset()), tmp_path, show_progress=False)
     weights = final_weights(final)
     assert weights[4] == initial_bias and np.abs(weights[:4] - WEIGHTS).max() < 0.5
