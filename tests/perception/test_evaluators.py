@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from benchmarks.quality_detection import motion_scores, scored_classes
+from benchmarks.quality_detection import motion_scores, scored_classes, scored_ground_truth
 from perception.detection.config import DetectionConfig
 from perception.detection.detector import Detector
 from perception.detection.evaluate import evaluate_av2_detection, evaluate_nuscenes_detection
@@ -191,6 +191,25 @@ def test_motion_scores_by_hand() -> None:
     # The parked car at 0.5 m/s is still, as predicted.
     slower = replace(detected, velocity_m_per_s=np.array([[7.0, 0.0], [0.5, 0.0], [0.0, 1.5]]))
     assert motion_scores([frame], [slower])["vehicle"]["still_predicted_moving"] == 0.0
+
+
+def test_scored_ground_truth_counts_what_the_evaluator_scores() -> None:
+    def frame(log_id: str, centers: list[list[float]], categories: list[int], points: list[int]) -> Frame:
+        n = len(centers)
+        boxes = Boxes3D(
+            np.array(centers), np.tile([[0.7, 0.7, 1.7]], (n, 1)), np.zeros(n), np.array(categories), num_interior_pts=np.array(points)
+        )
+        return Frame(log_id, 0, SE3.identity(), annotations=boxes)
+
+    frames = [
+        # Log a: a pedestrian scored, one without returns, one 50.1 m away (3D distance: 50 m in x, 3 m up).
+        frame("a", [[5.0, 0.0, 0.9], [6.0, 0.0, 0.9], [50.0, 0.0, 3.0]], [PED, PED, PED], [12, 0, 40]),
+        # Log b: two cars scored, a pedestrian just inside the range.
+        frame("b", [[10.0, 0.0, 0.8], [-20.0, 3.0, 0.8], [0.0, 49.9, 0.0]], [RV, RV, PED], [100, 3, 1]),
+    ]
+    observed = scored_ground_truth(ground_truth_table(frames), 50.0)
+    assert observed == {"REGULAR_VEHICLE": {"boxes": 2, "logs": 1}, "PEDESTRIAN": {"boxes": 2, "logs": 2}}
+    assert scored_ground_truth(ground_truth_table(frames[:1]), 50.0)["REGULAR_VEHICLE"] == {"boxes": 0, "logs": 0}
 
 
 def test_real_rows_score_the_static_classes_the_detector_has_a_head_for() -> None:
