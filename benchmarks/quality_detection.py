@@ -39,7 +39,7 @@ awnings and signs over the sidewalk: the same network, its height range cut); fo
 row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints trained with a static-object head
 (on the frozen shipped network, and whole with 0.4 m and 0.8 m pillars), on every dataset rig, on two city styles, on
 single sweeps too, with a random intensity response, with pasted objects placed beside structure (0.8 m and 0.4 m
-pillars), with the velocity coded along the heading and without point intensities:
+pillars) or as many pasted anywhere free, with the velocity coded along the heading and without point intensities:
 
     drivestack train detection --config configs/detection/centerpoint_synth_static_head.yaml --data synth \
         --out runs/detection/centerpoint_synth_static_head  # a static head on the frozen network of runs/detection/centerpoint_synth
@@ -74,6 +74,10 @@ pillars), with the velocity coded along the heading and without point intensitie
         --out runs/detection_fine_near_structure  # the second seed: train.seed 1 in a copy of the config
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_fine_near_structure/detector.pt \
         --out benchmarks/results/quality_detection_fine_near_structure.json  # and --rig av2, --seed 500
+    drivestack train detection --config configs/detection/centerpoint_synth_more_pasted.yaml --data synth \
+        --out runs/detection_more_pasted
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_more_pasted/detector.pt \
+        --logs 6 --out benchmarks/results/quality_detection_more_pasted.json  # and --rig av2, --seed 500
     drivestack train detection --config configs/detection/centerpoint_synth_box_velocity.yaml --data synth \
         --out runs/detection_box_velocity
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_box_velocity/detector.pt \
