@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scenes.records import Boxes3D, Frame
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,18 @@ def pytest_configure(config: pytest.Config) -> None:
 def shared_data_dir() -> Path:
     """`$DRIVESTACK_SHARED_DATA`, else `../shared/data` beside the repository."""
     return Path(os.environ.get("DRIVESTACK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def annotations_of(frame: Frame) -> Boxes3D:
+    """The frame's annotations, which the test's data must have."""
+    assert frame.annotations is not None
+    return frame.annotations
+
+
+def with_points(boxes: Boxes3D) -> Boxes3D:
+    """The boxes with at least one LiDAR return inside (what the AV2 evaluators score)."""
+    assert boxes.num_interior_pts is not None
+    return boxes.select(boxes.num_interior_pts > 0)
 
 
 class ShellPayload:

@@ -21,22 +21,13 @@ from scenes.submissions.av2_detection import detections_table, ground_truth_tabl
 from scenes.submissions.av2_tracking import labels_from_frames, predictions_from_tracks, read_sequences, write_sequences
 from scenes.submissions.nuscenes_detection import detection_submission, write_submission
 from scenes.submissions.nuscenes_tracking import tracking_submission
+from tests.conftest import annotations_of, with_points
 
 if TYPE_CHECKING:
     from scenes.adapters.nuscenes import NuScenesDataset
 
 RV, PED = CATEGORY_ID["REGULAR_VEHICLE"], CATEGORY_ID["PEDESTRIAN"]
 CLASSES = ["REGULAR_VEHICLE", "PEDESTRIAN"]
-
-
-def _annotations(frame: Frame) -> Boxes3D:
-    assert frame.annotations is not None
-    return frame.annotations
-
-
-def _with_points(boxes: Boxes3D) -> Boxes3D:
-    assert boxes.num_interior_pts is not None
-    return boxes.select(boxes.num_interior_pts > 0)
 
 
 def _log(log_id: str, seed: int, steps: int = 12) -> list[Frame]:
@@ -65,7 +56,7 @@ def _log(log_id: str, seed: int, steps: int = 12) -> list[Frame]:
 
 def test_av2_detection_perfect_and_g9(tmp_path: Path) -> None:
     frames = _log("log-a", 0) + _log("log-b", 1)
-    detections = [(f.log_id, f.timestamp_ns, replace(_annotations(f), track_id=None, num_interior_pts=None)) for f in frames]
+    detections = [(f.log_id, f.timestamp_ns, replace(annotations_of(f), track_id=None, num_interior_pts=None)) for f in frames]
     dts = read_table(write_table(tmp_path / "dts.feather", detections_table(detections)))
     gts = read_table(write_table(tmp_path / "gts.feather", ground_truth_table(frames)))
     metrics = evaluate_av2_detection(dts, gts, CLASSES)
@@ -85,7 +76,7 @@ def test_av2_tracking_perfect_misordered_and_swapped(tmp_path: Path) -> None:
     tracks = []
     for log_id in ("log-a", "log-b"):  # the other order than the labels': G7
         own = [f for f in frames if f.log_id == log_id]
-        observed = [_with_points(_annotations(f)) for f in own]
+        observed = [with_points(annotations_of(f)) for f in own]
         boxes = [b.transformed(f.city_SE3_ego, "city") for b, f in zip(observed, own, strict=True)]
         tracks.append(Tracks(log_id, np.array([f.timestamp_ns for f in own]), tuple(boxes)))
     predictions = read_sequences(write_sequences(tmp_path / "tracks.pkl", predictions_from_tracks(tracks)))
@@ -124,7 +115,7 @@ def _perfect_results(dataset: NuScenesDataset, with_tracks: bool) -> dict[str, B
     results = {}
     for log_id in dataset.logs():
         for sample, frame in zip(dataset.samples(log_id), dataset.frames(log_id), strict=True):
-            boxes = _with_points(_annotations(frame)).transformed(frame.city_SE3_ego, "city")
+            boxes = with_points(annotations_of(frame)).transformed(frame.city_SE3_ego, "city")
             results[sample["token"]] = boxes if with_tracks else replace(boxes, track_id=None)
     return results
 

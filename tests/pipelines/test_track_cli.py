@@ -14,16 +14,10 @@ from pipelines.cli import app
 from pipelines.oracle_detector import OracleDetector, OracleDetectorConfig
 from scenes.adapters.kitti_tracking import KittiTrackingDataset, read_tracking_rows
 from scenes.categories import TO_KITTI
-from scenes.records import Boxes3D
 from scenes.submissions.av2_detection import detections_table, write_table
 from scenes.submissions.kitti_tracking import project_boxes_2d, read_pointrcnn_detections, write_pointrcnn_detections
 from scenes.synth.writers.export import write_synthetic_dataset
-
-
-def _with_points(boxes: Boxes3D) -> Boxes3D:
-    assert boxes.num_interior_pts is not None
-    return boxes.select(boxes.num_interior_pts > 0)
-
+from tests.conftest import with_points
 
 runner = CliRunner()
 
@@ -113,7 +107,7 @@ def test_track_av2_detection_feather(tmp_path: Path) -> None:
     (log_id,) = dataset.logs()
     frames = list(dataset.frames(log_id))
     # The boxes with LiDAR points (those the labels keep), as a perfect detector would give them.
-    ground_truth = [(log_id, f.timestamp_ns, _with_points(f.annotations)) for f in frames if f.annotations is not None]
+    ground_truth = [(log_id, f.timestamp_ns, with_points(f.annotations)) for f in frames if f.annotations is not None]
     feather = write_table(tmp_path / "detections.feather", detections_table(ground_truth))
     out = tmp_path / "tracks"
     result = runner.invoke(app, ["track", "--data", f"av2:{root}", "--detections", str(feather), "--out", str(out)])
@@ -132,7 +126,7 @@ def test_track_the_real_av2_log_from_its_annotations(shared_data: Path, tmp_path
     root = shared_data / "av2" / "sensor" / "val"
     dataset = open_dataset(f"av2:{root}")
     (log_id,) = dataset.logs()
-    boxes = [(log_id, f.timestamp_ns, _with_points(f.annotations)) for f in dataset.frames(log_id) if f.annotations is not None]
+    boxes = [(log_id, f.timestamp_ns, with_points(f.annotations)) for f in dataset.frames(log_id) if f.annotations is not None]
     feather = write_table(tmp_path / "annotations.feather", detections_table(boxes))
     scores = tmp_path / "scores.json"
     result = runner.invoke(app, ["evaluate", "tracking", "--data", f"av2:{root}", "--detections", str(feather), "--json", str(scores)])

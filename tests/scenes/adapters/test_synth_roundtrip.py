@@ -19,6 +19,7 @@ from scenes.ego_frame import AV2_EGO, KITTI_EGO
 from scenes.geometry import SE3, Sim2
 from scenes.records import Boxes3D, CameraFrame, Frame, LaneGraph, LidarSweep, MapRaster
 from scenes.synth.world import SynthLog
+from tests.conftest import annotations_of
 
 LOG_ID = "0f0e0d0c-0000-4000-8000-00000000abcd"
 NUM_FRAMES = 11
@@ -101,11 +102,6 @@ def _float16(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float16).astype(np.float32)
 
 
-def _annotations(frame: Frame) -> Boxes3D:
-    assert frame.annotations is not None
-    return frame.annotations
-
-
 def test_av2_round_trip(log: SynthLog, tmp_path: Path) -> None:
     from scenes.synth.writers.av2 import av2_track_uuid, write_av2_log
 
@@ -171,7 +167,7 @@ def test_av2_motion_forecasting_round_trip(tmp_path: Path) -> None:
     assert scenario.xy_m.shape[1] == 110 and scenario.current_index == 49
     agents = scenario.agent_ids.tolist()
     (car,) = [i for i, agent in enumerate(agents) if agent != "AV" and scenario.category[i] == CATEGORY_ID["REGULAR_VEHICLE"]]
-    expected_xy = np.array([frame.city_SE3_ego.transform_points(_annotations(frame).center_m[:1])[0, :2] for frame in frames])
+    expected_xy = np.array([frame.city_SE3_ego.transform_points(annotations_of(frame).center_m[:1])[0, :2] for frame in frames])
     np.testing.assert_allclose(scenario.xy_m[car], expected_xy, atol=1e-6)
     assert scenario.valid[car].all()
     np.testing.assert_array_equal(np.diff(scenario.timestamps_ns), STEP_NS)
