@@ -145,7 +145,7 @@ def _ground_truth_detections(frame: Frame) -> Boxes3D:
     boxes = frame.annotations
     # The synthetic city annotates every frame and counts the points in each box.
     assert boxes is not None and boxes.num_interior_pts is not None
-    visible = replace(boxes.select(boxes.num_interior_pts > 0), track_id=None, num_interior_pts=None)
+    visible = replace(boxes.observed(), track_id=None, num_interior_pts=None)
     return visible.transformed(frame.city_SE3_ego, "city")
 
 
@@ -293,10 +293,8 @@ def real_sample_scores(detector: Detector, data_root: Path, *, max_range_m: floa
                 if dataset_frame:
                     frame = _in_dataset_frame(frame, conventions[kind])
                 detections = detector.run(frame)
-                truth = frame.annotations
-                assert truth is not None  # checked above, and kept by `_in_dataset_frame`
-                if truth.num_interior_pts is not None:
-                    truth = truth.select(truth.num_interior_pts > 0)
+                assert frame.annotations is not None  # checked above, and kept by `_in_dataset_frame`
+                truth = frame.annotations.observed()
                 if kind == "kitti-object":
                     detections = detections.select(_in_camera(detections, frame))
                 truth = truth.select(np.hypot(truth.center_m[:, 0], truth.center_m[:, 1]) <= max_range_m)

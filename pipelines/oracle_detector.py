@@ -52,9 +52,7 @@ class OracleDetector:
     def run(self, frame: Frame, past: Sequence[Frame] = ()) -> Boxes3D:
         if frame.annotations is None:
             raise InputError(f"OracleDetector: frame {frame.log_id}@{frame.timestamp_ns} has no annotations")
-        boxes = frame.annotations
-        if boxes.num_interior_pts is not None:
-            boxes = boxes.select(boxes.num_interior_pts >= self.cfg.min_interior_points)
+        boxes = frame.annotations.observed(self.cfg.min_interior_points)
         rng = np.random.default_rng([self.cfg.seed, frame.timestamp_ns])
         keep = rng.random(len(boxes)) >= self.cfg.miss_rate
         jitter = rng.normal(0.0, self.cfg.center_noise_m, size=(len(boxes), 2)) if self.cfg.center_noise_m else np.zeros((len(boxes), 2))

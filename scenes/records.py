@@ -290,6 +290,13 @@ class Boxes3D:
             self.frame,
         )
 
+    def observed(self, min_points: int = 1) -> Boxes3D:
+        """The boxes with at least `min_points` LiDAR returns inside (the AV2 evaluators score those with one), or all
+        of them when the counts are unknown (`num_interior_pts` is None)."""
+        if self.num_interior_pts is None:
+            return self
+        return self.select(self.num_interior_pts >= min_points)
+
     def transformed(self, dst_SE3_src: SE3, frame: BoxFrame) -> Boxes3D:
         """The boxes in another frame (`dst_SE3_src` maps this record's frame to `frame`)."""
         center, yaw = dst_SE3_src.transform_boxes(self.center_m, self.yaw_rad)

@@ -36,7 +36,7 @@ def annotations_of(frame: Frame) -> Boxes3D:
 def with_points(boxes: Boxes3D) -> Boxes3D:
     """The boxes with at least one LiDAR return inside (what the AV2 evaluators score)."""
     assert boxes.num_interior_pts is not None
-    return boxes.select(boxes.num_interior_pts > 0)
+    return boxes.observed()
 
 
 class ShellPayload:

@@ -107,10 +107,8 @@ def network_input(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator
         frame, *rest = [replace(f, lidar=sweep) for f, sweep in zip(frames, sweeps, strict=True)]
         past = tuple(rest)
     points = accumulate_sweeps(frame, past, cfg.model.num_sweeps)
-    boxes = frame.annotations
-    assert boxes is not None
-    if boxes.num_interior_pts is not None and train.min_interior_points > 0:
-        boxes = boxes.select(boxes.num_interior_pts >= train.min_interior_points)
+    assert frame.annotations is not None
+    boxes = frame.annotations.observed(train.min_interior_points)
     if rng is not None and train.varies_sensor:
         points, boxes = vary_sensor(
             points,

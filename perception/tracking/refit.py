@@ -101,8 +101,7 @@ def detection_statistics(logs: Sequence[DetectedLog], cfg: RefitConfig, min_scor
         for pose, detected, truth in zip(log.city_SE3_ego, log.detections, log.annotations, strict=True):
             assert detected.score is not None  # Boxes3D fills a missing score
             detected = detected.select(detected.score >= min_score)
-            if truth.num_interior_pts is not None:  # a box without LiDAR points cannot be detected
-                truth = truth.select(truth.num_interior_pts > 0)
+            truth = truth.observed()  # a box without LiDAR points cannot be detected
             pairs = match_to_ground_truth(detected, truth, cfg.match_distance_m)
             errors.detections += len(detected)
             errors.annotations += len(truth)

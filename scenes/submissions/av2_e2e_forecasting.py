@@ -83,9 +83,7 @@ def ground_truth_frame(log_id: str, timestamp_ns: int, city_SE3_ego: SE3, boxes_
         raise SubmissionError(f"{log_id}@{timestamp_ns}: annotations must be in the ego frame, got {boxes_ego.frame!r}")
     if boxes_ego.track_id is None:
         raise SubmissionError(f"{log_id}@{timestamp_ns}: annotations need track_id to build forecasting ground truth")
-    if boxes_ego.num_interior_pts is not None:
-        boxes_ego = boxes_ego.select(boxes_ego.num_interior_pts > 0)
-    boxes = boxes_ego.transformed(city_SE3_ego, "city")
+    boxes = boxes_ego.observed().transformed(city_SE3_ego, "city")
     assert boxes.track_id is not None  # checked above; `select` and `transformed` keep it
     count = len(boxes)
     return {

@@ -70,9 +70,7 @@ def labels_from_frames(frames: Iterable[Frame]) -> Sequences:
     for frame in frames:
         if frame.annotations is None or frame.annotations.track_id is None:
             raise TrackingFormatError(f"{frame.log_id}@{frame.timestamp_ns}: frame has no tracked annotations")
-        boxes = frame.annotations
-        if boxes.num_interior_pts is not None:
-            boxes = boxes.select(boxes.num_interior_pts > 0)
+        boxes = frame.annotations.observed()
         item = unified_frame(frame.log_id, frame.timestamp_ns, boxes.transformed(frame.city_SE3_ego, "city"))
         # AV2's ego origin (the rear axle, `AV2_EGO`), as the organisers read it from city_SE3_egovehicle.
         item["ego_translation_m"] = [float(v) for v in AV2_EGO.pose_from_ego(frame.city_SE3_ego).translation]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,20 @@ def test_boxes_transform_and_select() -> None:
     both = Boxes3D.concatenate([boxes, picked])
     assert len(both) == 5 and both.track_id is not None
     assert len(Boxes3D.empty()) == 0
+
+
+def test_boxes_observed_keeps_boxes_with_enough_points() -> None:
+    boxes = replace(make_boxes(), num_interior_pts=np.array([0, 3, 1]))
+
+    def ids(picked: Boxes3D) -> list[str]:
+        assert picked.track_id is not None
+        return list(picked.track_id)
+
+    assert ids(boxes.observed()) == ["track-1", "track-2"]
+    assert ids(boxes.observed(2)) == ["track-1"]
+    assert ids(boxes.observed(0)) == ["track-0", "track-1", "track-2"]
+    unknown = replace(boxes, num_interior_pts=None)
+    assert unknown.observed(5) is unknown
 
 
 def test_tracks_history() -> None:
