@@ -5,7 +5,7 @@ A detector trained on the synthetic city learns where the city puts each class a
 without this augmentation, a synthetic pedestrian's points pasted on a grid around the sensor scored >= 0.3 on 12 % of
 the cells of a held-out synthetic sweep and 6 % of the real AV2 sweep of `shared/data` (mostly on sidewalks, rarely on
 the road); trained with it (`configs/detection/centerpoint_synth_coarse_pillars.yaml`), on 64 % and 57 %, and
-synthetic pedestrian AP went from 0.64 to 0.82 (README, "Detection on real sensors").
+synthetic pedestrian AP went from 0.64 to 0.82 (docs/detection_on_real_sensors.md).
 
 The bank holds each object's points (all channels of the multi-sweep input, the floor under it left out) and its box,
 in the sample's input frame (ground-relative heights when the model reads them). A pasted object is turned about the
