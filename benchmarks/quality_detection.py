@@ -71,9 +71,9 @@ pillars) or as many pasted anywhere free, with the velocity coded along the head
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_near_structure/detector.pt \
         --out benchmarks/results/quality_detection_near_structure.json
     drivestack train detection --config configs/detection/centerpoint_synth_fine_near_structure.yaml --data synth \
-        --out runs/detection_fine_near_structure  # the second seed: train.seed 1 in a copy of the config
+        --out runs/detection_fine_near_structure  # other seeds: train.seed 1, 2 in a config with `base:` this one
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_fine_near_structure/detector.pt \
-        --out benchmarks/results/quality_detection_fine_near_structure.json  # and --rig av2, --seed 500
+        --out benchmarks/results/quality_detection_fine_near_structure.json  # and --logs 6, --rig av2, --seed 500
     drivestack train detection --config configs/detection/centerpoint_synth_more_pasted.yaml --data synth \
         --out runs/detection_more_pasted
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_more_pasted/detector.pt \
