@@ -39,6 +39,7 @@ from scenes.submissions.nuscenes_detection import NuScenesFormatError, detection
 from scenes.submissions.nuscenes_detection import read_submission as read_nuscenes_detections
 from scenes.submissions.nuscenes_prediction import PredictionFormatError, prediction_records, read_predictions, write_predictions
 from scenes.synth.writers.export import write_synthetic_dataset
+from tests.conftest import with_points
 from tests.forecasting.test_nuscenes_prediction import _forecasts, _write_db
 
 runner = CliRunner()
@@ -246,7 +247,7 @@ def test_nuscenes_detection_default_eval_set_and_perfect_boxes(tmp_path: Path) -
     results = {}
     for scene in dataset.logs():
         for sample, frame in zip(dataset.samples(scene), dataset.frames(scene), strict=True):
-            boxes = frame.annotations.select(frame.annotations.num_interior_pts > 0).transformed(frame.city_SE3_ego, "city")
+            boxes = with_points(frame.annotations).transformed(frame.city_SE3_ego, "city")
             results[sample["token"]] = replace(boxes, track_id=None)
     path = write_submission(tmp_path / "det.json", detection_submission(results))
     result = invoke("evaluate", "detection", "--data", f"nuscenes:{root}", "--predictions", str(path), "--json", str(tmp_path / "n.json"))
