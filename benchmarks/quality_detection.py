@@ -24,7 +24,8 @@ the share of detections of still objects that come out moving (>= 1 m/s): as dec
 sweeps, `ModelConfig.velocity_from_sweeps`, perception/detection/sweep_velocity.py, and moving boxes turned to face their
 motion, `ModelConfig.motion_heading_min_speed_m_per_s`), with the heads' heading, and with the velocity head's output.
 `--rig` simulates the held-out logs with a dataset's LiDAR rig (`single`, the e2e job's default; `av2`, `kitti`,
-`nuscenes`: `scenes.synth.lidar`).
+`nuscenes`: `scenes.synth.lidar`); `--bright-people` with people as bright in the LiDAR as on the real samples
+(`SynthConfig.bright_people`).
 
 Real sensors: with the real samples beside the repository (`--real-data`, default `../shared/data`), the detector also
 runs on the real AV2 sweep and the three KITTI object frames (no training on real data, single sweeps: the samples
@@ -39,7 +40,8 @@ awnings and signs over the sidewalk: the same network, its height range cut); fo
 row with every intensity read as 0 (`ModelConfig.use_intensity`). The checkpoints trained with a static-object head
 (on the frozen shipped network, and whole with 0.4 m and 0.8 m pillars), on every dataset rig, on two city styles, on
 single sweeps too, with a random intensity response, with pasted objects placed beside structure (0.8 m and 0.4 m
-pillars) or as many pasted anywhere free, with the velocity coded along the heading and without point intensities:
+pillars) or as many pasted anywhere free, with the velocity coded along the heading, without point intensities and in
+the city whose people are as bright as real ones:
 
     drivestack train detection --config configs/detection/centerpoint_synth_static_head.yaml --data synth \
         --out runs/detection/centerpoint_synth_static_head  # a static head on the frozen network of runs/detection/centerpoint_synth
@@ -86,6 +88,10 @@ pillars) or as many pasted anywhere free, with the velocity coded along the head
         --out runs/detection_no_intensity
     .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_no_intensity/detector.pt \
         --out benchmarks/results/quality_detection_no_intensity.json
+    drivestack train detection --config configs/detection/centerpoint_synth_bright_people.yaml --data synth \
+        --out runs/detection_bright_people
+    .venv/bin/python -m benchmarks.quality_detection --checkpoint runs/detection_bright_people/detector.pt --bright-people \
+        --out benchmarks/results/quality_detection_bright_people.json  # and --logs 6, --rig av2, --seed 500
 """
 
 from __future__ import annotations
@@ -330,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each held-out log")
     parser.add_argument("--max-range-m", type=int, default=50)
     parser.add_argument("--rig", default="single", help="LiDAR rig of the held-out logs: single (the e2e default), av2, kitti, nuscenes")
+    parser.add_argument("--bright-people", action="store_true", help="held-out logs with people as bright as real ones (SynthConfig.bright_people)")
     parser.add_argument("--real-data", type=Path, default=REPO.parent / "shared" / "data", help="folder of the real samples (skipped if absent)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -337,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     from scenes.synth.world import SynthConfig, simulate_log
 
     detector = Detector.from_checkpoint(args.checkpoint)
-    synth = SynthConfig(seconds=args.seconds, cameras=(), lidar_rig=args.rig)
+    synth = SynthConfig(seconds=args.seconds, cameras=(), lidar_rig=args.rig, bright_people=args.bright_people)
     frames_by_log: dict[str, list[Frame]] = {}
     detections: dict[str, list[Boxes3D]] = {}
     single_sweep: list[Boxes3D] = []
@@ -493,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         "static_detection": None if static is None else static.as_dict(),
         "motion": motion,
         "rig": args.rig,
+        "bright_people": args.bright_people,
         "real": real,
     }
     atomic_write_text(args.out, json.dumps(payload, indent=2))

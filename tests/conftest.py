@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scenes.records import Boxes3D, Frame
@@ -37,6 +38,20 @@ def with_points(boxes: Boxes3D) -> Boxes3D:
     """The boxes with at least one LiDAR return inside (what the AV2 evaluators score)."""
     assert boxes.num_interior_pts is not None
     return boxes.observed()
+
+
+def intensity_ranks(frame: Frame, category: str, min_points: int = 10, max_range_m: float = 50.0) -> list[float]:
+    """For each `category` box within `max_range_m` holding at least `min_points` returns, the median rank of its
+    returns' intensities among the sweep's (0 darkest, 1 brightest): a scale-free brightness that compares rigs whose
+    intensity responses differ."""
+    from perception.detection.box_ops import points_in_each_box
+
+    assert frame.lidar is not None
+    boxes = annotations_of(frame)
+    boxes = boxes.select((np.asarray(boxes.category_names) == category) & (np.hypot(boxes.center_m[:, 0], boxes.center_m[:, 1]) <= max_range_m))
+    rank = np.argsort(np.argsort(frame.lidar.intensity, kind="stable"), kind="stable") / max(len(frame.lidar) - 1, 1)
+    inside = points_in_each_box(frame.lidar.points_xyz_m, boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)
+    return [float(np.median(rank[points])) for points in inside if len(points) >= min_points]
 
 
 class ShellPayload:

@@ -208,6 +208,8 @@ class SynthDataConfig(StrictConfig):
     # LiDAR rigs of the logs, in turn (`scenes.synth.lidar`: single, av2, kitti, nuscenes), and the street clutter.
     lidar_rigs: tuple[str, ...] = ("single",)
     street_clutter: bool = True
+    # People as bright in the LiDAR as on the real samples (`scenes.synth.world.SynthConfig.bright_people`).
+    bright_people: bool = False
     # City styles of the logs, in turn (`scenes.synth.styles`): layouts differ in block size, sidewalks, how far
     # facades stand behind them, parked cars and crowds.
     styles: tuple[str, ...] = ("default",)

@@ -89,6 +89,7 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
                 cameras=(),
                 lidar_rig=rigs[index % len(rigs)],
                 street_clutter=cfg.synth.street_clutter,
+                bright_people=cfg.synth.bright_people,
                 style=styles[index % len(styles)],
             )
             log = simulate_log(synth, cfg.synth.seed, index)

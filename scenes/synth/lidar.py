@@ -42,6 +42,7 @@ __all__ = [
     "LidarRig",
     "RIG_NAMES",
     "beam_elevations_deg",
+    "bright_people_reflectance",
     "dataset_rig",
     "simulate_sweep",
     "simulate_rig_sweep",
@@ -78,6 +79,13 @@ REFLECTIVITY: Final = {
     L.UNLABELED: 0.08,
 }
 MARKING_REFLECTIVITY: Final = 0.6
+# People as bright as on the real samples (`SynthConfig.bright_people`): skin and most fabric dyes reflect the near
+# infrared whatever their visible colour, and the median pedestrian return is brighter than 85 % of the real AV2
+# sweep's returns and 65 % of the real KITTI frame's (`shared/data`), more than walls, trees and poles; in the default
+# city (`REFLECTIVITY`) it is darker than half of them. Each person's reflectivity is then
+# `BRIGHT_PERSON_REFLECTIVITY` times a clothing factor uniform over `CLOTHING_REFLECTANCE_RANGE`.
+BRIGHT_PERSON_REFLECTIVITY: Final = 0.45
+CLOTHING_REFLECTANCE_RANGE: Final = (0.5, 1.5)
 _CPU: Final = o3d.core.Device("CPU:0")
 _REFLECTIVITY_TABLE: Final = np.array([REFLECTIVITY.get(label, 0.3) for label in range(256)])
 
@@ -132,13 +140,24 @@ class StaticScene:
         self.scene.add_triangles(_vertex_tensor(city.vertices), _triangle_tensor(city.triangles))
 
 
-class FrameScene:
-    """The world at one timestamp, ready for ray casting: the shared static city plus this frame's agent meshes."""
+def bright_people_reflectance(color_index: np.ndarray) -> np.ndarray:
+    """Factor on the default person reflectivity of each agent (used for people) that makes people as bright as real
+    ones: `BRIGHT_PERSON_REFLECTIVITY / REFLECTIVITY[PERSON]` times its clothing factor, uniform over
+    `CLOTHING_REFLECTANCE_RANGE` in the high byte of its colour index (the low bits pick vehicle colours)."""
+    low, high = CLOTHING_REFLECTANCE_RANGE
+    clothing = low + (high - low) * ((np.asarray(color_index, dtype=np.int64) >> 8) & 255) / 255.0
+    return BRIGHT_PERSON_REFLECTIVITY / REFLECTIVITY[L.PERSON] * clothing
 
-    def __init__(self, static: StaticScene, agents: Mesh) -> None:
+
+class FrameScene:
+    """The world at one timestamp, ready for ray casting: the shared static city plus this frame's agent meshes, and
+    a factor on each agent's people reflectivity (`people_reflectance`, indexed by `Mesh.owner`; 1 when omitted)."""
+
+    def __init__(self, static: StaticScene, agents: Mesh, people_reflectance: np.ndarray | None = None) -> None:
         self.static = static
         self.network = static.network
         self.agents = agents
+        self.people_reflectance = people_reflectance
         self.agent_scene = None
         if len(agents.triangles):
             self.agent_scene = o3d.t.geometry.RaycastingScene()
@@ -226,6 +245,9 @@ def simulate_sweep(
     hits = scene.cast(city_SE3_lidar.translation, directions_city)
     beam = np.repeat(np.arange(len(model.elevations_deg), dtype=np.int16), model.azimuth_steps)
     reflectivity = _REFLECTIVITY_TABLE[hits.label] * hits.albedo
+    if scene.people_reflectance is not None:
+        people = (hits.owner >= 0) & np.isin(hits.label, (L.PERSON, L.RIDER))
+        reflectivity[people] *= scene.people_reflectance[hits.owner[people]]
     if marking is not None:
         road = hits.hit & (hits.label == L.ROAD) & (hits.owner < 0)
         painted = np.zeros(len(road), dtype=bool)

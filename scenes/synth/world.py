@@ -31,6 +31,7 @@ from scenes.synth.lidar import (
     LidarRig,
     StaticScene,
     beam_elevations_deg,
+    bright_people_reflectance,
     dataset_rig,
     simulate_rig_sweep,
 )
@@ -59,6 +60,10 @@ class SynthConfig(StrictConfig):
     lidar_dropout: float = Field(0.05, ge=0, lt=1)
     lidar_rig: str = "single"
     street_clutter: bool = True
+    # People as bright in the LiDAR as on the real samples, each with its own clothing (`scenes.synth.lidar`,
+    # `BRIGHT_PERSON_REFLECTIVITY`); off, they are darker than most of a sweep, the city the shipped detector was
+    # trained on.
+    bright_people: bool = False
     cameras: tuple[str, ...] = ("ring_front_center",)
     image_width_px: int = Field(320, ge=16, le=4096)
     image_height_px: int = Field(192, ge=16, le=4096)
@@ -191,7 +196,8 @@ class SynthLog:
         )
 
     def frame_scene(self, index: int) -> FrameScene:
-        """The ray-casting scene (city and every agent but the ego) of frame `index`."""
+        """The ray-casting scene (city and every agent but the ego) of frame `index`, for geometric queries (people at
+        the default reflectivity)."""
         if self.agents is None or self.network is None or self.city_mesh is None:
             raise ValueError(f"SynthLog {self.log_id}: the static world and agents are needed to rebuild a scene")
         others = np.flatnonzero(np.arange(self.agents.num_agents) != self.agents.ego_index)
@@ -249,6 +255,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
     lidar_rig = config.lidar_rig_model()
     lidar_rng, camera_rng = np.random.default_rng(lidar_seq), np.random.default_rng(camera_seq)
     colors = _agent_colors(style, agents)
+    people_reflectance = bright_people_reflectance(agents.color_index) if config.bright_people else None
     sensors: dict[str, SE3] = {name: ego_SE3_camera(name) for name in config.cameras}
     if lidar_rig is not None:
         sensors.update({mount.name: mount.ego_SE3_lidar for mount in lidar_rig.mounts})
@@ -275,7 +282,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
             cameras: dict[str, CameraFrame] = {}
             if lidar_rig is not None or config.cameras:
                 rendered = np.flatnonzero(not_ego & (distance <= config.render_range_m))
-                scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered))
+                scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered), people_reflectance)
                 if lidar_rig is not None:
                     sweep = simulate_rig_sweep(scene, lidar_rig, city_SE3_ego, timestamp_ns, lidar_rng, network.marking)
                     interior = count_points_in_boxes(sweep.points_xyz_m.astype(np.float64), boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)

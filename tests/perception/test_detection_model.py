@@ -442,20 +442,21 @@ def test_shipped_config_files_validate() -> None:
         DetectionConfig.model_validate({"synth": {"styles": ["suburb"]}})
 
 
-def test_training_logs_take_the_styles_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_training_logs_take_the_styles_in_turn_and_the_citys_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     import scenes.synth.world as world
 
-    styles = []
+    simulated: list[tuple[str, bool]] = []
     simulate_log = world.simulate_log
 
     def recording(config: world.SynthConfig, seed: int, index: int) -> world.SynthLog:
-        styles.append(config.style)
+        simulated.append((config.style, config.bright_people))
         return simulate_log(config, seed, index)
 
     monkeypatch.setattr(world, "simulate_log", recording)
-    cfg = DetectionConfig.model_validate({"model": TINY_MODEL, "synth": {"num_logs": 3, "seconds": 0.2, "styles": ["default", "downtown"]}})
+    synth = {"num_logs": 3, "seconds": 0.2, "styles": ["default", "downtown"], "bright_people": True}
+    cfg = DetectionConfig.model_validate({"model": TINY_MODEL, "synth": synth})
     samples = synth_samples(cfg, show_progress=False)
-    assert styles == ["default", "downtown", "default"]
+    assert simulated == [("default", True), ("downtown", True), ("default", True)]
     assert {sample.frame.log_id for sample in samples} == {world.log_id(0, index) for index in range(3)}
 
 

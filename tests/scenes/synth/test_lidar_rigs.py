@@ -9,12 +9,13 @@ import pytest
 
 from scenes.adapters.registry import open_dataset
 from scenes.ego_frame import KITTI_EGO
-from scenes.synth.lidar import dataset_rig
+from scenes.synth.lidar import BRIGHT_PERSON_REFLECTIVITY, REFLECTIVITY, bright_people_reflectance, dataset_rig
 from scenes.synth.meshes import build_city_mesh
 from scenes.synth.roads import build_road_network
 from scenes.synth.styles import CityscapesLabel as L
 from scenes.synth.styles import get_style
 from scenes.synth.world import SynthConfig, SynthLog, simulate_log
+from tests.conftest import intensity_ranks
 
 
 def one_frame(rig: str) -> SynthLog:
@@ -97,3 +98,20 @@ def test_kitti_export_writes_the_velodyne_frame_and_reads_back_on_the_ground(tmp
     frame = next(iter(open_dataset(f"kitti-tracking:{tmp_path / 'kt'}").frames("0000")))
     assert frame.lidar is not None
     assert abs(float(np.percentile(frame.lidar.points_xyz_m[np.hypot(*frame.lidar.points_xyz_m[:, :2].T) < 20.0, 2], 10))) < 0.1
+
+
+def test_bright_people_scale_is_the_bright_reflectivity_times_the_high_byte_of_the_colour_index() -> None:
+    clothing = bright_people_reflectance(np.array([0, 0x00FF, 0xFF00, 0x80AB])) * REFLECTIVITY[L.PERSON] / BRIGHT_PERSON_REFLECTIVITY
+    np.testing.assert_allclose(clothing, [0.5, 0.5, 1.5, 0.5 + 128 / 255])
+
+
+def test_bright_people_return_brighter_than_most_of_the_sweep_as_real_ones() -> None:
+    # As on the real AV2 sweep and KITTI frame in shared/data (tests/real/test_synth_intensity_real.py); the default
+    # city's people are darker than half of the sweep.
+    medians = {}
+    for bright in (False, True):
+        log = simulate_log(SynthConfig(seconds=1.0, cameras=(), bright_people=bright), seed=1000, index=0)
+        people = [rank for frame in log.frames[::2] for rank in intensity_ranks(frame, "PEDESTRIAN")]
+        assert len(people) >= 5
+        medians[bright] = float(np.median(people))
+    assert medians[False] < 0.5 and 0.6 <= medians[True] <= 0.95
