@@ -561,30 +561,13 @@ def synth(
     """Simulate urban driving logs and write them in a real dataset format.
 
     Each item is written into a temporary folder beside its destination and renamed into place when complete, so an
-    interrupted run leaves no partial log. A non-empty --out is refused (exit code 2) unless --overwrite.
+    interrupted run leaves no partial log. A non-empty --out is refused (exit status 2) unless --overwrite.
     """
-    from scenes.synth.writers.common import OutputExistsError, WriterError
     from scenes.synth.writers.export import write_synthetic_dataset
 
-    try:
-        written = write_synthetic_dataset(
-            format.value,
-            out,
-            logs=logs,
-            seconds=seconds,
-            style=style.value,
-            seed=seed,
-            split=split,
-            preview=preview,
-            overwrite=overwrite,
-            console=console,
-        )
-    except OutputExistsError as error:
-        console.print(f"drivestack synth: {error}", style="bold red", soft_wrap=True, markup=False)
-        raise typer.Exit(code=2) from None
-    except (WriterError, ValueError) as error:
-        console.print(f"[bold red]drivestack synth:[/] {error}")
-        raise typer.Exit(code=1) from None
+    written = write_synthetic_dataset(
+        format.value, out, logs=logs, seconds=seconds, style=style.value, seed=seed, split=split, preview=preview, overwrite=overwrite, console=console
+    )
     console.print(f"wrote {len(written)} {format.value} item(s) under {out}")
 
 

@@ -40,10 +40,12 @@ GRAD_CLIP_NORM: Final = 35.0
 
 @dataclass(frozen=True)
 class Sample:
-    """One training example: a frame with annotations and the frames before it (for multi-sweep input)."""
+    """One training example: a frame with annotations and the frames before it (for multi-sweep input), and the
+    LiDAR rig that recorded it (ground-truth sampling pastes objects seen by the same rig only)."""
 
     frame: Frame
     past: tuple[Frame, ...]
+    rig: str = "single"
 
 
 def crop_to_grid(frame: Frame, cfg: ModelConfig) -> Frame:
@@ -57,11 +59,12 @@ def crop_to_grid(frame: Frame, cfg: ModelConfig) -> Frame:
     return replace(frame, lidar=frame.lidar.select(keep))
 
 
-def samples_from_frames(frames: Sequence[Frame], cfg: ModelConfig, frame_stride: int = 1) -> list[Sample]:
-    """Every `frame_stride`-th annotated LiDAR frame of one log with its `num_sweeps - 1` predecessors, cropped."""
+def samples_from_frames(frames: Sequence[Frame], cfg: ModelConfig, frame_stride: int = 1, rig: str = "single") -> list[Sample]:
+    """Every `frame_stride`-th annotated LiDAR frame of one log (recorded by `rig`) with its `num_sweeps - 1`
+    predecessors, cropped."""
     lidar_frames = [crop_to_grid(frame, cfg) for frame in frames if frame.lidar is not None]
     return [
-        Sample(lidar_frames[index], tuple(lidar_frames[max(0, index - cfg.num_sweeps + 1) : index]))
+        Sample(lidar_frames[index], tuple(lidar_frames[max(0, index - cfg.num_sweeps + 1) : index]), rig)
         for index in range(0, len(lidar_frames), frame_stride)
         if lidar_frames[index].annotations is not None
     ]
@@ -69,7 +72,7 @@ def samples_from_frames(frames: Sequence[Frame], cfg: ModelConfig, frame_stride:
 
 def collect_samples(dataset: Dataset, cfg: ModelConfig, frame_stride: int = 1) -> list[Sample]:
     """Training samples of every log of `dataset`."""
-    samples = [sample for log_id in dataset.logs() for sample in samples_from_frames(list(dataset.frames(log_id)), cfg, frame_stride)]
+    samples = [sample for log_id in dataset.logs() for sample in samples_from_frames(list(dataset.frames(log_id)), cfg, frame_stride, dataset.name)]
     if not samples:
         raise InputError(f"{dataset.name}:{dataset.root}: no annotated LiDAR frames to train the detector on")
     return samples
@@ -93,7 +96,7 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
                 style=styles[index % len(styles)],
             )
             log = simulate_log(synth, cfg.synth.seed, index)
-            samples.extend(samples_from_frames(log.frames, cfg.model, cfg.synth.frame_stride))
+            samples.extend(samples_from_frames(log.frames, cfg.model, cfg.synth.frame_stride, synth.lidar_rig))
     return samples
 
 
@@ -147,9 +150,18 @@ def object_bank(samples: Sequence[Sample], cfg: DetectionConfig) -> ObjectBank:
     )
 
 
-def prepare(
-    sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None, bank: ObjectBank | None = None
-) -> tuple[np.ndarray, list[TaskTargets]]:
+def object_banks(samples: Sequence[Sample], cfg: DetectionConfig) -> dict[str, ObjectBank]:
+    """One `object_bank` per rig, from that rig's samples. An object pasted into another rig's sweep would carry its
+    own rig's beams, mounting and intensity scale: in a sweep of AV2's two 32-beam LiDARs (intensity scale
+    `0.7 * s ** 2`), a pedestrian cut from a single-LiDAR sweep is denser and several times brighter than the ones the
+    sweep holds."""
+    by_rig: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_rig.setdefault(sample.rig, []).append(sample)
+    return {rig: object_bank(own, cfg) for rig, own in by_rig.items()}
+
+
+def prepare(sample: Sample, cfg: DetectionConfig, rng: np.random.Generator | None, bank: ObjectBank | None = None) -> tuple[np.ndarray, list[TaskTargets]]:
     """Multi-sweep points and targets of one sample, augmented when `rng` is given (with objects of `bank` pasted in
     when it is given too, then one intensity response for all, and only the current sweep kept with probability
     `single_sweep_probability`)."""
@@ -184,7 +196,7 @@ class DetectionTask(TrainingTask):
         self.samples = list(samples)
         self.config_source = config_source
         self.loop = LoopSettings.one_cycle(cfg.train, GRAD_CLIP_NORM)
-        self.bank = object_bank(self.samples, cfg) if cfg.train.augment and cfg.train.paste_objects else None
+        self.banks = object_banks(self.samples, cfg) if cfg.train.augment and cfg.train.paste_objects else {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -206,7 +218,12 @@ class DetectionTask(TrainingTask):
     def make_batch(self, indices: np.ndarray, epoch: int, device: torch.device) -> tuple[PillarBatch, list[list[TaskTargets]]]:
         train = self.config.train
         prepared = [
-            prepare(self.samples[i], self.config, np.random.default_rng([train.seed, epoch, int(i)]) if train.augment else None, self.bank)
+            prepare(
+                self.samples[i],
+                self.config,
+                np.random.default_rng([train.seed, epoch, int(i)]) if train.augment else None,
+                self.banks.get(self.samples[i].rig),
+            )
             for i in indices
         ]
         pillars = make_pillar_batch([points for points, _ in prepared], self.config.model).to(device)

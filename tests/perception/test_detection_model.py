@@ -336,12 +336,12 @@ def test_training_pastes_banked_objects_into_each_sample() -> None:
     samples = [Sample(_scene(seed), ()) for seed in (4, 5, 6)]
     cfg = _tiny_cfg(1, augment=True, paste_objects={"PEDESTRIAN": 2})
     task = DetectionTask(cfg, samples)
-    assert task.bank is not None and len(task.bank.objects["PEDESTRIAN"]) == 9
+    assert list(task.banks) == ["single"] and len(task.banks["single"].objects["PEDESTRIAN"]) == 9
     _, targets = task.make_batch(np.arange(3), 0, torch.device("cpu"))
     annotated = [_annotated_pedestrians(s.frame) for s in samples]
     pedestrians = [int(sample_targets[1].mask.sum()) for sample_targets in targets]
     assert all(p > a for p, a in zip(pedestrians, annotated, strict=True))
-    assert DetectionTask(_tiny_cfg(1, paste_objects={"PEDESTRIAN": 2}), samples).bank is None
+    assert DetectionTask(_tiny_cfg(1, paste_objects={"PEDESTRIAN": 2}), samples).banks == {}
 
 
 def test_single_sweep_samples_keep_only_the_current_sweep_and_pasted_objects_too() -> None:
@@ -353,7 +353,7 @@ def test_single_sweep_samples_keep_only_the_current_sweep_and_pasted_objects_too
     def single_shares(probability: float, augment: bool = True) -> list[bool]:
         cfg = _tiny_cfg(1, augment=augment, paste_objects={"PEDESTRIAN": 2}, single_sweep_probability=probability)
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"num_sweeps": 2})})
-        bank = DetectionTask(cfg, samples).bank
+        bank = DetectionTask(cfg, samples).banks.get("single")
         shares = []
         for draw in range(40):
             sample = samples[draw % len(samples)]
@@ -383,11 +383,30 @@ def test_pasted_objects_take_the_samples_intensity_response() -> None:
     sample = Sample(_scene(7), ())
     for response, expected in (({"intensity_gain_range": (0.5, 0.5), "intensity_gamma_range": (2.0, 2.0)}, (0.03125, 0.5)), ({}, (0.25, 1.0))):
         cfg = _tiny_cfg(1, augment=True, paste_objects={"PEDESTRIAN": 2}, **response)
-        bank = DetectionTask(cfg, bank_samples).bank
+        bank = DetectionTask(cfg, bank_samples).banks["single"]
         points, _ = prepare(sample, cfg, np.random.default_rng(0), bank)
         values, counts = np.unique(points[:, 3], return_counts=True)
         np.testing.assert_allclose(values, expected)
         assert counts.min() >= 2 * MIN_POINTS  # two pedestrians pasted
+
+
+def test_each_rig_pastes_only_objects_its_own_rig_recorded() -> None:
+    """Samples of two rigs, one whose returns all have intensity 0.25 and one whose have 1: each rig gets its own bank,
+    and every pasted point of a batch keeps the intensity of the sample's own rig."""
+
+    def lit(frame: Frame, intensity: float) -> Frame:
+        assert frame.lidar is not None
+        return replace(frame, lidar=replace(frame.lidar, intensity=np.full(len(frame.lidar), intensity, np.float32)))
+
+    samples = [Sample(lit(_scene(seed), 0.25), (), "av2") for seed in (4, 5)] + [Sample(lit(_scene(seed), 1.0), (), "single") for seed in (6, 7)]
+    task = DetectionTask(_tiny_cfg(1, augment=True, paste_objects={"PEDESTRIAN": 2}), samples)
+    assert sorted(task.banks) == ["av2", "single"]
+    assert {len(bank.objects["PEDESTRIAN"]) for bank in task.banks.values()} == {6}
+    pillars, targets = task.make_batch(np.arange(4), 0, torch.device("cpu"))
+    sample_of_point = pillars.pillar_coords[pillars.point_pillar, 0]
+    for index, (sample, intensity) in enumerate(zip(samples, (0.25, 0.25, 1.0, 1.0), strict=True)):
+        assert int(targets[index][1].mask.sum()) > _annotated_pedestrians(sample.frame)
+        assert torch.unique(pillars.points[sample_of_point == index, 3]).tolist() == [intensity]
 
 
 class _Interrupted(Exception):

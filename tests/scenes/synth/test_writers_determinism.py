@@ -53,9 +53,9 @@ def test_cli_bad_arguments(tmp_path):
     result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--logs", "0"])
     assert result.exit_code == 2
     result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--format", "av2-mf", "--seconds", "2"])
-    assert result.exit_code == 1 and "110" in result.output
+    assert result.exit_code == 2 and "110" in result.output
     result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--style", "vaporwave", "--seconds", "0.2"])
     assert result.exit_code == 2 and "vaporwave" in result.output  # --style is a choice of the known styles
     result = runner.invoke(app, ["synth", "--out", str(tmp_path), "--format", "av2-mf", "--seconds", "11", "--split", "a/b"])
-    assert result.exit_code == 1 and "split" in result.output
+    assert result.exit_code == 2 and result.output.startswith("error: split: ")
     assert not any(tmp_path.iterdir())
