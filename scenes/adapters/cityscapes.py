@@ -73,7 +73,7 @@ for _label_id, _, _train_id in LABELS:
     if _train_id != IGNORE_ID:
         TRAIN_TO_LABEL[_train_id] = _label_id
 
-_NAME: Final = re.compile(r"^(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit$")
+_NAME: Final = re.compile(r"(?P<city>.+)_(?P<seq>\d+)_(?P<frame>\d+)_leftImg8bit")
 
 
 def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
@@ -185,7 +185,7 @@ class CityscapesDataset(Dataset):
         return counts
 
     def _frame_number(self, path: Path) -> int:
-        match = _NAME.match(path.stem)
+        match = _NAME.fullmatch(path.stem)
         if match is None:
             raise AdapterError(path, "file name is not <city>_<seq>_<frame>_leftImg8bit.png")
         return int(match["seq"]) * 1_000_000 + int(match["frame"])

@@ -55,8 +55,8 @@ DEFAULT_IMAGE_SIZE_PX: Final = (1242, 375)  # (width, height) of KITTI's colour 
 SPLITS: Final = ("training", "testing")
 CAMERA: Final = "image_02"
 _SPLIT_ALIASES: Final = {"train": "training", "test": "testing"}
-_SEQUENCE: Final = re.compile(r"^[0-9]{4}$")
-_FRAME_NAME: Final = re.compile(r"^[0-9]{6}$")
+_SEQUENCE: Final = re.compile(r"[0-9]{4}")
+_FRAME_NAME: Final = re.compile(r"[0-9]{6}")
 _FOLDERS: Final = ("calib", "label_02", "oxts", "velodyne", CAMERA)
 # Calibration keys of the tracking benchmark and their names in the object benchmark's files.
 _CALIB_ALIASES: Final = {
@@ -355,7 +355,7 @@ class KittiTrackingDataset(Dataset):
         for folder in ("velodyne", CAMERA):
             if (self.split_dir / folder).is_dir():
                 names.update(path.name for path in (self.split_dir / folder).iterdir() if path.is_dir())
-        self._sequences = sorted(name for name in names if _SEQUENCE.match(name))
+        self._sequences = sorted(name for name in names if _SEQUENCE.fullmatch(name))
         if not self._sequences:
             raise AdapterError(self.split_dir, "no KITTI tracking sequence (expected calib/SEQ.txt, label_02/SEQ.txt or velodyne/SEQ/ with SEQ 4 digits)")
 
@@ -423,7 +423,7 @@ class KittiTrackingDataset(Dataset):
         """The velodyne scans (highest index + 1) if present, else the OXTS packets, else the highest label frame + 1."""
         velodyne = self.velodyne_dir(log_id)
         if velodyne.is_dir():
-            indices = [int(path.stem) for path in velodyne.glob("*.bin") if _FRAME_NAME.match(path.stem)]
+            indices = [int(path.stem) for path in velodyne.glob("*.bin") if _FRAME_NAME.fullmatch(path.stem)]
             if indices:
                 return max(indices) + 1
         if self.has_poses(log_id):

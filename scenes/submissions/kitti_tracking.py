@@ -73,7 +73,7 @@ POINTRCNN_FIELD_NAMES: Final = ("frame", "type", "x1", "y1", "x2", "y2", "score"
 POINTRCNN_TYPES: Final = {1: "Pedestrian", 2: "Car", 3: "Cyclist"}
 # The 12 edges of a box in the corner order of `geometry.box_corners` (front face, rear face, front to rear).
 _EDGES: Final = np.array([(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)])
-_TRACK_NUMBER: Final = re.compile(r"^(0|[1-9][0-9]*)$")
+_TRACK_NUMBER: Final = re.compile(r"0|[1-9][0-9]*")
 
 
 class KittiTrackingFormatError(DrivestackError, ValueError):
@@ -132,7 +132,7 @@ def track_numbers(frames: Iterable[Boxes3D]) -> dict[str, int]:
         if boxes.track_id is None:
             raise KittiTrackingFormatError("boxes without track ids cannot be written as tracks")
         ids.update(dict.fromkeys(str(track) for track in boxes.track_id))
-    numbers = {track: int(track) for track in ids if _TRACK_NUMBER.match(track)}
+    numbers = {track: int(track) for track in ids if _TRACK_NUMBER.fullmatch(track)}
     used = set(numbers.values())
     candidate = 0
     for track in ids:

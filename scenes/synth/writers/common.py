@@ -57,7 +57,7 @@ PNG_COMPRESS_LEVEL: Final = 1  # zlib level 1: a third of level 6's encoding tim
 FEATHER_COMPRESSION: Final = "lz4"
 
 _NAMESPACE: Final = uuid.UUID("5f0c7f38-8a53-5a8e-9d6e-3c1c0a7d2b61")
-_SAFE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 FrameCallback = Callable[[], None]
 
@@ -187,9 +187,9 @@ def publish_entries(staging: Path, destination: Path, *, first: Iterable[str] = 
 
 def check_log(log: SimulatedLog) -> None:
     """Validates the parts of a log every writer relies on, naming the offending field."""
-    if not isinstance(log.log_id, str) or not _SAFE_NAME.match(log.log_id):
+    if not isinstance(log.log_id, str) or not _SAFE_NAME.fullmatch(log.log_id):
         raise WriterError(f"SynthLog.log_id: {log.log_id!r} is not usable as a directory name ([A-Za-z0-9._-])")
-    if not isinstance(log.city_name, str) or not re.match(r"^[A-Za-z0-9]+$", log.city_name):
+    if not isinstance(log.city_name, str) or not re.fullmatch(r"[A-Za-z0-9]+", log.city_name):
         raise WriterError(f"SynthLog.city_name of log {log.log_id}: {log.city_name!r} must be alphanumeric (no '_')")
     if not log.frames:
         raise WriterError(f"SynthLog.frames of log {log.log_id}: no frames to write")
