@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 
 from scenes.records import Boxes3D, Frame
 
@@ -49,7 +50,7 @@ def intensity_ranks(frame: Frame, category: str, min_points: int = 10, max_range
     assert frame.lidar is not None
     boxes = annotations_of(frame)
     boxes = boxes.select((np.asarray(boxes.category_names) == category) & (np.hypot(boxes.center_m[:, 0], boxes.center_m[:, 1]) <= max_range_m))
-    rank = np.argsort(np.argsort(frame.lidar.intensity, kind="stable"), kind="stable") / max(len(frame.lidar) - 1, 1)
+    rank = (rankdata(frame.lidar.intensity) - 1) / max(len(frame.lidar) - 1, 1)  # ties share their mean rank
     inside = points_in_each_box(frame.lidar.points_xyz_m, boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)
     return [float(np.median(rank[points])) for points in inside if len(points) >= min_points]
 
