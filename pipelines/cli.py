@@ -527,9 +527,7 @@ def generate(
     ] = None,
     sample_palette: Annotated[bool, typer.Option("--sample-palette", help="Draw whole palettes from the palette estimator instead.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same scenes).")] = 0,
-    checkpoint: Annotated[
-        Path | None, typer.Option("--checkpoint", help="OUT/palette.pt of train scenegen; default: the shipped one.")
-    ] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="OUT/palette.pt of train scenegen; default: the shipped one.")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Also write OUT/preview.png, a contact sheet of layouts and images.")] = False,
     out: OutOption = Path("generated"),
 ) -> None:
@@ -557,6 +555,9 @@ def synth(
             help="Write into a non-empty --out, replacing each log/scene/sequence this run writes (one rename per item); nothing else under --out is deleted.",
         ),
     ] = False,
+    bright_people: Annotated[
+        bool, typer.Option("--bright-people", help="People as bright in the LiDAR as on real sweeps (the bright city of the detection configs).")
+    ] = False,
 ) -> None:
     """Simulate urban driving logs and write them in a real dataset format.
 
@@ -566,7 +567,17 @@ def synth(
     from scenes.synth.writers.export import write_synthetic_dataset
 
     written = write_synthetic_dataset(
-        format.value, out, logs=logs, seconds=seconds, style=style.value, seed=seed, split=split, preview=preview, overwrite=overwrite, console=console
+        format.value,
+        out,
+        logs=logs,
+        seconds=seconds,
+        style=style.value,
+        seed=seed,
+        split=split,
+        preview=preview,
+        overwrite=overwrite,
+        bright_people=bright_people,
+        console=console,
     )
     console.print(f"wrote {len(written)} {format.value} item(s) under {out}")
 

@@ -59,8 +59,9 @@ _SENSORS: Final[dict[str, tuple[str | None, tuple[str, ...], tuple[int, int]]]] 
 }
 
 
-def synth_config_for(format_name: str, *, seconds: float, style: str) -> SynthConfig:
-    """The simulator configuration that gives `format_name` every sensor it writes, and nothing more."""
+def synth_config_for(format_name: str, *, seconds: float, style: str, bright_people: bool = False) -> SynthConfig:
+    """The simulator configuration that gives `format_name` every sensor it writes, and nothing more (people as bright
+    in the LiDAR as real ones with `bright_people`, `SynthConfig.bright_people`)."""
     if format_name not in _SENSORS:
         raise WriterError(f"format: {format_name!r} is not one of {list(FORMATS)}")
     rig, cameras, (width_px, height_px) = _SENSORS[format_name]
@@ -72,6 +73,7 @@ def synth_config_for(format_name: str, *, seconds: float, style: str) -> SynthCo
         image_width_px=width_px,
         image_height_px=height_px,
         style=style,
+        bright_people=bright_people,
     )
 
 
@@ -94,6 +96,7 @@ def write_synthetic_dataset(
     split: str = "train",
     preview: bool = False,
     overwrite: bool = False,
+    bright_people: bool = False,
     console: Console | None = None,
 ) -> list[Path]:
     """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths.
@@ -110,15 +113,14 @@ def write_synthetic_dataset(
         raise WriterError(f"logs: must be >= 1, got {logs}")
     if not split or "/" in split:
         raise WriterError(f"split: {split!r} is not a usable directory name")
-    config = synth_config_for(format_name, seconds=seconds, style=style)
+    config = synth_config_for(format_name, seconds=seconds, style=style, bright_people=bright_people)
     preview_writer = _preview_writer() if preview else None
     if preview and preview_writer is None:
         raise WriterError("preview: scenes.synth.preview.write_preview is not available in this installation")
     frames_per_log = max(1, round(seconds * config.rate_hz))
     if format_name == "av2-mf" and frames_per_log < AV2_SCENARIO_TOTAL_TIMESTEPS:
         raise WriterError(
-            f"seconds: an AV2 motion-forecasting scenario spans {AV2_SCENARIO_TOTAL_TIMESTEPS} steps at 10 Hz (11 s), "
-            f"got {seconds} s ({frames_per_log} frames)"
+            f"seconds: an AV2 motion-forecasting scenario spans {AV2_SCENARIO_TOTAL_TIMESTEPS} steps at 10 Hz (11 s), got {seconds} s ({frames_per_log} frames)"
         )
     written: list[Path] = []
 

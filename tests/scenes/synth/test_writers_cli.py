@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from scenes.adapters.cityscapes import CityscapesDataset
+from scenes.adapters.registry import open_dataset
+from tests.conftest import intensity_ranks
 
 
 def run_synth(out: Path, *arguments: str) -> str:
@@ -56,3 +58,17 @@ def test_kitti_nuscenes_cityscapes(tmp_path):
     (log_id,) = dataset.logs()
     item = next(iter(dataset.items(log_id)))
     assert item.labels is not None and item.camera.image.ndim == 3
+
+
+def test_bright_people_flag_writes_people_brighter_than_most_of_the_sweep(tmp_path):
+    medians = {}
+    for flag in ((), ("--bright-people",)):
+        out = tmp_path / ("bright" if flag else "default")
+        run_synth(out, "--format", "av2", "--seed", "1000", "--seconds", "1", *flag)
+        dataset = open_dataset(f"av2:{out / 'train'}")
+        (log_id,) = dataset.logs()
+        people = [rank for frame in list(dataset.frames(log_id))[::2] for rank in intensity_ranks(frame, "PEDESTRIAN")]
+        assert len(people) >= 5
+        medians[bool(flag)] = float(np.median(people))
+    # As on the real sweeps (tests/real/test_synth_intensity_real.py); the default city's people are darker than most.
+    assert medians[False] < 0.5 < 0.6 <= medians[True]
