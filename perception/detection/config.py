@@ -27,6 +27,11 @@ class ModelConfig(StrictConfig):
     # way; a network that ignores it scores the same on every rig's scale, but loses the cue that tells the city's
     # pedestrians from its street furniture.
     use_intensity: bool = True
+    # Reads each point's intensity as its rank among the intensities of the points the grid keeps (all sweeps of the
+    # sample, pasted objects included), in (0, 1], ties sharing their mean rank. Every dataset's intensity scale is
+    # (close to) a monotone map of reflectance, which leaves ranks unchanged: the network sees the single rig, AV2's
+    # 8-bit 0-255 and KITTI's 0-1 reflectance on one scale.
+    intensity_as_rank: bool = False
     # Point heights and box centres relative to the ground estimated from the sweep (`ground`), not to the ego frame:
     # the network sees a car on a slope, below a kerb or in a lower parking lane as it sees one on the road.
     ground_relative: bool = False

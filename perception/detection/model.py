@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from torch import nn
 
 from perception.detection.box_coder import LAYOUT
@@ -51,7 +52,7 @@ def sweep_index(time_lag_s: np.ndarray) -> np.ndarray:
 
 def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> PillarBatch:
     """Voxelizes each `(N, 5)` point cloud into pillars of `cfg.grid` and stacks them into one batch (every intensity
-    read as 0 without `cfg.use_intensity`)."""
+    read as 0 without `cfg.use_intensity`, as its rank within the kept points with `cfg.intensity_as_rank`)."""
     grid = cfg.grid
     points, point_pillar, coords, sweeps = [], [], [], []
     offset = 0
@@ -61,8 +62,11 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
         voxels = voxelize_dynamic(cloud, grid)
         inside = voxels.point_voxel >= 0
         kept = cloud[inside]
+        intensity = POINT_FEATURES.index("intensity")
         if not cfg.use_intensity:
-            kept[:, POINT_FEATURES.index("intensity")] = 0.0
+            kept[:, intensity] = 0.0
+        elif cfg.intensity_as_rank and len(kept):
+            kept[:, intensity] = rankdata(kept[:, intensity]) / len(kept)
         points.append(kept)
         sweeps.append(sweep_index(kept[:, POINT_FEATURES.index("time_lag_s")]))
         point_pillar.append(voxels.point_voxel[inside].astype(np.int64) + offset)

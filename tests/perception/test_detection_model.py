@@ -177,6 +177,26 @@ def test_pillar_encoder_reads_intensity_only_when_asked(use_intensity: bool) -> 
     assert cloud[:, 3].min() > 0  # the caller's cloud is left as it was
 
 
+def test_intensity_as_rank_reads_each_kept_points_rank_and_ignores_the_rigs_scale() -> None:
+    cfg = ModelConfig.model_validate({**TINY_MODEL, "intensity_as_rank": True})
+    # Four points on the grid (intensities 5, 1, 3, 3) and one beyond its range, which must not count in the ranks.
+    cloud = np.array(
+        [(0.1, 0.1, 0.5, 5.0, 0.0), (1.1, 0.1, 0.5, 1.0, 0.0), (0.1, 1.1, 0.5, 3.0, 0.0), (2.1, 2.1, 0.5, 3.0, 0.1), (500.0, 0.0, 0.5, 0.5, 0.0)],
+        dtype=np.float32,
+    )
+    np.testing.assert_allclose(make_pillar_batch([cloud], cfg).points[:, 3].numpy(), [1.0, 0.25, 0.625, 0.625])
+    # Another rig's response to the same reflectances (gain 0.02, gamma 2: monotone) feeds the encoder the same input.
+    other_rig = cloud.copy()
+    other_rig[:, 3] = 0.02 * cloud[:, 3] ** 2
+    torch.manual_seed(0)
+    net = PillarFeatureNet(cfg).eval()
+    with torch.no_grad():
+        assert torch.equal(net(make_pillar_batch([cloud], cfg)), net(make_pillar_batch([other_rig], cfg)))
+        raw = ModelConfig.model_validate(TINY_MODEL)
+        assert not torch.equal(net(make_pillar_batch([cloud], raw)), net(make_pillar_batch([other_rig], raw)))
+    assert cloud[0, 3] == 5.0  # the caller's cloud is left as it was
+
+
 def test_multi_sweep_motion_compensation() -> None:
     # The ego moves +2 m in x between sweeps; a static point at city x = 10 must land on the same ego-now coordinates.
     def frame(t_ns: int, ego_x: float) -> Frame:
