@@ -281,11 +281,13 @@ class LidarMount:
 
 @dataclass(frozen=True)
 class LidarRig:
-    """The LiDARs of a car and the dataset's intensity scale: `gain * strength ** gamma` of the simulated return."""
+    """The LiDARs of a car and the dataset's intensity scale: `gain * strength ** gamma` of the simulated return,
+    rounded to `intensity_levels` steps over [0, 1] where the dataset stores it so (None: not rounded)."""
 
     name: str
     mounts: tuple[LidarMount, ...]
     intensity_response: tuple[float, float] = (1.0, 1.0)
+    intensity_levels: int | None = None
 
     @property
     def rays_per_sweep(self) -> int:
@@ -299,6 +301,10 @@ RIG_NAMES: Final = ("single", "av2", "kitti", "nuscenes")
 # spreading gamma > 1 and KITTI (whose reflectance is calibrated, hence compressed) a gamma < 1.
 AV2_INTENSITY: Final = (0.7, 2.0)
 KITTI_INTENSITY: Final = (0.75, 0.5)
+# Each dataset's intensity resolution: AV2 stores 8-bit values (223 distinct on the real sweep), KITTI reflectance in
+# steps of 0.01 (97 distinct on a real frame).
+AV2_INTENSITY_LEVELS: Final = 255
+KITTI_INTENSITY_LEVELS: Final = 100
 
 
 def _flipped(yaw_rad: float, translation_m: tuple[float, float, float]) -> SE3:
@@ -320,10 +326,11 @@ def dataset_rig(name: str, *, range_noise_std_m: float = 0.02, dropout: float = 
                 LidarMount("down_lidar", _flipped(0.0, (1.36, 0.0, 1.85)), vlp32c, first_laser=32),
             ),
             AV2_INTENSITY,
+            AV2_INTENSITY_LEVELS,
         )
     if name == "kitti":
         hdl64 = LidarModel(HDL64_ELEVATIONS_DEG.copy(), 2000, 120.0, **noise)
-        return LidarRig("kitti", (LidarMount("up_lidar", SE3(np.eye(3), np.array([0.81, 0.0, 1.73])), hdl64),), KITTI_INTENSITY)
+        return LidarRig("kitti", (LidarMount("up_lidar", SE3(np.eye(3), np.array([0.81, 0.0, 1.73])), hdl64),), KITTI_INTENSITY, KITTI_INTENSITY_LEVELS)
     if name == "nuscenes":
         hdl32 = LidarModel(HDL32E_ELEVATIONS_DEG.copy(), 1080, 100.0, **noise)
         return LidarRig("nuscenes", (LidarMount("up_lidar", SE3.from_yaw(-np.pi / 2, (0.94, 0.0, 1.84)), hdl32),))
@@ -338,16 +345,18 @@ def simulate_rig_sweep(
     rng: np.random.Generator,
     marking: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> LidarSweep:
-    """One ego-frame sweep of every LiDAR of `rig`, merged (laser numbers offset by each mount's `first_laser`)."""
+    """One ego-frame sweep of every LiDAR of `rig`, merged (laser numbers offset by each mount's `first_laser`), its
+    intensities at the rig's resolution (`LidarRig.intensity_levels`)."""
     sweeps = []
     for mount in rig.mounts:
         sweep, _ = simulate_sweep(scene, mount.model, city_SE3_ego, mount.ego_SE3_lidar, timestamp_ns, rng, marking, rig.intensity_response)
         sweeps.append(sweep)
-    if len(sweeps) == 1 and rig.mounts[0].first_laser == 0:
-        return sweeps[0]
+    intensity = np.concatenate([sweep.intensity for sweep in sweeps])
+    if rig.intensity_levels is not None:
+        intensity = (np.rint(intensity * rig.intensity_levels) / rig.intensity_levels).astype(np.float32)
     return LidarSweep(
         timestamp_ns,
         np.concatenate([sweep.points_xyz_m for sweep in sweeps]),
-        np.concatenate([sweep.intensity for sweep in sweeps]),
+        intensity,
         np.concatenate([sweep.laser_number + mount.first_laser for sweep, mount in zip(sweeps, rig.mounts, strict=True)]).astype(np.int16),
     )

@@ -23,16 +23,19 @@ def one_frame(rig: str) -> SynthLog:
 
 
 @pytest.mark.parametrize(
-    ("rig", "points", "lasers", "quartiles"),
+    ("rig", "points", "lasers", "quartiles", "levels"),
     [
-        # Real sweeps in shared/data: AV2 100660 points, intensity quartiles 5 / 11 / 30 of 255; KITTI 115-127k points,
-        # 0.18-0.21 / 0.26-0.30 / 0.32-0.37. nuScenes: about 35k points (its intensity is not matched).
-        ("av2", (85_000, 115_000), 64, ((0.005, 0.04), (0.02, 0.08), (0.05, 0.2))),
-        ("kitti", (100_000, 130_000), 64, ((0.15, 0.25), (0.2, 0.33), (0.28, 0.45))),
-        ("nuscenes", (25_000, 40_000), 32, None),
+        # Real sweeps in shared/data: AV2 100660 points, intensity quartiles 5 / 11 / 30 of 255, 8-bit; KITTI 115-127k
+        # points, 0.18-0.21 / 0.26-0.30 / 0.32-0.37 in steps of 0.01. nuScenes: about 35k points (its intensity is not
+        # matched).
+        ("av2", (85_000, 115_000), 64, ((0.005, 0.04), (0.02, 0.08), (0.05, 0.2)), 255),
+        ("kitti", (100_000, 130_000), 64, ((0.15, 0.25), (0.2, 0.33), (0.28, 0.45)), 100),
+        ("nuscenes", (25_000, 40_000), 32, None, None),
     ],
 )
-def test_rigs_match_the_real_sensors(rig: str, points: tuple[int, int], lasers: int, quartiles: tuple[tuple[float, float], ...] | None) -> None:
+def test_rigs_match_the_real_sensors(
+    rig: str, points: tuple[int, int], lasers: int, quartiles: tuple[tuple[float, float], ...] | None, levels: int | None
+) -> None:
     log = one_frame(rig)
     sweep = log.frames[0].lidar
     assert sweep is not None and points[0] <= len(sweep) <= points[1]
@@ -42,6 +45,12 @@ def test_rigs_match_the_real_sensors(rig: str, points: tuple[int, int], lasers: 
     if quartiles is not None:
         for q, (low, high) in zip((25, 50, 75), quartiles, strict=True):
             assert low <= float(np.percentile(sweep.intensity, q)) <= high
+    if levels is not None:
+        steps = sweep.intensity.astype(np.float64) * levels
+        np.testing.assert_allclose(steps, np.rint(steps), atol=1e-4)
+        assert 0.2 * levels <= len(np.unique(sweep.intensity)) <= levels + 1
+    else:
+        assert len(np.unique(sweep.intensity)) > 1000
 
 
 def test_av2_rig_is_two_stacked_lidars_the_lower_one_upside_down() -> None:
