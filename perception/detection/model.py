@@ -54,6 +54,7 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
     """Voxelizes each `(N, 5)` point cloud into pillars of `cfg.grid` and stacks them into one batch (every intensity
     read as 0 without `cfg.use_intensity`, as its rank within the kept points with `cfg.intensity_as_rank`)."""
     grid = cfg.grid
+    intensity, time_lag = POINT_FEATURES.index("intensity"), POINT_FEATURES.index("time_lag_s")
     points, point_pillar, coords, sweeps = [], [], [], []
     offset = 0
     for batch_index, cloud in enumerate(point_clouds):
@@ -62,13 +63,12 @@ def make_pillar_batch(point_clouds: list[np.ndarray], cfg: ModelConfig) -> Pilla
         voxels = voxelize_dynamic(cloud, grid)
         inside = voxels.point_voxel >= 0
         kept = cloud[inside]
-        intensity = POINT_FEATURES.index("intensity")
         if not cfg.use_intensity:
             kept[:, intensity] = 0.0
         elif cfg.intensity_as_rank and len(kept):
             kept[:, intensity] = rankdata(kept[:, intensity]) / len(kept)
         points.append(kept)
-        sweeps.append(sweep_index(kept[:, POINT_FEATURES.index("time_lag_s")]))
+        sweeps.append(sweep_index(kept[:, time_lag]))
         point_pillar.append(voxels.point_voxel[inside].astype(np.int64) + offset)
         pillar = np.empty((len(voxels.coords_zyx), 3), dtype=np.int64)
         pillar[:, 0] = batch_index

@@ -18,8 +18,8 @@ from scenes.adapters.registry import open_dataset
 from tests.conftest import intensity_ranks
 
 
-def run_synth(out: Path, *arguments: str) -> str:
-    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--seconds", "0.2", *arguments])
+def run_synth(out: Path, *arguments: str, seconds: float = 0.2) -> str:
+    result = CliRunner().invoke(app, ["synth", "--out", str(out), "--seconds", str(seconds), *arguments])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -64,7 +64,7 @@ def test_bright_people_flag_writes_people_brighter_than_most_of_the_sweep(tmp_pa
     medians = {}
     for flag in ((), ("--bright-people",)):
         out = tmp_path / ("bright" if flag else "default")
-        run_synth(out, "--format", "av2", "--seed", "1000", "--seconds", "1", *flag)
+        run_synth(out, "--format", "av2", "--seed", "1000", *flag, seconds=1.0)
         dataset = open_dataset(f"av2:{out / 'train'}")
         (log_id,) = dataset.logs()
         people = [rank for frame in list(dataset.frames(log_id))[::2] for rank in intensity_ranks(frame, "PEDESTRIAN")]
