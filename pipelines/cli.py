@@ -558,6 +558,9 @@ def synth(
     bright_people: Annotated[
         bool, typer.Option("--bright-people", help="People as bright in the LiDAR as on real sweeps (the bright city of the detection configs).")
     ] = False,
+    vehicle_paint: Annotated[
+        bool, typer.Option("--vehicle-paint", help="Each vehicle with its own paint, from nearly black to bright in the LiDAR, as real vehicles.")
+    ] = False,
 ) -> None:
     """Simulate urban driving logs and write them in a real dataset format.
 
@@ -577,6 +580,7 @@ def synth(
         preview=preview,
         overwrite=overwrite,
         bright_people=bright_people,
+        vehicle_paint=vehicle_paint,
         console=console,
     )
     console.print(f"wrote {len(written)} {format.value} item(s) under {out}")

@@ -215,6 +215,8 @@ class SynthDataConfig(StrictConfig):
     street_clutter: bool = True
     # People as bright in the LiDAR as on the real samples (`scenes.synth.world.SynthConfig.bright_people`).
     bright_people: bool = False
+    # Each vehicle with its own paint, spread in brightness as real ones (`SynthConfig.vehicle_paint`).
+    vehicle_paint: bool = False
     # City styles of the logs, in turn (`scenes.synth.styles`): layouts differ in block size, sidewalks, how far
     # facades stand behind them, parked cars and crowds.
     styles: tuple[str, ...] = ("default",)

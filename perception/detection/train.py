@@ -93,6 +93,7 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
                 lidar_rig=rigs[index % len(rigs)],
                 street_clutter=cfg.synth.street_clutter,
                 bright_people=cfg.synth.bright_people,
+                vehicle_paint=cfg.synth.vehicle_paint,
                 style=styles[index % len(styles)],
             )
             log = simulate_log(synth, cfg.synth.seed, index)

@@ -29,6 +29,7 @@ import open3d as o3d
 
 from scenes.geometry import SE3
 from scenes.records import LidarSweep
+from scenes.synth.agents import AgentKind
 from scenes.synth.meshes import Mesh, surface_label
 from scenes.synth.roads import RoadNetwork
 from scenes.synth.styles import CityscapesLabel as L
@@ -42,7 +43,7 @@ __all__ = [
     "LidarRig",
     "RIG_NAMES",
     "beam_elevations_deg",
-    "bright_people_reflectance",
+    "agent_reflectance",
     "dataset_rig",
     "simulate_sweep",
     "simulate_rig_sweep",
@@ -86,6 +87,19 @@ MARKING_REFLECTIVITY: Final = 0.6
 # `BRIGHT_PERSON_REFLECTIVITY` times a clothing factor uniform over `CLOTHING_REFLECTANCE_RANGE`.
 BRIGHT_PERSON_REFLECTIVITY: Final = 0.45
 CLOTHING_REFLECTANCE_RANGE: Final = (0.5, 1.5)
+# Vehicles with their own paint (`SynthConfig.vehicle_paint`): in the near infrared, carbon-black paint is nearly
+# black while white, silver and most coloured paints are bright, so real vehicles spread from darker than nearly the
+# whole sweep to brighter than most of it (median intensity rank of each vehicle's returns, 10/25/50/75/90th
+# percentiles 0.05 / 0.08 / 0.42 / 0.60 / 0.68 over the 15 vehicles of the real AV2 sweep, a third under 0.12; 0.05
+# for the KITTI car; `shared/data`); with one reflectivity per category every simulated vehicle ranks alike
+# (0.20-0.31). A share `DARK_PAINT_SHARE` of vehicles then has a paint factor log-uniform over
+# `DARK_PAINT_REFLECTANCE_RANGE`, the others uniform over `PAINT_REFLECTANCE_RANGE`.
+DARK_PAINT_SHARE: Final = 0.25
+DARK_PAINT_REFLECTANCE_RANGE: Final = (0.2, 0.6)
+PAINT_REFLECTANCE_RANGE: Final = (1.4, 2.7)
+_PEOPLE_KINDS: Final = (AgentKind.PEDESTRIAN, AgentKind.CYCLIST)
+_VEHICLE_KINDS: Final = (AgentKind.CAR, AgentKind.VAN, AgentKind.TRUCK, AgentKind.BUS)
+_SCALED_LABELS: Final = (L.PERSON, L.RIDER, L.CAR, L.TRUCK, L.BUS)
 _CPU: Final = o3d.core.Device("CPU:0")
 _REFLECTIVITY_TABLE: Final = np.array([REFLECTIVITY.get(label, 0.3) for label in range(256)])
 
@@ -140,24 +154,42 @@ class StaticScene:
         self.scene.add_triangles(_vertex_tensor(city.vertices), _triangle_tensor(city.triangles))
 
 
-def bright_people_reflectance(color_index: np.ndarray) -> np.ndarray:
-    """Factor on the default person reflectivity of each agent (used for people) that makes people as bright as real
-    ones: `BRIGHT_PERSON_REFLECTIVITY / REFLECTIVITY[PERSON]` times its clothing factor, uniform over
-    `CLOTHING_REFLECTANCE_RANGE` in the high byte of its colour index (the low bits pick vehicle colours)."""
-    low, high = CLOTHING_REFLECTANCE_RANGE
-    clothing = low + (high - low) * ((np.asarray(color_index, dtype=np.int64) >> 8) & 255) / 255.0
-    return BRIGHT_PERSON_REFLECTIVITY / REFLECTIVITY[L.PERSON] * clothing
+def agent_reflectance(kind: np.ndarray, color_index: np.ndarray, *, bright_people: bool, vehicle_paint: bool) -> np.ndarray | None:
+    """Factor on the default reflectivity of each agent's people or vehicle body (None when both are off).
+
+    Both draw from the high byte of the colour index, `u` in [0, 1] (the low bits pick vehicle colours in the
+    cameras). With `bright_people`, a pedestrian's or cyclist's factor is `BRIGHT_PERSON_REFLECTIVITY /
+    REFLECTIVITY[PERSON]` times its clothing, uniform over `CLOTHING_REFLECTANCE_RANGE`; with `vehicle_paint`, a car's,
+    van's, truck's or bus's is its paint: for `u < DARK_PAINT_SHARE` log-uniform over `DARK_PAINT_REFLECTANCE_RANGE`,
+    otherwise uniform over `PAINT_REFLECTANCE_RANGE`. Every other factor is 1."""
+    if not (bright_people or vehicle_paint):
+        return None
+    u = ((np.asarray(color_index, dtype=np.int64) >> 8) & 255) / 255.0
+    factor = np.ones(len(u))
+    if bright_people:
+        low, high = CLOTHING_REFLECTANCE_RANGE
+        people = np.isin(kind, _PEOPLE_KINDS)
+        factor[people] = BRIGHT_PERSON_REFLECTIVITY / REFLECTIVITY[L.PERSON] * (low + (high - low) * u[people])
+    if vehicle_paint:
+        vehicles = np.isin(kind, _VEHICLE_KINDS)
+        dark = u < DARK_PAINT_SHARE
+        (dark_low, dark_high), (low, high) = DARK_PAINT_REFLECTANCE_RANGE, PAINT_REFLECTANCE_RANGE
+        dark_paint = dark_low * (dark_high / dark_low) ** (u / DARK_PAINT_SHARE)
+        paint = np.where(dark, dark_paint, low + (high - low) * (u - DARK_PAINT_SHARE) / (1.0 - DARK_PAINT_SHARE))
+        factor[vehicles] = paint[vehicles]
+    return factor
 
 
 class FrameScene:
     """The world at one timestamp, ready for ray casting: the shared static city plus this frame's agent meshes, and
-    a factor on each agent's people reflectivity (`people_reflectance`, indexed by `Mesh.owner`; 1 when omitted)."""
+    a factor on the reflectivity of each agent's people and vehicle body (`agent_reflectance`, indexed by `Mesh.owner`;
+    1 when omitted)."""
 
-    def __init__(self, static: StaticScene, agents: Mesh, people_reflectance: np.ndarray | None = None) -> None:
+    def __init__(self, static: StaticScene, agents: Mesh, agent_reflectance: np.ndarray | None = None) -> None:
         self.static = static
         self.network = static.network
         self.agents = agents
-        self.people_reflectance = people_reflectance
+        self.agent_reflectance = agent_reflectance
         self.agent_scene = None
         if len(agents.triangles):
             self.agent_scene = o3d.t.geometry.RaycastingScene()
@@ -245,9 +277,9 @@ def simulate_sweep(
     hits = scene.cast(city_SE3_lidar.translation, directions_city)
     beam = np.repeat(np.arange(len(model.elevations_deg), dtype=np.int16), model.azimuth_steps)
     reflectivity = _REFLECTIVITY_TABLE[hits.label] * hits.albedo
-    if scene.people_reflectance is not None:
-        people = (hits.owner >= 0) & np.isin(hits.label, (L.PERSON, L.RIDER))
-        reflectivity[people] *= scene.people_reflectance[hits.owner[people]]
+    if scene.agent_reflectance is not None:
+        scaled = (hits.owner >= 0) & np.isin(hits.label, _SCALED_LABELS)
+        reflectivity[scaled] *= scene.agent_reflectance[hits.owner[scaled]]
     if marking is not None:
         road = hits.hit & (hits.label == L.ROAD) & (hits.owner < 0)
         painted = np.zeros(len(road), dtype=bool)

@@ -30,8 +30,8 @@ from scenes.synth.lidar import (
     LidarMount,
     LidarRig,
     StaticScene,
+    agent_reflectance,
     beam_elevations_deg,
-    bright_people_reflectance,
     dataset_rig,
     simulate_rig_sweep,
 )
@@ -64,6 +64,9 @@ class SynthConfig(StrictConfig):
     # `BRIGHT_PERSON_REFLECTIVITY`); off, they are darker than most of a sweep, the city the shipped detector was
     # trained on.
     bright_people: bool = False
+    # Each vehicle with its own paint, from nearly black to brighter than most of a sweep, as real vehicles
+    # (`scenes.synth.lidar.PAINT_REFLECTANCE_RANGE`); off, every vehicle of a category is equally bright.
+    vehicle_paint: bool = False
     cameras: tuple[str, ...] = ("ring_front_center",)
     image_width_px: int = Field(320, ge=16, le=4096)
     image_height_px: int = Field(192, ge=16, le=4096)
@@ -255,7 +258,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
     lidar_rig = config.lidar_rig_model()
     lidar_rng, camera_rng = np.random.default_rng(lidar_seq), np.random.default_rng(camera_seq)
     colors = _agent_colors(style, agents)
-    people_reflectance = bright_people_reflectance(agents.color_index) if config.bright_people else None
+    reflectance = agent_reflectance(agents.kind, agents.color_index, bright_people=config.bright_people, vehicle_paint=config.vehicle_paint)
     sensors: dict[str, SE3] = {name: ego_SE3_camera(name) for name in config.cameras}
     if lidar_rig is not None:
         sensors.update({mount.name: mount.ego_SE3_lidar for mount in lidar_rig.mounts})
@@ -282,7 +285,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
             cameras: dict[str, CameraFrame] = {}
             if lidar_rig is not None or config.cameras:
                 rendered = np.flatnonzero(not_ego & (distance <= config.render_range_m))
-                scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered), people_reflectance)
+                scene = FrameScene(static_scene, build_agent_mesh(agents, frame_index, rendered), reflectance)
                 if lidar_rig is not None:
                     sweep = simulate_rig_sweep(scene, lidar_rig, city_SE3_ego, timestamp_ns, lidar_rng, network.marking)
                     interior = count_points_in_boxes(sweep.points_xyz_m.astype(np.float64), boxes.center_m, boxes.size_lwh_m, boxes.yaw_rad)

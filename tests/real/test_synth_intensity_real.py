@@ -1,5 +1,6 @@
 """The real sweeps' brightness order, which the simulator's reflectivities follow (`scenes/synth/lidar.py`): people
-brighter than most of a sweep, whatever the dataset's intensity scale."""
+brighter than most of a sweep, vehicles spread from darker than most to brighter, whatever the dataset's intensity
+scale."""
 
 from __future__ import annotations
 
@@ -26,3 +27,12 @@ def test_real_pedestrians_are_brighter_than_most_returns(shared_data: Path) -> N
     assert len(av2) == 5 and len(kitti) == 1
     # Median ranks 0.45-0.87 (median 0.84) on the AV2 sweep and 0.64 on KITTI's first frame.
     assert float(np.median(av2)) > 0.8 and kitti[0] > 0.6
+
+
+def test_real_vehicles_spread_from_darker_than_most_returns_to_brighter_than_most(shared_data: Path) -> None:
+    # The spread `SynthConfig.vehicle_paint` gives the city's vehicles (tests/scenes/synth/test_lidar_rigs.py).
+    av2 = np.array(ranks(f"av2:{shared_data / 'av2' / 'sensor' / 'val'}", "REGULAR_VEHICLE"))
+    kitti = ranks(f"kitti-object:{shared_data / 'kitti' / 'object'}", "REGULAR_VEHICLE")
+    assert len(av2) == 15 and len(kitti) == 1
+    # Median ranks 0.01-0.72: 5 of 15 under 0.12, median 0.42, 4 over 0.6; KITTI's car 0.05.
+    assert int(np.sum(av2 < 0.12)) == 5 and int(np.sum(av2 > 0.6)) == 4 and kitti[0] < 0.12

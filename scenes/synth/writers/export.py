@@ -59,9 +59,10 @@ _SENSORS: Final[dict[str, tuple[str | None, tuple[str, ...], tuple[int, int]]]] 
 }
 
 
-def synth_config_for(format_name: str, *, seconds: float, style: str, bright_people: bool = False) -> SynthConfig:
+def synth_config_for(format_name: str, *, seconds: float, style: str, bright_people: bool = False, vehicle_paint: bool = False) -> SynthConfig:
     """The simulator configuration that gives `format_name` every sensor it writes, and nothing more (people as bright
-    in the LiDAR as real ones with `bright_people`, `SynthConfig.bright_people`)."""
+    in the LiDAR as real ones with `bright_people`, each vehicle with its own paint with `vehicle_paint`:
+    `SynthConfig.bright_people`, `SynthConfig.vehicle_paint`)."""
     if format_name not in _SENSORS:
         raise WriterError(f"format: {format_name!r} is not one of {list(FORMATS)}")
     rig, cameras, (width_px, height_px) = _SENSORS[format_name]
@@ -74,6 +75,7 @@ def synth_config_for(format_name: str, *, seconds: float, style: str, bright_peo
         image_height_px=height_px,
         style=style,
         bright_people=bright_people,
+        vehicle_paint=vehicle_paint,
     )
 
 
@@ -97,6 +99,7 @@ def write_synthetic_dataset(
     preview: bool = False,
     overwrite: bool = False,
     bright_people: bool = False,
+    vehicle_paint: bool = False,
     console: Console | None = None,
 ) -> list[Path]:
     """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths.
@@ -113,7 +116,7 @@ def write_synthetic_dataset(
         raise WriterError(f"logs: must be >= 1, got {logs}")
     if not split or "/" in split:
         raise WriterError(f"split: {split!r} is not a usable directory name")
-    config = synth_config_for(format_name, seconds=seconds, style=style, bright_people=bright_people)
+    config = synth_config_for(format_name, seconds=seconds, style=style, bright_people=bright_people, vehicle_paint=vehicle_paint)
     preview_writer = _preview_writer() if preview else None
     if preview and preview_writer is None:
         raise WriterError("preview: scenes.synth.preview.write_preview is not available in this installation")

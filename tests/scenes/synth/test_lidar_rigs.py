@@ -9,7 +9,8 @@ import pytest
 
 from scenes.adapters.registry import open_dataset
 from scenes.ego_frame import KITTI_EGO
-from scenes.synth.lidar import BRIGHT_PERSON_REFLECTIVITY, REFLECTIVITY, bright_people_reflectance, dataset_rig
+from scenes.synth.agents import AgentKind as K
+from scenes.synth.lidar import BRIGHT_PERSON_REFLECTIVITY, REFLECTIVITY, agent_reflectance, dataset_rig
 from scenes.synth.meshes import build_city_mesh
 from scenes.synth.roads import build_road_network
 from scenes.synth.styles import CityscapesLabel as L
@@ -110,8 +111,41 @@ def test_kitti_export_writes_the_velodyne_frame_and_reads_back_on_the_ground(tmp
 
 
 def test_bright_people_scale_is_the_bright_reflectivity_times_the_high_byte_of_the_colour_index() -> None:
-    clothing = bright_people_reflectance(np.array([0, 0x00FF, 0xFF00, 0x80AB])) * REFLECTIVITY[L.PERSON] / BRIGHT_PERSON_REFLECTIVITY
-    np.testing.assert_allclose(clothing, [0.5, 0.5, 1.5, 0.5 + 128 / 255])
+    kind = np.array([K.PEDESTRIAN, K.PEDESTRIAN, K.CYCLIST, K.PEDESTRIAN, K.CAR, K.CONE])
+    factor = agent_reflectance(kind, np.array([0, 0x00FF, 0xFF00, 0x80AB, 0xFF00, 0xFF00]), bright_people=True, vehicle_paint=False)
+    assert factor is not None
+    np.testing.assert_allclose(factor[:4] * REFLECTIVITY[L.PERSON] / BRIGHT_PERSON_REFLECTIVITY, [0.5, 0.5, 1.5, 0.5 + 128 / 255])
+    np.testing.assert_array_equal(factor[4:], [1.0, 1.0])  # vehicles and cones keep their reflectivity
+    assert agent_reflectance(kind, np.zeros(6, dtype=np.int64), bright_people=False, vehicle_paint=False) is None
+
+
+def test_vehicle_paint_is_dark_for_a_quarter_of_the_colour_index_and_bright_for_the_rest() -> None:
+    kind = np.array([K.CAR, K.VAN, K.TRUCK, K.BUS, K.CAR, K.PEDESTRIAN])
+    # High bytes 0, 32, 63 (dark: 0.2 * 3 ** (u / 0.25)), 64, 255 (bright: 1.4 + 1.3 * (u - 0.25) / 0.75); low bytes are ignored.
+    color_index = np.array([0x0017, 0x2000, 0x3F00, 0x40FF, 0xFF00, 0xFF00])
+    factor = agent_reflectance(kind, color_index, bright_people=False, vehicle_paint=True)
+    assert factor is not None
+    u = np.array([0, 32, 63, 64, 255]) / 255
+    expected = [0.2, 0.2 * 3 ** (u[1] / 0.25), 0.2 * 3 ** (u[2] / 0.25), 1.4 + 1.3 * (u[3] - 0.25) / 0.75, 2.7]
+    np.testing.assert_allclose(factor, [*expected, 1.0])  # people keep theirs without bright_people
+    assert factor[2] == pytest.approx(0.5923, abs=1e-4) and factor[3] == pytest.approx(1.4017, abs=1e-4)  # either side of the boundary
+
+
+def test_painted_vehicles_spread_in_brightness_as_real_ones() -> None:
+    # Real vehicles' median intensity ranks (tests/real/test_synth_intensity_real.py): a third under 0.12, a quarter
+    # over 0.6; with one reflectivity per category the city's all sit between 0.2 and 0.35.
+    spread = {}
+    for paint in (False, True):
+        ranks = []
+        for seed in range(1000, 1006):
+            log = simulate_log(SynthConfig(seconds=0.1, cameras=(), lidar_rig="av2", bright_people=True, vehicle_paint=paint), seed=seed, index=0)
+            ranks += intensity_ranks(log.frames[0], "REGULAR_VEHICLE")
+        assert len(ranks) >= 30
+        spread[paint] = (float(np.mean(np.array(ranks) < 0.12)), *np.percentile(ranks, [50, 75, 90]))
+    dark, median, q3, high = spread[False]
+    assert dark == 0.0 and high < 0.3
+    dark, median, q3, high = spread[True]  # 0.22 / 0.40 / 0.63 / 0.74
+    assert dark >= 0.15 and 0.3 < median < 0.55 and q3 > 0.5 and high < 0.9
 
 
 def test_bright_people_return_brighter_than_most_of_the_sweep_as_real_ones() -> None:

@@ -60,15 +60,19 @@ def test_kitti_nuscenes_cityscapes(tmp_path):
     assert item.labels is not None and item.camera.image.ndim == 3
 
 
-def test_bright_people_flag_writes_people_brighter_than_most_of_the_sweep(tmp_path):
-    medians = {}
-    for flag in ((), ("--bright-people",)):
-        out = tmp_path / ("bright" if flag else "default")
-        run_synth(out, "--format", "av2", "--seed", "1000", *flag, seconds=1.0)
+def test_bright_people_and_vehicle_paint_flags_write_people_brighter_than_most_and_vehicles_spread(tmp_path):
+    medians, vehicles = {}, {}
+    for flags in ((), ("--bright-people", "--vehicle-paint")):
+        out = tmp_path / ("bright" if flags else "default")
+        run_synth(out, "--format", "av2", "--seed", "1000", *flags, seconds=1.0)
         dataset = open_dataset(f"av2:{out / 'train'}")
         (log_id,) = dataset.logs()
-        people = [rank for frame in list(dataset.frames(log_id))[::2] for rank in intensity_ranks(frame, "PEDESTRIAN")]
+        frames = list(dataset.frames(log_id))[::2]
+        people = [rank for frame in frames for rank in intensity_ranks(frame, "PEDESTRIAN")]
         assert len(people) >= 5
-        medians[bool(flag)] = float(np.median(people))
-    # As on the real sweeps (tests/real/test_synth_intensity_real.py); the default city's people are darker than most.
+        medians[bool(flags)] = float(np.median(people))
+        vehicles[bool(flags)] = np.array([rank for frame in frames for rank in intensity_ranks(frame, "REGULAR_VEHICLE")])
+    # As on the real sweeps (tests/real/test_synth_intensity_real.py); the default city's people are darker than most,
+    # and its vehicles all alike.
     assert medians[False] < 0.5 < 0.6 <= medians[True]
+    assert np.ptp(vehicles[False]) < 0.25 and vehicles[True].min() < 0.12 and vehicles[True].max() > 0.5
