@@ -33,7 +33,7 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from scenes.errors import InputError
@@ -153,11 +153,21 @@ class EstimationTask(ABC):
     def estimate(self) -> tuple[Mapping[str, torch.Tensor], BaseModel, dict[str, float]]: ...
 
 
+def _stored_config(payload: dict[str, Any], task: TrainingTask) -> dict[str, Any]:
+    """The checkpoint's config as this version reads it: a setting added since the run began takes its default, so the
+    run still resumes; one this version does not know is left for the comparison to name."""
+    try:
+        return type(task.config).model_validate(payload["config"]).model_dump(mode="json")
+    except ValidationError:
+        stored: dict[str, Any] = payload["config"]
+        return stored
+
+
 def _check_resumable(payload: dict[str, Any], task: TrainingTask, path: Path) -> None:
     if payload["stage"] != task.stage:
         raise CheckpointError(f"{path}: cannot resume a {payload['stage']} run as {task.stage}; use another --out")
     current = task.config.model_dump(mode="json")
-    difference = first_difference(task.resume_relevant(payload["config"]), task.resume_relevant(current))
+    difference = first_difference(task.resume_relevant(_stored_config(payload, task)), task.resume_relevant(current))
     if difference is not None:
         raise CheckpointError(
             f"{path}: was written with another config than {task.config_source} (first difference: '{difference}'); use another --out or remove it"

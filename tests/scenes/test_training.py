@@ -221,6 +221,31 @@ def test_resume_refuses_another_config(tmp_path: Path) -> None:
         fit(other, tmp_path, show_progress=False)
 
 
+def test_resume_reads_a_setting_added_since_the_run_began_as_its_default(tmp_path: Path) -> None:
+    cfg = RegressionConfig(epochs=3)
+    straight = fit(RegressionTask(cfg, regression_dataset()), tmp_path / "straight", show_progress=False)
+
+    def stop_after_first_epoch(metrics: dict[str, float], path: Path | None) -> None:
+        if metrics["epoch"] == 0:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        fit(RegressionTask(cfg, regression_dataset()), tmp_path / "resumed", on_checkpoint=stop_after_first_epoch, show_progress=False)
+    last = tmp_path / "resumed" / "last.pt"
+    payload = torch.load(last, weights_only=True)
+    del payload["config"]["crash_marker"]
+    torch.save(payload, last)
+    resumed = fit(RegressionTask(cfg, regression_dataset()), tmp_path / "resumed", show_progress=False)
+    np.testing.assert_array_equal(final_weights(resumed), final_weights(straight))
+
+    # A setting this version does not know still refuses the resume, by name.
+    payload = torch.load(last, weights_only=True)
+    payload["config"]["momentum"] = 0.9
+    torch.save(payload, last)
+    with pytest.raises(CheckpointError, match=r"first difference: 'momentum'"):
+        fit(RegressionTask(cfg, regression_dataset()), tmp_path / "resumed", show_progress=False)
+
+
 def test_seed_determines_the_run(tmp_path: Path) -> None:
     runs = [
         fit(RegressionTask(RegressionConfig(epochs=2, seed=seed), regression_dataset()), tmp_path / name, show_progress=False)
