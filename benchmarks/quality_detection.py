@@ -25,7 +25,8 @@ sweeps, `ModelConfig.velocity_from_sweeps`, perception/detection/sweep_velocity.
 motion, `ModelConfig.motion_heading_min_speed_m_per_s`), with the heads' heading, and with the velocity head's output.
 `--rig` simulates the held-out logs with a dataset's LiDAR rig (`single`, the e2e job's default; `av2`, `kitti`,
 `nuscenes`: `scenes.synth.lidar`); `--bright-people` with people as bright in the LiDAR as on the real samples
-(`SynthConfig.bright_people`), `--vehicle-paint` with each vehicle's own paint (`SynthConfig.vehicle_paint`).
+(`SynthConfig.bright_people`), `--vehicle-paint` with each vehicle's own paint (`SynthConfig.vehicle_paint`),
+`--pedestrian-groups` with people walking in groups (`SynthConfig.pedestrian_groups`).
 
 Real sensors: with the real samples beside the repository (`--real-data`, default `../shared/data`), the detector also
 runs on the real AV2 sweep and the three KITTI object frames (no training on real data, single sweeps: the samples
@@ -338,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rig", default="single", help="LiDAR rig of the held-out logs: single (the e2e default), av2, kitti, nuscenes")
     parser.add_argument("--bright-people", action="store_true", help="held-out logs with people as bright as real ones (SynthConfig.bright_people)")
     parser.add_argument("--vehicle-paint", action="store_true", help="held-out logs with each vehicle's own paint (SynthConfig.vehicle_paint)")
+    parser.add_argument("--pedestrian-groups", action="store_true", help="held-out logs with people walking in groups (SynthConfig.pedestrian_groups)")
     parser.add_argument("--real-data", type=Path, default=REPO.parent / "shared" / "data", help="folder of the real samples (skipped if absent)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -345,7 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     from scenes.synth.world import SynthConfig, simulate_log
 
     detector = Detector.from_checkpoint(args.checkpoint)
-    synth = SynthConfig(seconds=args.seconds, cameras=(), lidar_rig=args.rig, bright_people=args.bright_people, vehicle_paint=args.vehicle_paint)
+    synth = SynthConfig(
+        seconds=args.seconds,
+        cameras=(),
+        lidar_rig=args.rig,
+        bright_people=args.bright_people,
+        vehicle_paint=args.vehicle_paint,
+        pedestrian_groups=args.pedestrian_groups,
+    )
     frames_by_log: dict[str, list[Frame]] = {}
     detections: dict[str, list[Boxes3D]] = {}
     single_sweep: list[Boxes3D] = []
@@ -503,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         "rig": args.rig,
         "bright_people": args.bright_people,
         "vehicle_paint": args.vehicle_paint,
+        "pedestrian_groups": args.pedestrian_groups,
         "real": real,
     }
     atomic_write_text(args.out, json.dumps(payload, indent=2))

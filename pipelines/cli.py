@@ -561,6 +561,9 @@ def synth(
     vehicle_paint: Annotated[
         bool, typer.Option("--vehicle-paint", help="Each vehicle with its own paint, from nearly black to bright in the LiDAR, as real vehicles.")
     ] = False,
+    pedestrian_groups: Annotated[
+        bool, typer.Option("--pedestrian-groups", help="A third of the people walking in groups of two and three, as on real streets.")
+    ] = False,
 ) -> None:
     """Simulate urban driving logs and write them in a real dataset format.
 
@@ -581,6 +584,7 @@ def synth(
         overwrite=overwrite,
         bright_people=bright_people,
         vehicle_paint=vehicle_paint,
+        pedestrian_groups=pedestrian_groups,
         console=console,
     )
     console.print(f"wrote {len(written)} {format.value} item(s) under {out}")

@@ -217,6 +217,8 @@ class SynthDataConfig(StrictConfig):
     bright_people: bool = False
     # Each vehicle with its own paint, spread in brightness as real ones (`SynthConfig.vehicle_paint`).
     vehicle_paint: bool = False
+    # People walking in groups of two and three (`SynthConfig.pedestrian_groups`).
+    pedestrian_groups: bool = False
     # City styles of the logs, in turn (`scenes.synth.styles`): layouts differ in block size, sidewalks, how far
     # facades stand behind them, parked cars and crowds.
     styles: tuple[str, ...] = ("default",)

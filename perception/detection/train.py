@@ -94,6 +94,7 @@ def synth_samples(cfg: DetectionConfig, *, show_progress: bool = True) -> list[S
                 street_clutter=cfg.synth.street_clutter,
                 bright_people=cfg.synth.bright_people,
                 vehicle_paint=cfg.synth.vehicle_paint,
+                pedestrian_groups=cfg.synth.pedestrian_groups,
                 style=styles[index % len(styles)],
             )
             log = simulate_log(synth, cfg.synth.seed, index)

@@ -12,6 +12,12 @@ every vehicle whose path crosses the crosswalk and that can stop before it at a 
 until the pedestrian has passed its path (turning vehicles too, into a crossing on green); the pedestrian steps onto
 the crosswalk once no vehicle is on it or too close to stop. The signals' states are recorded per controlled lane
 (`Trajectories.signal_state`), as motion datasets provide them.
+
+With `TrafficConfig.pedestrian_groups` a third of the people walk in groups of two and three, as in the real AV2 log of
+`../shared/data` (28 % of its 3929 pedestrian observations, over 156 annotated timestamps, stand within 1.4 m of
+another pedestrian; in shopping streets up to 70 % of people walk in groups, Moussaïd et al. 2010, "The walking
+behaviour of pedestrian social groups"): abreast, 0.65-0.9 m apart centre to centre, the members that do not fit the
+sidewalk's width a row behind; a standing group faces its leader, the leader its first follower.
 """
 
 from __future__ import annotations
@@ -47,6 +53,14 @@ PEDESTRIAN_MARGIN_M: Final = 1.5
 # until the pedestrian is this far past the vehicle's side of its path.
 PEDESTRIAN_YIELD_DECEL_M_PER_S2: Final = 3.5
 PEDESTRIAN_CLEARANCE_M: Final = 1.5
+# Pedestrian groups: the probability that a group has 1, 2 or 3 members (36 % of the people walk with others),
+# the centre-to-centre spacing of neighbours walking abreast, the distance between rows and how far a member may lag
+# or lead its row, and the clearance the outermost members keep from the sidewalk's edges.
+GROUP_SIZE_P: Final = (0.8, 0.15, 0.05)
+GROUP_SPACING_M: Final = (0.65, 0.9)
+GROUP_ROW_M: Final = 1.0
+GROUP_STAGGER_M: Final = 0.25
+GROUP_EDGE_CLEARANCE_M: Final = 0.4
 STOP_LINE_SETBACK_M: Final = CROSSWALK_WIDTH_M + 1.0
 # A lane change steers towards a point this far ahead on the target lane (plus 0.6 s of travel), for this long.
 LANE_CHANGE_LOOKAHEAD_M: Final = 14.0
@@ -117,6 +131,7 @@ class TrafficConfig:
     parking_fraction: float = 0.1
     warmup_s: float = 2.0
     physics_hz: float = 20.0
+    pedestrian_groups: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,6 +195,14 @@ def _uuid(rng: np.random.Generator) -> str:
 def _sizes(kind: int, count: int, rng: np.random.Generator) -> np.ndarray:
     _, length, width, height = _SIZES[kind]
     return np.stack([rng.uniform(*length, count), rng.uniform(*width, count), rng.uniform(*height, count)], axis=1)
+
+
+def _group_sizes(people: int, rng: np.random.Generator) -> np.ndarray:
+    """Sizes of the groups `people` people walk in (`GROUP_SIZE_P`), summing to `people`."""
+    sizes: list[int] = []
+    while sum(sizes) < people:
+        sizes.append(min(int(rng.choice(len(GROUP_SIZE_P), p=GROUP_SIZE_P)) + 1, people - sum(sizes)))
+    return np.array(sizes, dtype=np.int64)
 
 
 def _onto_segments(points_m: np.ndarray, start_m: np.ndarray, end_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +301,7 @@ class _Traffic:
         self.v_unparking_until_s = np.full(len(self.v_kind), -np.inf)
         # Crosswalks (keyed by their two corners) a vehicle can no longer stop for: their pedestrians wait.
         self.committed_crossings: set[frozenset] = set()
-        self._spawn_pedestrians(num_peds)
+        self._spawn_pedestrians(num_peds, groups=config.pedestrian_groups)
         departing = self._spawn_parked_and_static(parked_fraction, config.unparking_rate_per_min, time_range_s, num_static)
         self._add_departing(departing)
 
@@ -349,8 +372,11 @@ class _Traffic:
         offset = self.network.road_half_width_m + 0.5 * self.network.layout.sidewalk_width_m
         return self.network.node_center_m((i, j)) + offset * np.array([sx, sy], dtype=np.float64)
 
-    def _spawn_pedestrians(self, count: int) -> None:
+    def _spawn_pedestrians(self, count: int, *, groups: bool) -> None:
+        """`count` people: each walks alone, or with `groups` leads a group whose other members follow it."""
         rng, network = self.rng, self.network
+        members = _group_sizes(count, rng) if groups else np.ones(count, dtype=np.int64)
+        count = len(members)
         nx, ny = network.layout.blocks_x, network.layout.blocks_y
         edges: dict[tuple, list[tuple[tuple, tuple[int, int] | None, str | None]]] = {}
 
@@ -383,17 +409,65 @@ class _Traffic:
         self.p_size = _sizes(AgentKind.PEDESTRIAN, count, rng)
         self.p_still_yaw = rng.uniform(-np.pi, np.pi, count)
         self.p_ids = [_uuid(rng) for _ in range(count)]
-        self.p_xy = np.zeros((count, 2))
-        self.p_yaw = np.zeros(count)
+        # The leader of each person's group (-1: a leader or alone) and where it walks relative to the leader: metres
+        # along the walking direction (set for followers only; offsets across it are `p_offset`).
+        self.p_leader = np.full(count, -1, dtype=np.int64)
+        self.p_along_m = np.zeros(count)
+        for leader in np.flatnonzero(members > 1):
+            self._add_followers(int(leader), int(members[leader]) - 1)
+        self.p_xy = np.zeros((len(self.p_from), 2))
+        self.p_yaw = np.zeros(len(self.p_from))
         self._place_pedestrians()
+
+    def _add_followers(self, leader: int, count: int) -> None:
+        """Appends `count` people walking with `leader`: abreast at `GROUP_SPACING_M` from the leader's side (the right
+        of its walking direction) towards the left, in a new row `GROUP_ROW_M` behind where the sidewalk has no room."""
+        rng = self.rng
+        limit_m = max(0.5 * self.network.layout.sidewalk_width_m - GROUP_EDGE_CLEARANCE_M, 0.0)
+        sizes = _sizes(AgentKind.PEDESTRIAN, count, rng)
+        offsets, alongs = [float(self.p_offset[leader])], [0.0]
+        row = 0
+        for _ in range(count):
+            offset = offsets[-1] + rng.uniform(*GROUP_SPACING_M)
+            if offset > limit_m:
+                # A new row behind the last one, starting at the leader's side.
+                row += 1
+                offset = offsets[0]
+            offsets.append(offset)
+            alongs.append(-GROUP_ROW_M * row + rng.uniform(-GROUP_STAGGER_M, GROUP_STAGGER_M))
+        for offset, along, size in zip(offsets[1:], alongs[1:], sizes, strict=True):
+            self.p_from.append(self.p_from[leader])
+            self.p_to.append(self.p_to[leader])
+            self.p_progress = np.append(self.p_progress, self.p_progress[leader])
+            self.p_speed = np.append(self.p_speed, self.p_speed[leader])
+            self.p_offset = np.append(self.p_offset, offset)
+            self.p_size = np.concatenate([self.p_size, size[None]])
+            self.p_still_yaw = np.append(self.p_still_yaw, 0.0)
+            self.p_ids.append(_uuid(rng))
+            self.p_leader = np.append(self.p_leader, leader)
+            self.p_along_m = np.append(self.p_along_m, along)
 
     def _place_pedestrians(self) -> None:
         for k in range(len(self.p_from)):
+            leader = self.p_leader[k]
+            if leader >= 0:
+                # A follower walks the leader's edge at the leader's progress and speed.
+                self.p_from[k], self.p_to[k] = self.p_from[leader], self.p_to[leader]
+                self.p_progress[k], self.p_speed[k] = self.p_progress[leader], self.p_speed[leader]
             a, b = self._corner(self.p_from[k]), self._corner(self.p_to[k][0])
             direction = (b - a) / max(np.linalg.norm(b - a), 1e-9)
             normal = np.array([-direction[1], direction[0]])
-            self.p_xy[k] = a + (b - a) * self.p_progress[k] + normal * self.p_offset[k]
-            self.p_yaw[k] = np.arctan2(direction[1], direction[0]) if self.p_speed[k] > 0 else self.p_still_yaw[k]
+            self.p_xy[k] = a + (b - a) * self.p_progress[k] + direction * self.p_along_m[k] + normal * self.p_offset[k]
+            if self.p_speed[k] > 0:
+                self.p_yaw[k] = np.arctan2(direction[1], direction[0])
+            elif leader >= 0:
+                # A standing group talks: its members face the leader, the leader its first follower.
+                to_leader = self.p_xy[leader] - self.p_xy[k]
+                self.p_yaw[k] = np.arctan2(to_leader[1], to_leader[0])
+                if k == np.flatnonzero(self.p_leader == leader)[0]:
+                    self.p_yaw[leader] = np.arctan2(-to_leader[1], -to_leader[0])
+            else:
+                self.p_yaw[k] = self.p_still_yaw[k]
 
     def _spawn_parked_and_static(
         self, parked_fraction: float, unparking_rate_per_min: float, time_range_s: tuple[float, float], num_static: int
@@ -792,7 +866,7 @@ class _Traffic:
 
     def step_pedestrians(self, dt: float, time_s: float) -> None:
         for k in range(len(self.p_from)):
-            if self.p_speed[k] <= 0:
+            if self.p_speed[k] <= 0 or self.p_leader[k] >= 0:
                 continue
             target, node, axis = self.p_to[k]
             a, b = self._corner(self.p_from[k]), self._corner(target)

@@ -67,6 +67,9 @@ class SynthConfig(StrictConfig):
     # Each vehicle with its own paint, from nearly black to brighter than most of a sweep, as real vehicles
     # (`scenes.synth.lidar.PAINT_REFLECTANCE_RANGE`); off, every vehicle of a category is equally bright.
     vehicle_paint: bool = False
+    # A third of the people walking in groups of two and three, as in the real AV2 log (`scenes.synth.agents`,
+    # `GROUP_SIZE_P`); off, everyone walks alone.
+    pedestrian_groups: bool = False
     cameras: tuple[str, ...] = ("ring_front_center",)
     image_width_px: int = Field(320, ge=16, le=4096)
     image_height_px: int = Field(192, ge=16, le=4096)
@@ -251,6 +254,7 @@ def simulate_log(config: SynthConfig, seed: int, index: int = 0) -> SynthLog:
         num_cyclists=config.num_cyclists,
         num_static_objects=config.num_static_objects,
         warmup_s=config.warmup_s,
+        pedestrian_groups=config.pedestrian_groups,
         # At least 10 Hz physics, an integer number of steps per recorded frame.
         physics_hz=config.rate_hz * max(1, int(np.ceil(10.0 / config.rate_hz))),
     )

@@ -484,18 +484,18 @@ def test_shipped_config_files_validate() -> None:
 def test_training_logs_take_the_styles_in_turn_and_the_citys_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     import scenes.synth.world as world
 
-    simulated: list[tuple[str, bool]] = []
+    simulated: list[tuple[str, bool, bool, bool]] = []
     simulate_log = world.simulate_log
 
     def recording(config: world.SynthConfig, seed: int, index: int) -> world.SynthLog:
-        simulated.append((config.style, config.bright_people))
+        simulated.append((config.style, config.bright_people, config.vehicle_paint, config.pedestrian_groups))
         return simulate_log(config, seed, index)
 
     monkeypatch.setattr(world, "simulate_log", recording)
-    synth = {"num_logs": 3, "seconds": 0.2, "styles": ["default", "downtown"], "bright_people": True}
+    synth = {"num_logs": 3, "seconds": 0.2, "styles": ["default", "downtown"], "bright_people": True, "pedestrian_groups": True}
     cfg = DetectionConfig.model_validate({"model": TINY_MODEL, "synth": synth})
     samples = synth_samples(cfg, show_progress=False)
-    assert simulated == [("default", True), ("downtown", True), ("default", True)]
+    assert simulated == [("default", True, False, True), ("downtown", True, False, True), ("default", True, False, True)]
     assert {sample.frame.log_id for sample in samples} == {world.log_id(0, index) for index in range(3)}
 
 

@@ -59,10 +59,12 @@ _SENSORS: Final[dict[str, tuple[str | None, tuple[str, ...], tuple[int, int]]]] 
 }
 
 
-def synth_config_for(format_name: str, *, seconds: float, style: str, bright_people: bool = False, vehicle_paint: bool = False) -> SynthConfig:
+def synth_config_for(
+    format_name: str, *, seconds: float, style: str, bright_people: bool = False, vehicle_paint: bool = False, pedestrian_groups: bool = False
+) -> SynthConfig:
     """The simulator configuration that gives `format_name` every sensor it writes, and nothing more (people as bright
-    in the LiDAR as real ones with `bright_people`, each vehicle with its own paint with `vehicle_paint`:
-    `SynthConfig.bright_people`, `SynthConfig.vehicle_paint`)."""
+    in the LiDAR as real ones with `bright_people`, each vehicle with its own paint with `vehicle_paint`, people
+    walking in groups with `pedestrian_groups`: `SynthConfig.bright_people`, `.vehicle_paint`, `.pedestrian_groups`)."""
     if format_name not in _SENSORS:
         raise WriterError(f"format: {format_name!r} is not one of {list(FORMATS)}")
     rig, cameras, (width_px, height_px) = _SENSORS[format_name]
@@ -76,6 +78,7 @@ def synth_config_for(format_name: str, *, seconds: float, style: str, bright_peo
         style=style,
         bright_people=bright_people,
         vehicle_paint=vehicle_paint,
+        pedestrian_groups=pedestrian_groups,
     )
 
 
@@ -100,6 +103,7 @@ def write_synthetic_dataset(
     overwrite: bool = False,
     bright_people: bool = False,
     vehicle_paint: bool = False,
+    pedestrian_groups: bool = False,
     console: Console | None = None,
 ) -> list[Path]:
     """Simulates `logs` logs and writes them under `out` in `format_name`; returns the written log/scene paths.
@@ -116,7 +120,9 @@ def write_synthetic_dataset(
         raise WriterError(f"logs: must be >= 1, got {logs}")
     if not split or "/" in split:
         raise WriterError(f"split: {split!r} is not a usable directory name")
-    config = synth_config_for(format_name, seconds=seconds, style=style, bright_people=bright_people, vehicle_paint=vehicle_paint)
+    config = synth_config_for(
+        format_name, seconds=seconds, style=style, bright_people=bright_people, vehicle_paint=vehicle_paint, pedestrian_groups=pedestrian_groups
+    )
     preview_writer = _preview_writer() if preview else None
     if preview and preview_writer is None:
         raise WriterError("preview: scenes.synth.preview.write_preview is not available in this installation")

@@ -76,3 +76,21 @@ def test_bright_people_and_vehicle_paint_flags_write_people_brighter_than_most_a
     # and its vehicles all alike.
     assert medians[False] < 0.5 < 0.6 <= medians[True]
     assert np.ptp(vehicles[False]) < 0.25 and vehicles[True].min() < 0.12 and vehicles[True].max() > 0.5
+
+
+def test_pedestrian_groups_flag_writes_people_walking_beside_each_other(tmp_path):
+    beside = {}
+    for flags in ((), ("--pedestrian-groups",)):
+        out = tmp_path / ("groups" if flags else "alone")
+        run_synth(out, "--format", "av2", "--seed", "3", *flags, seconds=0.3)
+        dataset = open_dataset(f"av2:{out / 'train'}")
+        (log_id,) = dataset.logs()
+        frame = next(iter(dataset.frames(log_id)))
+        assert frame.annotations is not None
+        xy = frame.annotations.center_m[np.asarray(frame.annotations.category_names) == "PEDESTRIAN", :2]
+        distance = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+        np.fill_diagonal(distance, np.inf)
+        beside[bool(flags)] = int(np.sum(distance.min(axis=1) < 1.4))
+    # A third of the people walk with others (tests/real/test_synth_pedestrian_groups_real.py), within the 100 m
+    # the writer annotates.
+    assert beside[False] <= 1 and beside[True] >= 3
