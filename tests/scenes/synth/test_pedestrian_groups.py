@@ -20,7 +20,7 @@ def grouped() -> SynthLog:
 
 
 def _people(log: SynthLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Positions `(T, P, 2)`, velocities `(T, P, 2)` and yaws `(T, P)` of the log's pedestrians, and pairwise distances."""
+    """Positions `(T, P, 2)`, velocities `(T, P, 2)` and yaws `(T, P)` of the log's pedestrians."""
     agents = log.agents
     assert agents is not None
     people = np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)
@@ -39,10 +39,11 @@ def _share_beside_another(log: SynthLog) -> float:
 
 
 def test_a_third_of_the_people_walk_beside_another_and_alone_almost_nobody_does(grouped: SynthLog) -> None:
+    alone = _log(False)
     assert 0.2 < _share_beside_another(grouped) < 0.45
-    assert _share_beside_another(_log(False)) < 0.08
+    assert _share_beside_another(alone) < 0.08
     # Groups take their members from the same head count.
-    assert len(_people(grouped)[0][0]) == len(_people(_log(False))[0][0])
+    assert len(_people(grouped)[0][0]) == len(_people(alone)[0][0])
 
 
 def test_a_group_keeps_its_formation_and_moves_as_one(grouped: SynthLog) -> None:
