@@ -137,15 +137,17 @@ def test_painted_vehicles_spread_in_brightness_as_real_ones() -> None:
     spread = {}
     for paint in (False, True):
         ranks = []
-        for seed in range(1000, 1006):
+        # Twelve sweeps (about 80 vehicles): the dark share's sampling error is then about 0.05. Which vehicles a
+        # seed's sweep holds differs between machines (six sweeps gave a dark share of 0.22 on one, 0.125 on another).
+        for seed in range(1000, 1012):
             log = simulate_log(SynthConfig(seconds=0.1, cameras=(), lidar_rig="av2", bright_people=True, vehicle_paint=paint), seed=seed, index=0)
             ranks += intensity_ranks(log.frames[0], "REGULAR_VEHICLE")
-        assert len(ranks) >= 30
+        assert len(ranks) >= 60
         spread[paint] = (float(np.mean(np.array(ranks) < 0.12)), *np.percentile(ranks, [50, 75, 90]))
     dark, median, q3, high = spread[False]
     assert dark == 0.0 and high < 0.3
-    dark, median, q3, high = spread[True]  # 0.22 / 0.40 / 0.63 / 0.74
-    assert dark >= 0.15 and 0.3 < median < 0.55 and q3 > 0.5 and high < 0.9
+    dark, median, q3, high = spread[True]  # 0.21 / 0.35 / 0.58 / 0.70 on an AVX2 machine
+    assert dark >= 0.12 and 0.3 < median < 0.55 and q3 > 0.5 and high < 0.9
 
 
 def test_bright_people_return_brighter_than_most_of_the_sweep_as_real_ones() -> None:

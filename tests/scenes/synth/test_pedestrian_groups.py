@@ -54,7 +54,7 @@ def test_a_group_keeps_its_formation_and_moves_as_one(grouped: SynthLog) -> None
     assert len(together) >= 5
     for i, j in together:
         assert distance[:, i, j].min() >= 0.6  # neighbours never walk into each other
-        # Both move with the same velocity (they turn corners together, where the offsets jump), or stand together.
+        # Both move with the same velocity, or stand together (at corners each cuts across to its new place alone).
         same = np.linalg.norm(velocity[:, i] - velocity[:, j], axis=-1) < 1e-6
         assert same.mean() > 0.9, (i, j)
 

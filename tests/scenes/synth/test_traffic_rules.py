@@ -115,8 +115,10 @@ def test_parked_cars_pull_out_into_the_lane_and_driving_cars_park_at_the_kerb(tr
         np.testing.assert_allclose(xy[first:, column], np.broadcast_to(xy[first, column], xy[first:, column].shape))
 
 
-def test_vehicles_yield_to_pedestrians_at_crosswalks(traffic_log: SynthLog) -> None:
-    agents, network = traffic_log.agents, traffic_log.network
+def _yielding_and_crossing(log: SynthLog) -> tuple[set[int], set[int]]:
+    """Vehicles that stand before a crosswalk a pedestrian walks on at an intersection without lights, and the
+    pedestrians that walk on a crosswalk, in `log`; asserts on the way that no pedestrian is ever inside a vehicle."""
+    agents, network = log.agents, log.network
     assert agents is not None and network is not None
     vehicles = np.flatnonzero(np.isin(agents.kind, (AgentKind.CAR, AgentKind.VAN, AgentKind.TRUCK, AgentKind.BUS, AgentKind.CYCLIST)))
     people = np.flatnonzero(agents.kind == AgentKind.PEDESTRIAN)
@@ -147,5 +149,15 @@ def test_vehicles_yield_to_pedestrians_at_crosswalks(traffic_log: SynthLog) -> N
             ahead = walker_xy[t] - front[t, v]
             if np.any(on_crosswalk & (np.linalg.norm(ahead, axis=1) < 14.0) & (ahead @ heading[t, v] > 0.0)):
                 yielding.add(int(v))
-    assert len(yielding) >= 2
-    assert len(walkers_crossing) >= 10  # pedestrians still get across
+    return yielding, walkers_crossing
+
+
+def test_vehicles_yield_to_pedestrians_at_crosswalks(traffic_log: SynthLog) -> None:
+    # A vehicle meets a pedestrian at an intersection without lights 0-4 times in 40 s of a log (seeds 1-5 on one
+    # machine; which seed holds how many differs between machines): three logs hold several.
+    yielding, crossing = 0, 0
+    for log in (traffic_log, *(simulate_log(SynthConfig(seconds=40.0, lidar_beams=None, cameras=()), seed=seed) for seed in (1, 4))):
+        vehicles, walkers = _yielding_and_crossing(log)
+        yielding, crossing = yielding + len(vehicles), crossing + len(walkers)
+    assert yielding >= 3
+    assert crossing >= 25  # pedestrians still get across

@@ -12,7 +12,7 @@ from shapely.geometry import Polygon
 from scenes.categories import CATEGORY_ID
 from scenes.config import ConfigError, validate_config
 from scenes.geometry import bev_box_corners, points_at_arc, points_in_box_mask, polyline_arc_m, project_to_image
-from scenes.synth.agents import AgentKind
+from scenes.synth.agents import PEDESTRIAN_SIDESTEP_M_PER_S, AgentKind
 from scenes.synth.kernels import count_points_in_boxes, value_noise
 from scenes.synth.lidar import beam_elevations_deg
 from scenes.synth.roads import build_road_network
@@ -185,6 +185,20 @@ def test_pedestrians_keep_off_the_road_except_on_crosswalks(traffic_log: SynthLo
     near_crosswalk = network.on_crosswalk(xy) | network.on_crosswalk(xy + [1.0, 0.0]) | network.on_crosswalk(xy - [1.0, 0.0])
     near_crosswalk |= network.on_crosswalk(xy + [0.0, 1.0]) | network.on_crosswalk(xy - [0.0, 1.0])
     assert np.all(near_crosswalk[on_road])
+
+
+def test_pedestrians_turn_corners_without_jumping(traffic_log: SynthLog) -> None:
+    agents = traffic_log.agents
+    assert agents is not None
+    people = agents.kind == AgentKind.PEDESTRIAN
+    turning = np.abs(np.diff(np.unwrap(agents.yaw_rad[:, people], axis=0), axis=0)) > np.radians(45)
+    assert turning.sum() >= 3  # people turn corners in this log
+    # The sideways offset moves onto the next edge's normal at a corner; walkers cut across to it instead of jumping,
+    # never faster than the fastest pace (1.6 m/s) plus the sidestep.
+    limit = 1.6 + PEDESTRIAN_SIDESTEP_M_PER_S + 1e-9
+    step_m = np.linalg.norm(np.diff(agents.center_m[:, people, :2], axis=0), axis=2)
+    assert np.all(step_m <= limit * np.diff(agents.timestamps_s)[:, None])
+    assert np.linalg.norm(agents.velocity_m_per_s[:, people], axis=2).max() <= limit
 
 
 def test_annotations_are_ego_frame_tracks_with_categories(traffic_log: SynthLog) -> None:
